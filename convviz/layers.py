@@ -1,0 +1,353 @@
+"""From-scratch neural-network layers as ``tf.Module``.
+
+Every layer here is our own code on TensorFlow tensor primitives (``tf.pad``,
+slicing, ``tf.reshape``, ``tf.matmul``, ``tf.custom_gradient``). None of them
+calls ``tf.nn.conv2d``, ``tf.nn.convolution``, ``tf.nn.max_pool`` or a Keras
+layer: those are the references the tests check against.
+
+Layout: images are NHWC, ``(batch, height, width, channels)``, float32.
+A convolution kernel is ``(kernel_height, kernel_width, in_channels, filters)``.
+
+Initialisation (the seed notebook's "Xavier-style" rule): weights are drawn
+from a normal distribution with standard deviation ``sqrt(2 / (fan_in +
+fan_out))`` (X. Glorot and Y. Bengio, "Understanding the difficulty of
+training deep feedforward neural networks", AISTATS 2010). Biases start at 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from convviz.ops import _pair, _positive_int, padding_amounts
+
+__all__ = ["ACTIVATIONS", "Conv2D", "Dense", "Dropout", "Flatten", "MaxPool2D",
+           "conv2d", "get_activation", "glorot_normal"]
+
+
+def _softmax(x):
+    """Softmax over the last axis, shifted by the max for numerical safety."""
+    e = tf.exp(x - tf.reduce_max(x, axis=-1, keepdims=True))
+    return e / tf.reduce_sum(e, axis=-1, keepdims=True)
+
+
+ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": lambda x: tf.maximum(x, 0.0),
+    "leaky_relu": lambda x: tf.where(x > 0, x, 0.2 * x),  # slope 0.2, as tf.nn.leaky_relu
+    "sigmoid": tf.math.sigmoid,
+    "softmax": _softmax,
+}
+
+
+def get_activation(name: str):
+    """Return the activation function called ``name``.
+
+    Args:
+        name: one of ``linear``, ``relu``, ``leaky_relu`` (slope 0.2 below 0),
+            ``sigmoid``, ``softmax`` (over the last axis).
+
+    Raises:
+        ValueError: an unknown name, echoing it.
+    """
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def glorot_normal(shape, fan_in: int, fan_out: int, seed: int | None = None) -> np.ndarray:
+    """Normal weights with standard deviation ``sqrt(2 / (fan_in + fan_out))``.
+
+    Args:
+        shape: the array's shape.
+        fan_in: inputs feeding one unit (``in_channels * kh * kw`` for a convolution).
+        fan_out: units fed by one input (``filters * kh * kw`` for a convolution).
+        seed: seed of numpy's generator; ``None`` draws fresh randomness.
+
+    Returns:
+        float32 ``np.ndarray`` of ``shape``.
+    """
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / (fan_in + fan_out))).astype(np.float32)
+
+
+class Dense(tf.Module):
+    """A fully connected layer: ``activation(x @ w + b)``.
+
+    As in the seed notebook, ``w`` is ``(input_size, output_size)`` drawn by
+    :func:`glorot_normal`. Unlike the notebook, which shared one scalar bias
+    among all units, ``b`` has one entry per output unit ``(output_size,)``,
+    as every framework does: a shared scalar cannot shift units separately.
+
+    Args:
+        input_size: features in, >= 1.
+        output_size: units out, >= 1.
+        activation: a name accepted by :func:`get_activation`.
+        seed: initialisation seed (``None``: random).
+        name: the module's name.
+
+    Call:
+        ``x`` of shape ``(batch, input_size)`` -> ``(batch, output_size)``.
+
+    Raises:
+        ValueError: a size < 1 or an unknown activation.
+    """
+
+    def __init__(self, input_size: int, output_size: int, activation: str = "linear",
+                 seed: int | None = None, name: str | None = None):
+        super().__init__(name=name)
+        self.input_size = _positive_int(input_size, "input_size")
+        self.output_size = _positive_int(output_size, "output_size")
+        self.activation = activation
+        self._activation = get_activation(activation)
+        self.w = tf.Variable(glorot_normal((input_size, output_size), input_size, output_size, seed), name="w")
+        self.b = tf.Variable(tf.zeros([output_size]), name="b")
+
+    def __call__(self, x):
+        return self._activation(tf.matmul(x, self.w) + self.b)
+
+
+def _im2col(xp, kh, kw, h_out, w_out, strides, dilation):
+    """Patches of a padded NHWC tensor: ``(batch, h_out, w_out, kh*kw*channels)``.
+
+    Built from ``kh*kw`` strided slices, one per kernel tap, concatenated on
+    the channel axis in (tap row, tap column, channel) order, which matches
+    ``tf.reshape(kernel, (kh*kw*channels, filters))``.
+    """
+    (sh, sw), (dh, dw) = strides, dilation
+    taps = [xp[:, a * dh: a * dh + sh * (h_out - 1) + 1: sh, b * dw: b * dw + sw * (w_out - 1) + 1: sw, :]
+            for a in range(kh) for b in range(kw)]
+    return taps[0] if len(taps) == 1 else tf.concat(taps, axis=-1)
+
+
+def _spread(t, strides):
+    """Insert ``stride - 1`` zeros between neighbouring cells (the transpose of a strided slice)."""
+    sh, sw = strides
+    if sh == 1 and sw == 1:
+        return t
+    n, h, w, c = tf.shape(t)[0], t.shape[1], t.shape[2], t.shape[3]
+    t = tf.reshape(t, [n, h, 1, w, 1, c])
+    t = tf.pad(t, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+    t = tf.reshape(t, [n, h * sh, w * sw, c])
+    return t[:, : (h - 1) * sh + 1, : (w - 1) * sw + 1, :]
+
+
+def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
+    """Multi-channel 2-D cross-correlation (what frameworks call convolution), from scratch.
+
+    Forward: zero-pad, gather the patches (one strided slice per kernel tap),
+    then one matrix product ``patches @ kernel``:
+    ``y[n, i, j, f] = sum_{a, b, c} xp[n, i*s + a*d, j*s + b*d, c] * k[a, b, c, f]``.
+
+    Backward, written by hand (``tf.custom_gradient``):
+
+    * ``dL/dk = patches^T @ dL/dy`` (the same patches, reused);
+    * ``dL/dx`` is the *full convolution of dL/dy with the kernel*: each
+      upstream gradient cell sends ``dy[n, i, j, :] @ k[a, b]^T`` back to the
+      input cell that tap ``(a, b)`` read. Equivalently, it is the
+      cross-correlation of the stride-spread, ``d*(k-1)``-padded ``dL/dy``
+      with the kernel flipped in both spatial axes and with its in/out
+      channels swapped. We compute the same sums tap by tap ("col2im"): one
+      matrix product ``dL/dy @ k^T``, then each tap's slice is spread by the
+      stride and added at its offset, and the padding is cropped off.
+
+    Args:
+        x: float32 ``(batch, height, width, in_channels)``.
+        kernel: float32 ``(kernel_height, kernel_width, in_channels, filters)``.
+        strides: int or ``(rows, cols)`` >= 1.
+        padding: ``"valid"``, ``"same"`` (TensorFlow's meaning), an int >= 0,
+            or ``((top, bottom), (left, right))``.
+        dilation_rate: int or ``(rows, cols)`` >= 1.
+
+    Returns:
+        float32 ``(batch, h_out, w_out, filters)``; ``h_out`` as in
+        :func:`convviz.ops.output_size`.
+
+    Raises:
+        ValueError: channel mismatch, arguments out of range, or a kernel
+            larger than the padded input.
+    """
+    strides = _pair(strides, "strides")
+    dilation = _pair(dilation_rate, "dilation_rate")
+    kh, kw, c_in, filters = kernel.shape
+    _, h, w, c = x.shape
+    if c != c_in:
+        raise ValueError(f"input has channels={c} but the kernel expects in_channels={c_in}")
+    if isinstance(padding, tuple | list) and isinstance(padding[0], tuple | list):
+        (top, bottom), (left, right) = padding
+    else:
+        top, bottom = padding_amounts(h, kh, strides[0], padding, dilation[0])
+        left, right = padding_amounts(w, kw, strides[1], padding, dilation[1])
+    hp, wp = h + top + bottom, w + left + right
+    eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    if eff_h > hp or eff_w > wp:
+        raise ValueError(f"kernel {kh}x{kw} with dilation_rate={dilation} spans {eff_h}x{eff_w} cells, "
+                         f"more than the padded input {hp}x{wp}")
+    h_out = (hp - eff_h) // strides[0] + 1
+    w_out = (wp - eff_w) // strides[1] + 1
+    depth = kh * kw * c
+
+    @tf.custom_gradient
+    def _conv(x, kernel):
+        n = tf.shape(x)[0]
+        xp = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+        cols = tf.reshape(_im2col(xp, kh, kw, h_out, w_out, strides, dilation), [-1, depth])
+        wmat = tf.reshape(kernel, [depth, filters])
+        y = tf.reshape(tf.matmul(cols, wmat), [n, h_out, w_out, filters])
+
+        def grad(dy):
+            dy2 = tf.reshape(dy, [-1, filters])
+            dkernel = tf.reshape(tf.matmul(cols, dy2, transpose_a=True), [kh, kw, c, filters])
+            dcols = tf.reshape(tf.matmul(dy2, wmat, transpose_b=True), [n, h_out, w_out, kh * kw, c])
+            span_h, span_w = strides[0] * (h_out - 1) + 1, strides[1] * (w_out - 1) + 1
+            pieces = []
+            for t in range(kh * kw):
+                a, b = divmod(t, kw)
+                r0, c0 = a * dilation[0], b * dilation[1]
+                piece = _spread(dcols[:, :, :, t, :], strides)
+                pieces.append(tf.pad(piece, [[0, 0], [r0, hp - r0 - span_h], [c0, wp - c0 - span_w], [0, 0]]))
+            dxp = pieces[0] if len(pieces) == 1 else tf.add_n(pieces)
+            return dxp[:, top: top + h, left: left + w, :], dkernel
+
+        return y, grad
+
+    return _conv(x, kernel)
+
+
+class Conv2D(tf.Module):
+    """A 2-D convolution layer (cross-correlation, as in every framework), from scratch.
+
+    Computes ``activation(conv2d(x, kernel) + bias)`` with :func:`conv2d`,
+    whose backward pass is written by hand.
+
+    Args:
+        in_channels: channels of the input, >= 1.
+        filters: number of kernels = output channels, >= 1.
+        kernel_size: int or ``(kh, kw)``.
+        strides: int or ``(rows, cols)``, >= 1.
+        padding: ``"valid"``, ``"same"`` or an int >= 0.
+        dilation_rate: int or ``(rows, cols)``, >= 1.
+        activation: a name accepted by :func:`get_activation`.
+        seed: initialisation seed (``None``: random).
+        name: the module's name.
+
+    Variables:
+        ``kernel`` ``(kh, kw, in_channels, filters)`` by :func:`glorot_normal`
+        with ``fan_in = kh*kw*in_channels``, ``fan_out = kh*kw*filters``;
+        ``bias`` ``(filters,)`` zeros.
+
+    Call:
+        ``x`` float32 ``(batch, height, width, in_channels)`` ->
+        ``(batch, h_out, w_out, filters)``.
+
+    Raises:
+        ValueError: arguments out of range or an unknown activation (at
+            construction); channel mismatch or a too-small input (at call).
+    """
+
+    def __init__(self, in_channels: int, filters: int, kernel_size, strides=1, padding="valid",
+                 dilation_rate=1, activation: str = "linear", seed: int | None = None,
+                 name: str | None = None):
+        super().__init__(name=name)
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.filters = _positive_int(filters, "filters")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
+        padding_amounts(1, 1, 1, padding, 1)  # validates the padding argument
+        self.padding = padding.lower() if isinstance(padding, str) else padding
+        self.activation = activation
+        self._activation = get_activation(activation)
+        kh, kw = self.kernel_size
+        self.kernel = tf.Variable(
+            glorot_normal((kh, kw, in_channels, filters), kh * kw * in_channels, kh * kw * filters, seed),
+            name="kernel")
+        self.bias = tf.Variable(tf.zeros([filters]), name="bias")
+
+    def __call__(self, x):
+        y = conv2d(x, self.kernel, self.strides, self.padding, self.dilation_rate)
+        return self._activation(y + self.bias)
+
+
+class MaxPool2D(tf.Module):
+    """Max pooling over ``pool_size`` windows, from scratch ("valid": no padding).
+
+    When the stride equals the pool size (the usual case) the input is
+    cropped to a multiple of the pool size and reshaped so that each window
+    is its own pair of axes, then reduced with ``tf.reduce_max``; otherwise
+    each window is gathered by strided slices. The gradient flows to the
+    maximum of each window (split equally among ties).
+
+    Args:
+        pool_size: int or ``(rows, cols)`` >= 1.
+        strides: int or ``(rows, cols)`` >= 1; ``None`` means ``pool_size``.
+        name: the module's name.
+
+    Call:
+        ``(batch, height, width, channels)`` ->
+        ``(batch, (height - ph) // sh + 1, (width - pw) // sw + 1, channels)``.
+
+    Raises:
+        ValueError: sizes < 1, or an input smaller than the pool.
+    """
+
+    def __init__(self, pool_size=2, strides=None, name: str | None = None):
+        super().__init__(name=name)
+        self.pool_size = _pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else _pair(strides, "strides")
+
+    def __call__(self, x):
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        _, h, w, c = x.shape
+        if h < ph or w < pw:
+            raise ValueError(f"pool_size={self.pool_size} is larger than the input {h}x{w}")
+        h_out, w_out = (h - ph) // sh + 1, (w - pw) // sw + 1
+        if (ph, pw) == (sh, sw):
+            n = tf.shape(x)[0]
+            x = x[:, : h_out * ph, : w_out * pw, :]
+            return tf.reduce_max(tf.reshape(x, [n, h_out, ph, w_out, pw, c]), axis=[2, 4])
+        windows = [x[:, a: a + sh * (h_out - 1) + 1: sh, b: b + sw * (w_out - 1) + 1: sw, :]
+                   for a in range(ph) for b in range(pw)]
+        return tf.reduce_max(tf.stack(windows, axis=0), axis=0)
+
+
+class Flatten(tf.Module):
+    """``(batch, d1, d2, ...)`` -> ``(batch, d1*d2*...)``, row-major (NHWC order)."""
+
+    def __call__(self, x):
+        return tf.reshape(x, [tf.shape(x)[0], -1])
+
+
+class Dropout(tf.Module):
+    """Inverted dropout: in training, zero each value with probability ``rate``
+    and scale the rest by ``1 / (1 - rate)``; at inference, the identity
+    (N. Srivastava et al., "Dropout", JMLR 2014).
+
+    Args:
+        rate: probability of dropping, ``0 <= rate < 1``.
+        name: the module's name.
+
+    Call:
+        ``layer(x, training=False, seed=None)``; ``seed`` is a shape-(2,) int
+        tensor for ``tf.random.stateless_uniform`` (repeatable runs); ``None``
+        uses the global generator.
+
+    Raises:
+        ValueError: ``rate`` outside ``[0, 1)``.
+    """
+
+    def __init__(self, rate: float = 0.5, name: str | None = None):
+        super().__init__(name=name)
+        if not (isinstance(rate, int | float) and 0.0 <= rate < 1.0):
+            raise ValueError(f"rate must be in [0, 1), got rate={rate!r}")
+        self.rate = float(rate)
+
+    def __call__(self, x, training: bool = False, seed=None):
+        if not training or self.rate == 0.0:
+            return x
+        shape = tf.shape(x)
+        if seed is None:
+            u = tf.random.uniform(shape)
+        else:
+            u = tf.random.stateless_uniform(shape, seed=seed)
+        return tf.where(u >= self.rate, x / (1.0 - self.rate), tf.zeros_like(x))

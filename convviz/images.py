@@ -1,0 +1,154 @@
+"""Safe decoding of uploaded images (Pillow; no Streamlit).
+
+An upload is untrusted bytes. :func:`decode_upload` checks, in order: that
+there are bytes at all, the file size (at most :data:`MAX_UPLOAD_BYTES`), the
+format (PNG or JPEG only, by content, not by file name), the pixel count
+before decoding (a "decompression bomb" — a small file that expands to a
+huge image — is refused), then decodes and converts to grayscale or RGB.
+Every refusal is a ``ValueError`` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["ALLOWED_FORMATS", "MAX_PIXELS", "MAX_UPLOAD_BYTES", "decode_upload", "fit_image", "to_model_input"]
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+"""Largest accepted upload, bytes (5 MB)."""
+
+MAX_PIXELS = 25_000_000
+"""Largest accepted image, width x height pixels (about 5000 x 5000)."""
+
+ALLOWED_FORMATS = ("PNG", "JPEG")
+"""Pillow format names accepted."""
+
+
+def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
+    """Decode an uploaded PNG or JPEG into a uint8 array.
+
+    Args:
+        data: the file's bytes.
+        mode: ``"L"`` for grayscale (one channel) or ``"RGB"`` (three channels).
+
+    Returns:
+        uint8 ``(height, width, channels)`` with channels 1 for ``"L"``, 3 for ``"RGB"``.
+        Transparency is composited onto black.
+
+    Raises:
+        ValueError: empty file, file over 5 MB, not a PNG/JPEG, more than
+            :data:`MAX_PIXELS` pixels (decompression bomb), or an unreadable
+            (truncated, corrupt) file; the message names the problem and the fix.
+    """
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"mode must be 'L' (grayscale) or 'RGB', got mode={mode!r}")
+    if data is None or len(data) == 0:
+        raise ValueError("the uploaded file is empty (0 bytes); choose a PNG or JPEG image")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValueError(
+            f"the uploaded file is {len(data) / 1e6:.1f} MB, over the 5 MB limit; upload a smaller PNG or JPEG"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            if fmt not in ALLOWED_FORMATS:
+                raise ValueError(
+                    f"the uploaded file is a {fmt or 'unknown'} image; only PNG and JPEG are accepted"
+                )
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise ValueError(f"the uploaded image has no pixels ({w}x{h}); choose another image")
+            if w * h > MAX_PIXELS:
+                raise ValueError(
+                    f"the uploaded image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,} "
+                    "(it may be a decompression bomb); upload a smaller image"
+                )
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"the uploaded image is too large to decode safely ({exc}); upload a smaller image") from None
+    except UnidentifiedImageError:
+        raise ValueError("the uploaded file is not a readable image; upload a PNG or JPEG") from None
+    except (OSError, SyntaxError, EOFError) as exc:
+        raise ValueError(f"the uploaded image could not be decoded ({exc}); it may be truncated or corrupt") from None
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    arr = np.asarray(img.convert(mode), dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr
+
+
+def to_model_input(image: np.ndarray, size: int = 28) -> tuple[np.ndarray, bool]:
+    """Turn a decoded image into an MNIST-style square: grayscale, light strokes on black.
+
+    The image is converted to grayscale, fitted inside ``size x size``
+    keeping its aspect ratio (centered, padded with the background), and
+    inverted when its border is mostly light (MNIST digits are white on black).
+
+    Args:
+        image: uint8 ``(height, width)`` or ``(height, width, channels)`` with 1 or 3 channels.
+        size: side of the result (pixels), >= 1.
+
+    Returns:
+        ``(square, inverted)``: float32 ``(size, size)`` in [0, 1], and whether it was inverted.
+
+    Raises:
+        ValueError: an empty image or an unsupported number of channels.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3:
+        if arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        elif arr.shape[2] == 3:
+            arr = np.asarray(Image.fromarray(arr.astype(np.uint8), "RGB").convert("L"))
+        else:
+            raise ValueError(f"image must have 1 or 3 channels, got shape {arr.shape}")
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"image must be a non-empty (height, width[, channels]) array, got shape {arr.shape}")
+    gray = arr.astype(np.float32) / 255.0
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    inverted = bool(border.mean() > 0.5)
+    if inverted:
+        gray = 1.0 - gray
+    h, w = gray.shape
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = Image.fromarray((gray * 255).astype(np.uint8), "L").resize((new_w, new_h), Image.Resampling.LANCZOS)
+    square = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    square[top:top + new_h, left:left + new_w] = np.asarray(resized, dtype=np.float32) / 255.0
+    return square, inverted
+
+
+def fit_image(image: np.ndarray, size: int = 28) -> np.ndarray:
+    """Shrink an image so its longer side is at most ``size`` pixels, keeping its channels.
+
+    Args:
+        image: uint8 ``(height, width, channels)`` with 1 or 3 channels.
+        size: the longest side allowed (pixels), >= 1.
+
+    Returns:
+        float64 ``(h, w, channels)`` in [0, 1], ``max(h, w) <= size``.
+
+    Raises:
+        ValueError: not a non-empty 3-D array with 1 or 3 channels.
+    """
+    arr = np.asarray(image)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3) or arr.size == 0:
+        raise ValueError(f"image must be a non-empty (height, width, 1 or 3) array, got shape {arr.shape}")
+    h, w, c = arr.shape
+    scale = min(1.0, size / max(h, w))
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    mode = "L" if c == 1 else "RGB"
+    pil = Image.fromarray(arr[:, :, 0] if c == 1 else arr, mode).resize(new, Image.Resampling.LANCZOS)
+    out = np.asarray(pil, dtype=np.float64) / 255.0
+    return out[:, :, None] if c == 1 else out

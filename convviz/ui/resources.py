@@ -1,0 +1,67 @@
+"""Cached loaders shared by every page (``st.cache_resource``: one copy per server).
+
+``get_sample()`` and ``get_default_model()`` raise what the loaders raise
+(a missing or damaged file); failures are not cached, so a file that appears
+later is picked up on the next run. ``sample_or_message()`` and
+``model_or_message()`` turn those failures into a sentence for ``st.info``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+@st.cache_resource(show_spinner="Loading the bundled MNIST sample…")
+def get_sample():
+    """The bundled MNIST sample, loaded once per server.
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))``: uint8 ``(5000, 28, 28)``,
+        ``(5000,)``, ``(1000, 28, 28)``, ``(1000,)`` (see :func:`convviz.data.load_sample`).
+
+    Raises:
+        FileNotFoundError, ValueError: the bundled file is missing or damaged.
+    """
+    from convviz.data import load_sample
+
+    return load_sample()
+
+
+@st.cache_resource(show_spinner="Loading the shipped model…")
+def get_default_model():
+    """The shipped, trained model (``convviz.model.DEFAULT_MODEL_PATH``), loaded once per server.
+
+    Returns:
+        A :class:`convviz.model.ScratchCNN`; shared by all sessions, so treat it as read-only.
+
+    Raises:
+        FileNotFoundError, ValueError: the model file is missing or invalid.
+    """
+    from convviz.model import DEFAULT_MODEL_PATH, load_model
+
+    return load_model(DEFAULT_MODEL_PATH)
+
+
+def sample_or_message():
+    """``(sample, None)``, or ``(None, message)`` when the bundled sample cannot be loaded."""
+    try:
+        return get_sample(), None
+    except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
+        return None, f"The bundled MNIST sample is not available ({exc}), so real digits cannot be shown."
+
+
+def model_or_message():
+    """``(model, None)``, or ``(None, message)`` when the shipped model cannot be loaded."""
+    try:
+        return get_default_model(), None
+    except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
+        return None, (f"The shipped model is not available ({exc}). Train one on the Train page, "
+                      "or run `python -m convviz.train` to create it.")
+
+
+@st.cache_resource(show_spinner="Loading TensorFlow…")
+def get_tensorflow():
+    """The ``tensorflow`` module, imported on first use only (it takes seconds)."""
+    import tensorflow as tf
+
+    return tf

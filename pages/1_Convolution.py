@@ -1,0 +1,117 @@
+"""Convolution, one window at a time: edit a matrix and a kernel, then step the window across."""
+
+import numpy as np
+import streamlit as st
+
+from convviz import figures
+from convviz.ops import conv2d_steps, describe_sum, padding_amounts
+from convviz.presets import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
+                             kernel_preset)
+from convviz.ui import convolution as ui
+from convviz.ui.resources import sample_or_message
+
+st.set_page_config(page_title="Convolution · ConvViz", page_icon="🔢", layout="wide")
+st.markdown("## Convolution, one window at a time")
+st.caption("Slide the kernel over the input; at each position multiply the cells under it by the kernel's "
+           "weights and add the products (plus the bias): each sum is one cell of the output feature map.")
+
+
+def make_input(name, rows, cols, counter):
+    digit = None
+    if name == "MNIST digit":
+        sample, message = sample_or_message()
+        if sample is None:
+            raise ValueError(message)
+        x_test = sample[1][0]
+        digit = x_test[counter % len(x_test)]
+        rows, cols = max(rows, 14), max(cols, 14)
+    return input_preset(name, rows, cols, seed=counter, digit=digit)
+
+
+with st.expander("✏️ Edit the input and the kernel (cell by cell, sizes, presets)"):
+    col_x, col_k = st.columns([3, 2], gap="large")
+    with col_x:
+        st.caption("Input: up to 16×16 with the numbers shown, up to 28×28 without. The digit preset is "
+                   "resampled to at least 14×14 (set 28×28 and Reload for full resolution).")
+        x, x_error = ui.matrix_editor("conv_x", NOTEBOOK_INPUT, 28, list(INPUT_PRESETS), make_input, "Input")
+    with col_k:
+        st.caption("Kernel: up to 7×7.")
+        k, k_error = ui.matrix_editor("conv_k", NOTEBOOK_KERNEL, 7, list(KERNEL_PRESETS),
+                                      lambda name, r, c, n: kernel_preset(name), "Kernel")
+
+with st.sidebar:
+    st.subheader("The operation")
+    pad_choice = st.selectbox("Padding", ["valid", "same", "0", "1", "2", "3"], key="conv_padding")
+    st.caption("Zeros added around the input; *same* keeps the size at stride 1.")
+    strides = st.slider("Stride", 1, 4, 1, key="conv_stride")
+    st.caption("How many cells the window jumps per step.")
+    dilation = st.slider("Dilation", 1, 3, 1, key="conv_dilation")
+    st.caption("Spacing between the kernel's taps: a wider view with the same weights.")
+    bias = st.number_input("Bias", value=0.0, step=0.5, key="conv_bias")
+    st.caption("A number added to every sum.")
+    mode = st.radio("Operation", ["Cross-correlation", "True convolution"], key="conv_mode")
+    st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first.")
+
+for message in (x_error, k_error):
+    if message:
+        st.warning(f"{message} Nothing else changed; your other edits are kept.")
+if x_error or k_error:
+    st.stop()
+
+padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
+flip = mode == "True convolution"
+try:
+    steps = conv2d_steps(x, k, strides, padding, dilation, bias, flip_kernel=flip)
+except ValueError as exc:
+    st.error(f"The kernel does not fit the input: {exc}. Use a smaller kernel or dilation, or more padding.")
+    st.stop()
+
+(h, w), (kh, kw) = x.shape, k.shape
+pads = (padding_amounts(h, kh, strides, padding, dilation), padding_amounts(w, kw, strides, padding, dilation))
+h_out, w_out = steps[-1].out_index[0] + 1, steps[-1].out_index[1] + 1
+feature_map = np.array([s.value for s in steps]).reshape(h_out, w_out)
+show_numbers = max(h, w) <= 16
+
+
+@st.fragment(run_every=ui.play_interval("conv"))
+def stepper():
+    index = ui.step_controls("conv", len(steps))
+    step = steps[index]
+    i, j = step.out_index
+    st.markdown(f"**Output cell (row {i + 1}, column {j + 1})** = {describe_sum(step, decimals=2)}")
+    wide = max(h + sum(pads[0]), w + sum(pads[1])) > 9
+    kernel_title = "Kernel (flipped)" if flip else "Kernel"
+    panels = [
+        ("conv_fig_input", figures.padded_input_figure(x, pads, step, show_numbers, height=300)),
+        ("conv_fig_kernel", figures.kernel_figure(step.kernel, kernel_title, height=230)),
+        ("conv_fig_products", figures.products_figure(step, height=230)),
+        ("conv_fig_output", figures.output_figure(feature_map, index + 1, (i, j), show_numbers, height=300)),
+    ]
+    if wide:
+        rows = [st.columns(2), st.columns(3)]
+        slots = [rows[0][0], rows[1][0], rows[1][1], rows[0][1]]
+    else:
+        slots = st.columns([3, 2, 2, 3])
+    for slot, (key, fig) in zip(slots, panels):
+        slot.plotly_chart(fig, key=key, width="stretch", config={"displayModeBar": False})
+    if index == len(steps) - 1:
+        reference = ui.tf_reference_map(x, k, strides, pads, dilation, float(bias), flip)
+        diff = float(np.abs(reference - feature_map).max())
+        verdict = "✅ equals" if diff < 1e-9 else "❌ differs from"
+        st.success(f"Map complete: it {verdict} TensorFlow's `tf.nn.conv2d` on the same input"
+                   f"{' with the kernel flipped' if flip else ''} (max absolute difference {diff:.2g}).")
+
+
+stepper()
+
+left, right = st.columns([2, 3], gap="large")
+with left:
+    st.markdown(f"**The finished output feature map** ({h_out}×{w_out}):")
+    (st.table if max(h_out, w_out) <= 16 else st.dataframe)(ui.matrix_table(feature_map))
+with right:
+    st.markdown(f"**Output size** ({h}×{w} input, {kh}×{kw} kernel, stride {strides}, dilation {dilation}, "
+                f"padding {pads[0][0]}+{pads[0][1]} rows, {pads[1][0]}+{pads[1][1]} columns):")
+    st.markdown("- " + ui.output_size_formula(h, kh, strides, pads[0], dilation, "H", "H′"))
+    st.markdown("- " + ui.output_size_formula(w, kw, strides, pads[1], dilation, "W", "W′"))
+    st.caption("⌊(n + padding before + padding after − dilation·(k − 1) − 1) / stride⌋ + 1 — Dumoulin & Visin, "
+               f"*A guide to convolution arithmetic for deep learning* (2016). {h_out * w_out} window positions.")

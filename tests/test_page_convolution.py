@@ -1,0 +1,99 @@
+"""AppTest of pages/1_Convolution.py: the notebook's numbers, stepping, presets, sizes, bad cells."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "1_Convolution.py"
+
+
+@pytest.fixture
+def at():
+    app = AppTest.from_file(str(PAGE), default_timeout=60)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def output_table(app):
+    return app.table[0].value.astype(float).values.tolist()
+
+
+def written_sum(app):
+    return next(m.value for m in app.markdown if m.value.startswith("**Output cell"))
+
+
+def test_defaults_reproduce_the_notebook(at):
+    assert output_table(at) == [[4, 3, 4], [2, 4, 3], [2, 3, 4]]
+    assert written_sum(at) == ("**Output cell (row 1, column 1)** = "
+                               "1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4")
+    assert not at.warning and not at.error
+
+
+def test_next_moves_the_window_and_changes_the_sum(at):
+    at.button(key="conv_next").click().run()
+    assert at.slider(key="conv_step").value == 2
+    assert written_sum(at).startswith("**Output cell (row 1, column 2)**")
+    assert written_sum(at).endswith("= 3")
+    at.button(key="conv_prev").click().run()
+    assert written_sum(at).endswith("= 4")
+
+
+def test_last_step_confirms_tensorflow(at):
+    at.slider(key="conv_step").set_value(9).run()
+    assert written_sum(at).startswith("**Output cell (row 3, column 3)**")
+    (ok,) = at.success
+    assert "equals TensorFlow's `tf.nn.conv2d`" in ok.value and "difference 0" in ok.value
+
+
+def test_kernel_preset_changes_the_output(at):
+    at.selectbox(key="conv_k_preset").select("Sobel x").run()
+    assert not at.exception
+    assert output_table(at) == [[3, 0, -3], [4, 3, -2], [4, 2, -3]]
+
+
+def test_same_padding_and_stride_follow_the_formula(at):
+    at.selectbox(key="conv_padding").select("same").run()
+    assert len(output_table(at)) == 5 and len(output_table(at)[0]) == 5
+    at.slider(key="conv_stride").set_value(2).run()
+    table = output_table(at)
+    assert (len(table), len(table[0])) == (3, 3)
+    formulas = [m.value for m in at.markdown if m.value.startswith("- H′")]
+    assert formulas == ["- H′ = ⌊(5 + 1 + 1 − 1·(3 − 1) − 1) / 2⌋ + 1 = **3**"]
+
+
+def test_nan_cell_gives_a_warning_not_an_exception(at):
+    key = f"conv_x_editor_{at.session_state['conv_x_ver']}"
+    at.session_state[key] = {"edited_rows": {1: {"3": None}}}
+    at.run()
+    assert not at.exception
+    (warning,) = at.warning
+    assert "Input cell (row 2, column 3)" in warning.value and "type a number" in warning.value
+    at.session_state[key] = {"edited_rows": {1: {"3": 7}}}
+    at.run()
+    assert not at.warning and output_table(at)[0][1] == 9  # 3 + 1·7 − 1 (cell (2,3) was 1)
+
+
+def test_size_past_the_limit_and_kernel_too_large(at):
+    at.number_input(key="conv_x_rows").set_value(30).run()
+    assert not at.exception
+    assert "past the limit of 28×28" in at.warning[0].value
+    at.number_input(key="conv_x_rows").set_value(5).run()
+    at.number_input(key="conv_k_rows").set_value(7).run()
+    assert not at.exception
+    assert "kernel does not fit" in at.error[0].value
+
+
+def test_true_convolution_flips_the_kernel(at):
+    at.selectbox(key="conv_k_preset").select("Sobel x").run()
+    at.radio(key="conv_mode").set_value("True convolution").run()
+    assert output_table(at) == [[-3, 0, 3], [-4, -3, 2], [-4, -2, 3]]
+
+
+def test_digit_preset_loads_a_real_digit(at):
+    at.selectbox(key="conv_x_preset").select("MNIST digit").run()
+    assert not at.exception and not at.warning
+    assert at.number_input(key="conv_x_rows").value == 14
+    table = at.table[0].value.astype(float).values
+    assert table.shape == (12, 12) and table.max() > 0

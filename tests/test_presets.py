@@ -1,0 +1,81 @@
+"""convviz.presets: the notebook's example, the kernels, the generated inputs."""
+
+import numpy as np
+import pytest
+
+from convviz import presets
+from convviz.ops import conv2d_naive
+
+
+def test_notebook_example_gives_the_notebooks_numbers():
+    out = conv2d_naive(presets.NOTEBOOK_INPUT, presets.NOTEBOOK_KERNEL)
+    np.testing.assert_array_equal(out, [[4, 3, 4], [2, 4, 3], [2, 3, 4]])
+
+
+def test_stacked_example_at_32_channels():
+    x, k = presets.stacked_notebook_example(32)
+    assert x.shape == (5, 5, 32) and k.shape == (3, 3, 32)
+    np.testing.assert_array_equal(conv2d_naive(x, k), [[128, 96, 128], [64, 128, 96], [64, 96, 128]])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_stacked_example_rejects_bad_channels(bad):
+    with pytest.raises(ValueError, match="channels must be an integer >= 1"):
+        presets.stacked_notebook_example(bad)
+
+
+def test_every_kernel_preset_is_3x3_and_a_copy():
+    assert len(presets.KERNEL_PRESETS) == 9
+    for name in presets.KERNEL_PRESETS:
+        k = presets.kernel_preset(name)
+        assert k.shape == (3, 3) and np.isfinite(k).all()
+        k[0, 0] = 99
+        assert presets.kernel_preset(name)[0, 0] != 99
+    np.testing.assert_allclose(presets.kernel_preset("Gaussian blur").sum(), 1.0)
+    np.testing.assert_allclose(presets.kernel_preset("Box blur").sum(), 1.0)
+    assert presets.kernel_preset("Laplacian").sum() == 0
+    np.testing.assert_array_equal(presets.kernel_preset("Sobel y"), presets.kernel_preset("Sobel x").T)
+
+
+def test_identity_kernel_reproduces_the_input():
+    x = presets.random_integer_input(6, 7, seed=3)
+    np.testing.assert_array_equal(conv2d_naive(x, presets.kernel_preset("Identity"), padding="same"), x)
+
+
+def test_unknown_presets_are_named():
+    with pytest.raises(ValueError, match="'Blurry'"):
+        presets.kernel_preset("Blurry")
+    with pytest.raises(ValueError, match="'Noise'"):
+        presets.input_preset("Noise", 5, 5)
+
+
+def test_generated_inputs():
+    r = presets.random_integer_input(4, 6, seed=1)
+    assert r.shape == (4, 6) and r.min() >= 0 and r.max() <= 9 and np.all(r == np.round(r))
+    np.testing.assert_array_equal(r, presets.random_integer_input(4, 6, seed=1))
+    e = presets.edge_input(3, 4)
+    np.testing.assert_array_equal(e, [[0, 0, 1, 1]] * 3)
+    with pytest.raises(ValueError, match="height must be an integer >= 1, got height=0"):
+        presets.edge_input(0, 4)
+    assert presets.input_preset("Notebook 5×5 matrix", 9, 9).shape == (5, 5)
+
+
+def test_digit_input_resizes_by_area():
+    digit = np.zeros((28, 28), dtype=np.uint8)
+    digit[:, 14:] = 255
+    full = presets.input_preset("MNIST digit", 28, 28, digit=digit)
+    assert full.shape == (28, 28) and full.max() == 1.0
+    small = presets.digit_input(digit, 14, 14)
+    np.testing.assert_array_equal(small, np.tile([0.0] * 7 + [1.0] * 7, (14, 1)))
+    np.testing.assert_allclose(presets.resize_area(np.arange(16.0).reshape(4, 4), 2, 2), [[2.5, 4.5], [10.5, 12.5]])
+    with pytest.raises(ValueError, match="needs a digit image"):
+        presets.input_preset("MNIST digit", 14, 14)
+
+
+def test_random_filters_shape_and_seed():
+    b = presets.random_filters(3, 2, 5, seed=7)
+    assert b.shape == (3, 3, 2, 5)
+    np.testing.assert_array_equal(b, presets.random_filters(3, 2, 5, seed=7))
+    assert not np.array_equal(b, presets.random_filters(3, 2, 5, seed=8))
+    with pytest.raises(ValueError, match="filters must be an integer >= 1, got filters=0"):
+        presets.random_filters(3, 2, 0)

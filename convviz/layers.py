@@ -273,10 +273,11 @@ class MaxPool2D(tf.Module):
     """Max pooling over ``pool_size`` windows, from scratch ("valid": no padding).
 
     When the stride equals the pool size (the usual case) the input is
-    cropped to a multiple of the pool size and reshaped so that each window
-    is its own pair of axes, then reduced with ``tf.reduce_max``; otherwise
-    each window is gathered by strided slices. The gradient flows to the
-    maximum of each window (split equally among ties).
+    cropped to a multiple of the pool size, reshaped and transposed so that
+    each window's cells lie on one axis, then reduced with ``tf.reduce_max``;
+    the backward pass is written by hand. Otherwise each window is gathered
+    by strided slices. The gradient flows to the maximum of each window
+    (split equally among ties).
 
     Args:
         pool_size: int or ``(rows, cols)`` >= 1.
@@ -303,12 +304,39 @@ class MaxPool2D(tf.Module):
             raise ValueError(f"pool_size={self.pool_size} is larger than the input {h}x{w}")
         h_out, w_out = (h - ph) // sh + 1, (w - pw) // sw + 1
         if (ph, pw) == (sh, sw):
-            n = tf.shape(x)[0]
-            x = x[:, : h_out * ph, : w_out * pw, :]
-            return tf.reduce_max(tf.reshape(x, [n, h_out, ph, w_out, pw, c]), axis=[2, 4])
+            return self._pool_tiled(x, h_out, w_out)
         windows = [x[:, a: a + sh * (h_out - 1) + 1: sh, b: b + sw * (w_out - 1) + 1: sw, :]
                    for a in range(ph) for b in range(pw)]
         return tf.reduce_max(tf.stack(windows, axis=0), axis=0)
+
+    def _pool_tiled(self, x, h_out, w_out):
+        """Non-overlapping windows: crop, move each window's cells onto one axis, take the max.
+
+        The hand-written gradient sends each upstream value to the cells that
+        hold its window's maximum (shared equally among ties), then undoes the
+        transpose and the crop. Reducing one contiguous axis after a cheap
+        transpose is several times faster on CPU than reducing the two
+        non-adjacent window axes of the reshaped tensor (see BENCHMARKS.md).
+        """
+        (ph, pw), (_, h, w, c) = self.pool_size, x.shape
+
+        @tf.custom_gradient
+        def _pool(x):
+            n = tf.shape(x)[0]
+            x6 = tf.reshape(x[:, : h_out * ph, : w_out * pw, :], [n, h_out, ph, w_out, pw, c])
+            windows = tf.reshape(tf.transpose(x6, [0, 1, 3, 2, 4, 5]), [n, h_out, w_out, ph * pw, c])
+            y = tf.reduce_max(windows, axis=3)
+
+            def grad(dy):
+                mask = tf.cast(tf.equal(windows, y[:, :, :, None, :]), dy.dtype)
+                share = dy / tf.reduce_sum(mask, axis=3)
+                g = tf.reshape(mask * share[:, :, :, None, :], [n, h_out, w_out, ph, pw, c])
+                dx = tf.reshape(tf.transpose(g, [0, 1, 3, 2, 4, 5]), [n, h_out * ph, w_out * pw, c])
+                return tf.pad(dx, [[0, 0], [0, h - h_out * ph], [0, w - w_out * pw], [0, 0]])
+
+            return y, grad
+
+        return _pool(x)
 
 
 class Flatten(tf.Module):

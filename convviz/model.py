@@ -1,0 +1,484 @@
+"""The from-scratch CNN for MNIST: built from a plain spec, saved to one ``.npz``.
+
+A *spec* is a list of layer configs (plain dicts, JSON-friendly), for example::
+
+    [{"type": "conv2d", "name": "conv1", "filters": 32, "kernel_size": 3, "activation": "relu"},
+     {"type": "maxpool2d", "name": "pool1", "pool_size": 2},
+     {"type": "flatten", "name": "flatten"},
+     {"type": "dropout", "name": "dropout", "rate": 0.5},
+     {"type": "dense", "name": "dense", "units": 10}]
+
+:class:`ScratchCNN` turns it into the core layers of :mod:`convviz.layers`
+(our own convolution, pooling, dense and dropout on TensorFlow primitives),
+working out each layer's input size from the 28x28x1 input. The final dense
+layer gives *logits*; the softmax that turns them into probabilities is
+applied by :meth:`ScratchCNN.predict` and shown as the last entry
+(``"softmax"``) of :meth:`ScratchCNN.activations`, and the training loss
+applies it inside the cross-entropy (numerically safer than taking the log of
+a softmax output).
+
+Layout is NHWC: images ``(batch, 28, 28, 1)`` float32 in [0, 1].
+
+A model file is one ``.npz``: the spec as JSON text (key ``spec``), a format
+version (key ``format_version``) and one array per variable (keys like
+``conv1/kernel``, ``dense/w``). It is written atomically and read with
+``allow_pickle=False``; the spec is checked against the known layer types and
+argument names, so nothing in a model file is ever executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from convviz.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, get_activation
+from convviz.ops import _pair, _positive_int, output_size
+
+__all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "NUM_CLASSES", "PRESETS",
+           "ScratchCNN", "load_model", "make_spec", "validate_spec"]
+
+INPUT_SHAPE = (28, 28, 1)
+"""Input of every model: ``(height, width, channels)`` of one MNIST digit."""
+
+NUM_CLASSES = 10
+FORMAT_VERSION = 1
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.npz"
+"""The shipped trained model (see ``convviz/models/README.md``)."""
+
+PRESETS = {
+    "seed": "the seed notebook's design: conv 3x3x32 relu -> conv 3x3x64 relu -> flatten -> dense 10 "
+            "(softmax), no pooling",
+    "fast": "conv 3x3x32 relu -> maxpool 2 -> conv 3x3x64 relu -> maxpool 2 -> flatten -> dropout -> dense 10 "
+            "(softmax)",
+}
+"""Preset names and what each builds (with the default ``filters=(32, 64)``, ``kernel_size=3``)."""
+
+LAYER_ARGS = {
+    "conv2d": {"required": {"filters", "kernel_size"},
+               "optional": {"strides", "padding", "dilation_rate", "activation"}},
+    "maxpool2d": {"required": set(), "optional": {"pool_size", "strides"}},
+    "flatten": {"required": set(), "optional": set()},
+    "dropout": {"required": {"rate"}, "optional": set()},
+    "dense": {"required": {"units"}, "optional": {"activation"}},
+}
+"""Known layer types and the argument names each accepts (besides ``type`` and ``name``)."""
+
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+
+
+def make_spec(preset: str, filters=(32, 64), kernel_size=3, dropout: float = 0.5) -> list[dict]:
+    """Build the spec of a preset.
+
+    Args:
+        preset: ``"seed"`` or ``"fast"`` (see :data:`PRESETS`).
+        filters: ``(first, second)`` number of kernels of the two convolutions, each >= 1.
+        kernel_size: side of the square kernels (pixels), >= 1; with ``"fast"``
+            it must leave at least one cell after the second pooling (<= 9).
+        dropout: dropout rate before the dense layer of ``"fast"``, in ``[0, 1)``
+            (``"seed"`` has no dropout and ignores it).
+
+    Returns:
+        The spec, a list of layer configs (dicts).
+
+    Raises:
+        ValueError: an unknown preset or an option out of range, echoing it.
+
+    Example:
+        >>> [layer["name"] for layer in make_spec("fast")]
+        ['conv1', 'pool1', 'conv2', 'pool2', 'flatten', 'dropout', 'dense']
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if not isinstance(filters, tuple | list) or len(filters) != 2:
+        raise ValueError(f"filters must be a pair (first, second), got filters={filters!r}")
+    f1, f2 = (_positive_int(f, "filters") for f in filters)
+    k = _positive_int(kernel_size, "kernel_size")
+    if preset == "seed":
+        spec = [
+            {"type": "conv2d", "name": "conv1", "filters": f1, "kernel_size": k, "activation": "relu"},
+            {"type": "conv2d", "name": "conv2", "filters": f2, "kernel_size": k, "activation": "relu"},
+            {"type": "flatten", "name": "flatten"},
+            {"type": "dense", "name": "dense", "units": NUM_CLASSES},
+        ]
+    else:
+        if not (isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
+        spec = [
+            {"type": "conv2d", "name": "conv1", "filters": f1, "kernel_size": k, "activation": "relu"},
+            {"type": "maxpool2d", "name": "pool1", "pool_size": 2},
+            {"type": "conv2d", "name": "conv2", "filters": f2, "kernel_size": k, "activation": "relu"},
+            {"type": "maxpool2d", "name": "pool2", "pool_size": 2},
+            {"type": "flatten", "name": "flatten"},
+            {"type": "dropout", "name": "dropout", "rate": float(dropout)},
+            {"type": "dense", "name": "dense", "units": NUM_CLASSES},
+        ]
+    validate_spec(spec)
+    return spec
+
+
+def validate_spec(spec) -> list[tuple[int, ...]]:
+    """Check a spec and work out every layer's output shape (without the batch axis).
+
+    Only the layer types and argument names of :data:`LAYER_ARGS` are
+    accepted; values are range-checked; shapes are propagated from
+    :data:`INPUT_SHAPE`, and the last layer must give ``(10,)``.
+
+    Args:
+        spec: a list of layer configs.
+
+    Returns:
+        One shape per layer, e.g. ``(26, 26, 32)`` after a 3x3x32 convolution.
+
+    Raises:
+        ValueError: anything wrong, naming the layer and the bad value.
+    """
+    if not isinstance(spec, list) or not spec:
+        raise ValueError(f"spec must be a non-empty list of layer configs, got {type(spec).__name__}")
+    shape: tuple[int, ...] = INPUT_SHAPE
+    shapes, names = [], set()
+    for index, layer in enumerate(spec):
+        if not isinstance(layer, dict):
+            raise ValueError(f"spec[{index}] must be a dict, got {layer!r}")
+        kind = layer.get("type")
+        if kind not in LAYER_ARGS:
+            raise ValueError(f"spec[{index}] has unknown type={kind!r}; choose one of {sorted(LAYER_ARGS)}")
+        name = layer.get("name")
+        if not isinstance(name, str) or not _NAME_RE.match(name) or name == "softmax":
+            raise ValueError(f"spec[{index}] needs a name of letters, digits and _ (not 'softmax'), got name={name!r}")
+        if name in names:
+            raise ValueError(f"spec[{index}] repeats name={name!r}")
+        names.add(name)
+        allowed = LAYER_ARGS[kind]
+        keys = set(layer) - {"type", "name"}
+        unknown = keys - allowed["required"] - allowed["optional"]
+        if unknown:
+            raise ValueError(f"layer {name!r} ({kind}) has unknown arguments {sorted(unknown)}; "
+                             f"allowed: {sorted(allowed['required'] | allowed['optional'])}")
+        missing = allowed["required"] - keys
+        if missing:
+            raise ValueError(f"layer {name!r} ({kind}) is missing {sorted(missing)}")
+        shape = _output_shape(kind, layer, shape, name)
+        shapes.append(shape)
+    if shapes[-1] != (NUM_CLASSES,):
+        raise ValueError(f"the last layer must output {NUM_CLASSES} class scores, got shape {shapes[-1]}")
+    return shapes
+
+
+def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tuple[int, ...]:
+    """Output shape of one layer given its input shape (no batch axis); validates the config."""
+    try:
+        if kind in ("conv2d", "maxpool2d") and len(shape) != 3:
+            raise ValueError(f"needs an image input (height, width, channels), got shape {shape}")
+        if kind == "dense" and len(shape) != 1:
+            raise ValueError(f"needs a flat input (features,), got shape {shape}; add a flatten layer before it")
+        if kind == "conv2d":
+            filters = _positive_int(cfg["filters"], "filters")
+            kh, kw = _pair(cfg["kernel_size"], "kernel_size")
+            sh, sw = _pair(cfg.get("strides", 1), "strides")
+            dh, dw = _pair(cfg.get("dilation_rate", 1), "dilation_rate")
+            padding = cfg.get("padding", "valid")
+            if not (padding in ("valid", "same") or (isinstance(padding, int) and not isinstance(padding, bool))):
+                raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got padding={padding!r}")
+            get_activation(cfg.get("activation", "linear"))
+            return (output_size(shape[0], kh, sh, padding, dh), output_size(shape[1], kw, sw, padding, dw), filters)
+        if kind == "maxpool2d":
+            ph, pw = _pair(cfg.get("pool_size", 2), "pool_size")
+            strides = cfg.get("strides")
+            sh, sw = (ph, pw) if strides is None else _pair(strides, "strides")
+            if shape[0] < ph or shape[1] < pw:
+                raise ValueError(f"pool_size={(ph, pw)} is larger than the input {shape[0]}x{shape[1]}")
+            return ((shape[0] - ph) // sh + 1, (shape[1] - pw) // sw + 1, shape[2])
+        if kind == "flatten":
+            return (int(np.prod(shape)),)
+        if kind == "dropout":
+            rate = cfg["rate"]
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
+                raise ValueError(f"rate must be in [0, 1), got rate={rate!r}")
+            return shape
+        units = _positive_int(cfg["units"], "units")
+        get_activation(cfg.get("activation", "linear"))
+        return (units,)
+    except ValueError as exc:
+        raise ValueError(f"layer {name!r} ({kind}): {exc}") from None
+
+
+def _layer_seed(seed: int | None, index: int) -> int | None:
+    """A distinct, repeatable initialisation seed for layer ``index`` of a model seeded ``seed``."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+class ScratchCNN(tf.Module):
+    """A CNN made of the from-scratch layers of :mod:`convviz.layers`.
+
+    Args:
+        spec: a list of layer configs (see :func:`make_spec`, :func:`validate_spec`).
+        seed: initialisation seed (int >= 0); the same seed gives the same weights.
+
+    Attributes:
+        spec: the (validated) spec, a list of dicts (a copy).
+        layers: list of ``(name, tf.Module)`` in order.
+        output_shapes: dict ``name -> shape`` without the batch axis.
+        seed: the initialisation seed.
+
+    Call:
+        ``model(x, training=False, seed=None)`` with ``x`` float32
+        ``(batch, 28, 28, 1)`` -> logits ``(batch, 10)``. ``seed`` (shape-(2,)
+        int tensor) makes dropout masks repeatable in training.
+
+    Raises:
+        ValueError: an invalid spec or seed, naming the bad value.
+    """
+
+    def __init__(self, spec, seed: int | None = 0):
+        super().__init__(name="scratch_cnn")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+            raise ValueError(f"seed must be an integer >= 0 or None, got seed={seed!r}")
+        shapes = validate_spec(spec)
+        # Kept as JSON text: tf.Module would wrap a plain list/dict attribute in its tracking wrappers.
+        self._spec_json = json.dumps(spec)
+        self.seed = seed
+        plain = self.spec
+        self._shapes_json = json.dumps([[cfg["name"], list(shape)] for cfg, shape in zip(plain, shapes)])
+        in_shape: tuple[int, ...] = INPUT_SHAPE
+        layers = []
+        for index, (cfg, shape) in enumerate(zip(plain, shapes)):
+            kind, name = cfg["type"], cfg["name"]
+            args = {k: v for k, v in cfg.items() if k not in ("type", "name")}
+            if kind == "conv2d":
+                module = Conv2D(in_shape[-1], seed=_layer_seed(seed, index), name=name, **args)
+            elif kind == "maxpool2d":
+                module = MaxPool2D(name=name, **args)
+            elif kind == "flatten":
+                module = Flatten(name=name)
+            elif kind == "dropout":
+                module = Dropout(name=name, **args)
+            else:
+                module = Dense(in_shape[0], args["units"], activation=args.get("activation", "linear"),
+                               seed=_layer_seed(seed, index), name=name)
+            layers.append((name, module))
+            in_shape = shape
+        self.layers = layers
+
+    @property
+    def spec(self) -> list[dict]:
+        """The validated spec (a fresh copy of plain dicts)."""
+        return json.loads(self._spec_json)
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``layer name -> output shape`` without the batch axis, e.g. ``{"conv1": (26, 26, 32), ...}``."""
+        return {name: tuple(shape) for name, shape in json.loads(self._shapes_json)}
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int | None = 0, **options) -> ScratchCNN:
+        """Build a preset model: ``ScratchCNN(make_spec(name, **options), seed)``.
+
+        Args:
+            name: ``"seed"`` or ``"fast"``.
+            seed: initialisation seed.
+            **options: ``filters``, ``kernel_size``, ``dropout`` of :func:`make_spec`.
+
+        Returns:
+            A freshly initialised :class:`ScratchCNN`.
+
+        Raises:
+            ValueError: an unknown preset or option value.
+        """
+        return cls(make_spec(name, **options), seed=seed)
+
+    def _run(self, x, training: bool, seed, keep: bool):
+        outputs = {}
+        for index, (name, module) in enumerate(self.layers):
+            if isinstance(module, Dropout):
+                layer_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, index)
+                x = module(x, training=training, seed=layer_seed)
+            else:
+                x = module(x)
+            if keep:
+                outputs[name] = x
+        return x, outputs
+
+    def __call__(self, x, training: bool = False, seed=None):
+        return self._run(x, training, seed, keep=False)[0]
+
+    def activations(self, x) -> dict[str, np.ndarray]:
+        """Every layer's output for a batch of images (inference mode: dropout is the identity).
+
+        Args:
+            x: ``(batch, 28, 28)`` or ``(batch, 28, 28, 1)`` floats in [0, 1].
+
+        Returns:
+            Ordered dict ``layer name -> np.ndarray``: e.g. ``conv1`` ``(batch, 26, 26, 32)``,
+            ..., ``dense`` (logits) ``(batch, 10)``, and last ``softmax``: probabilities ``(batch, 10)``.
+
+        Raises:
+            ValueError: a wrong input shape or non-finite values.
+        """
+        x = _as_input(x)
+        logits, outputs = self._run(tf.constant(x), training=False, seed=None, keep=True)
+        result = {name: value.numpy() for name, value in outputs.items()}
+        result["softmax"] = tf.nn.softmax(logits).numpy()
+        return result
+
+    def logits(self, images, batch_size: int = 1000) -> np.ndarray:
+        """Class scores before the softmax, in inference mode (compiled forward pass).
+
+        Args:
+            images: ``(batch, 28, 28)`` (or ``(batch, 28, 28, 1)``) floats in [0, 1].
+            batch_size: images per forward pass (memory), >= 1.
+
+        Returns:
+            float32 ``(batch, 10)``.
+
+        Raises:
+            ValueError: a wrong shape or non-finite values.
+        """
+        x = _as_input(images)
+        batch_size = _positive_int(batch_size, "batch_size")
+        parts = [self._logits(tf.constant(x[i: i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
+    def predict(self, images, batch_size: int = 1000) -> np.ndarray:
+        """Class probabilities for images: the softmax of :meth:`logits`.
+
+        Args:
+            images: ``(batch, 28, 28)`` (or ``(batch, 28, 28, 1)``) floats in [0, 1].
+            batch_size: images per forward pass (memory), >= 1.
+
+        Returns:
+            float32 ``(batch, 10)``; each row sums to 1.
+
+        Raises:
+            ValueError: a wrong shape or non-finite values.
+        """
+        z = self.logits(images, batch_size)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], reduce_retracing=True)
+    def _logits(self, x):
+        return self(x, training=False)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every variable as ``{"layer/variable": np.ndarray}`` (e.g. ``conv1/kernel``, ``dense/w``)."""
+        result = {}
+        for name, module in self.layers:
+            for attr in ("kernel", "bias", "w", "b"):
+                if hasattr(module, attr):
+                    result[f"{name}/{attr}"] = getattr(module, attr).numpy()
+        return result
+
+    def count_params(self) -> int:
+        """Number of trainable numbers (weights and biases)."""
+        return int(sum(v.size for v in self.weights().values()))
+
+    def save(self, path) -> Path:
+        """Write the spec and weights to one ``.npz``, atomically.
+
+        The file is written under a temporary name in the same directory and
+        then moved into place with ``os.replace``, so a crash never leaves a
+        half-written model at ``path``.
+
+        Args:
+            path: destination file (``.npz`` is not appended).
+
+        Returns:
+            The path written.
+
+        Raises:
+            OSError: the directory cannot be written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"format_version": np.array(FORMAT_VERSION), "spec": np.array(json.dumps(self.spec))}
+        arrays.update(self.weights())
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _as_input(images) -> np.ndarray:
+    """Images as float32 ``(batch, 28, 28, 1)``, checked."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE:
+        raise ValueError(f"images must have shape (batch, 28, 28) or (batch, 28, 28, 1), got {np.shape(images)}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("images contain NaN or infinite values")
+    return x
+
+
+def load_model(path) -> ScratchCNN:
+    """Read a model written by :meth:`ScratchCNN.save`.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        The :class:`ScratchCNN` with the saved weights.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a truncated, corrupt or mismatched file (unreadable zip,
+            missing or extra arrays, wrong shapes, unknown layer types or
+            arguments, non-finite weights), naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"model file {str(path)!r} is not a .npz archive (truncated, or another kind of file)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile) as exc:
+        raise ValueError(f"model file {str(path)!r} is not a readable .npz ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # zlib.error and friends from a damaged member
+        raise ValueError(f"model file {str(path)!r} is corrupt ({type(exc).__name__}: {exc})") from None
+    try:
+        version = arrays.pop("format_version", None)
+        if version is None or version.shape != () or int(version) != FORMAT_VERSION:
+            raise ValueError(f"format_version must be {FORMAT_VERSION}, got {version!r}")
+        spec_text = arrays.pop("spec", None)
+        if spec_text is None or spec_text.shape != () or spec_text.dtype.kind != "U":
+            raise ValueError("missing the 'spec' text")
+        try:
+            spec = json.loads(str(spec_text))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the spec is not valid JSON ({exc})") from None
+        model = ScratchCNN(spec, seed=None)
+        expected = model.weights()
+        if set(arrays) != set(expected):
+            raise ValueError(f"arrays {sorted(arrays)} do not match the spec's variables {sorted(expected)}")
+        for key, value in arrays.items():
+            if value.shape != expected[key].shape or value.dtype != np.float32:
+                raise ValueError(f"{key} has shape {value.shape} dtype {value.dtype}, "
+                                 f"expected {expected[key].shape} float32")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{key} contains NaN or infinite values")
+        for name, module in model.layers:
+            for attr in ("kernel", "bias", "w", "b"):
+                if hasattr(module, attr):
+                    getattr(module, attr).assign(arrays[f"{name}/{attr}"])
+    except ValueError as exc:
+        raise ValueError(f"model file {str(path)!r} is invalid: {exc}") from None
+    return model

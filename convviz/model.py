@@ -42,7 +42,7 @@ from convviz.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, get_activ
 from convviz.ops import _pair, _positive_int, output_size
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "NUM_CLASSES", "PRESETS",
-           "ScratchCNN", "load_model", "make_spec", "validate_spec"]
+           "ScratchCNN", "load_checkpoint", "load_model", "make_spec", "validate_spec"]
 
 INPUT_SHAPE = (28, 28, 1)
 """Input of every model: ``(height, width, channels)`` of one MNIST digit."""
@@ -381,8 +381,8 @@ class ScratchCNN(tf.Module):
         """Number of trainable numbers (weights and biases)."""
         return int(sum(v.size for v in self.weights().values()))
 
-    def save(self, path) -> Path:
-        """Write the spec and weights to one ``.npz``, atomically.
+    def save(self, path, metadata: dict | None = None) -> Path:
+        """Write the spec and weights (and optional metadata) to one ``.npz``, atomically.
 
         The file is written under a temporary name in the same directory and
         then moved into place with ``os.replace``, so a crash never leaves a
@@ -390,6 +390,9 @@ class ScratchCNN(tf.Module):
 
         Args:
             path: destination file (``.npz`` is not appended).
+            metadata: optional JSON-serialisable dict stored as JSON text under
+                the key ``metadata`` (a training run's settings and history);
+                read back by :func:`load_checkpoint`.
 
         Returns:
             The path written.
@@ -400,6 +403,8 @@ class ScratchCNN(tf.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"format_version": np.array(FORMAT_VERSION), "spec": np.array(json.dumps(self.spec))}
+        if metadata is not None:
+            arrays["metadata"] = np.array(json.dumps(metadata, allow_nan=False))
         arrays.update(self.weights())
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -442,6 +447,36 @@ def load_model(path) -> ScratchCNN:
             missing or extra arrays, wrong shapes, unknown layer types or
             arguments, non-finite weights), naming the file.
     """
+    return _read_model_file(path)[0]
+
+
+def load_checkpoint(path) -> tuple[ScratchCNN, dict]:
+    """Read a model file written with ``save(path, metadata=...)``: the model and its metadata.
+
+    Args:
+        path: the ``.npz`` file.
+
+    Returns:
+        ``(model, metadata)``; ``metadata`` is ``{}`` when the file has none.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: as :func:`load_model`, or metadata that is not a JSON object, naming the file.
+    """
+    model, text = _read_model_file(path)
+    if text is None:
+        return model, {}
+    try:
+        metadata = json.loads(str(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model file {str(path)!r} has metadata that is not valid JSON ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"model file {str(path)!r} has metadata that is not a JSON object")
+    return model, metadata
+
+
+def _read_model_file(path) -> tuple[ScratchCNN, object]:
+    """The checked model and its raw metadata text (or None); see :func:`load_model`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
@@ -455,6 +490,9 @@ def load_model(path) -> ScratchCNN:
     except Exception as exc:  # zlib.error and friends from a damaged member
         raise ValueError(f"model file {str(path)!r} is corrupt ({type(exc).__name__}: {exc})") from None
     try:
+        metadata_text = arrays.pop("metadata", None)
+        if metadata_text is not None and (metadata_text.shape != () or metadata_text.dtype.kind != "U"):
+            raise ValueError("'metadata' must be JSON text")
         version = arrays.pop("format_version", None)
         if version is None or version.shape != () or int(version) != FORMAT_VERSION:
             raise ValueError(f"format_version must be {FORMAT_VERSION}, got {version!r}")
@@ -481,4 +519,4 @@ def load_model(path) -> ScratchCNN:
                     getattr(module, attr).assign(arrays[f"{name}/{attr}"])
     except ValueError as exc:
         raise ValueError(f"model file {str(path)!r} is invalid: {exc}") from None
-    return model
+    return model, metadata_text

@@ -240,7 +240,7 @@ def _make_step(model, optimizer):
 
 
 def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, history: History | None = None,
-          on_epoch=None) -> History:
+          on_epoch=None, start_epoch: int = 0) -> History:
     """Train ``model`` in place with mini-batch Adam, evaluating on the test split after each epoch.
 
     Args:
@@ -252,6 +252,10 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
         stop_event: optional ``threading.Event``; when set, training ends after the current step.
         history: optional :class:`History` to fill (e.g. one a UI is polling); a new one otherwise.
         on_epoch: optional ``callable(history)`` after each epoch's test evaluation.
+        start_epoch: epochs already done (resuming a run): training runs epochs
+            ``start_epoch .. config.epochs - 1`` with the same per-epoch shuffles
+            and dropout seeds a run from scratch would use; ``history`` should
+            hold the earlier epochs. Adam's moments start afresh.
 
     Returns:
         The :class:`History`, with status ``"finished"`` or ``"stopped"``.
@@ -268,12 +272,14 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
     start = time.perf_counter()
     with history.lock:
         history.epochs, history.batches_per_epoch, history.status = config.epochs, batches, "running"
+    if isinstance(start_epoch, bool) or not isinstance(start_epoch, Integral) or not 0 <= start_epoch <= config.epochs:
+        raise ValueError(f"start_epoch must be in [0, epochs={config.epochs}], got start_epoch={start_epoch!r}")
     optimizer = Adam(model.trainable_variables, learning_rate=config.learning_rate)
     step = _make_step(model, optimizer)
     recent = deque(maxlen=50)  # (seconds, digits) of recent steps
     eval_seconds = None
-    global_step, stopped = 0, False
-    for epoch in range(config.epochs):
+    global_step, stopped = start_epoch * batches, False
+    for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
         for b in range(batches):
             if stop_event is not None and stop_event.is_set():
@@ -318,6 +324,34 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
     return history
 
 
+def _restore_history(history: History, saved: dict, config: TrainConfig) -> int:
+    """Fill ``history`` from a saved snapshot; returns the epoch to start from.
+
+    Per-batch entries past the last completed epoch (an epoch cut short by a
+    stop or a crash) are dropped, since that epoch is trained again.
+    """
+    try:
+        done = int(saved.get("epoch", 0))
+        per_epoch = int(saved.get("batches_per_epoch", 0)) or history.batches_per_epoch
+        keep = done * per_epoch
+        batch_loss = [float(v) for v in saved.get("batch_loss", [])][:keep]
+        batch_accuracy = [float(v) for v in saved.get("batch_accuracy", [])][:keep]
+        test_loss = [float(v) for v in saved.get("epoch_test_loss", [])][:done]
+        test_accuracy = [float(v) for v in saved.get("epoch_test_accuracy", [])][:done]
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"resume_history is not a saved history ({exc})") from None
+    if not 0 <= done < config.epochs:
+        raise ValueError(f"the saved run has {done} epochs done; epochs must be more than that, "
+                         f"got epochs={config.epochs}")
+    if per_epoch != history.batches_per_epoch:
+        raise ValueError(f"the saved run had {per_epoch} batches per epoch but these data and batch size "
+                         f"give {history.batches_per_epoch}; resume with the same dataset and batch size")
+    history.batch_loss, history.batch_accuracy = batch_loss, batch_accuracy
+    history.epoch_test_loss, history.epoch_test_accuracy = test_loss, test_accuracy
+    history.epoch = done
+    return done
+
+
 class TrainingJob:
     """:func:`train` in a background thread, for a UI to poll. Makes no Streamlit calls.
 
@@ -325,6 +359,12 @@ class TrainingJob:
         model: the :class:`convviz.model.ScratchCNN` to train (``job.model``).
         data: ``((x_train, y_train), (x_test, y_test))``; checked here.
         config: a :class:`TrainConfig`.
+        on_checkpoint: optional ``callable(model, history_snapshot)``, called in the
+            training thread after every epoch and once more when the run stops or
+            finishes (e.g. :meth:`convviz.runs.RunStore.save`).
+        resume_history: a saved history snapshot to continue from (resuming a
+            run): training starts at its ``epoch``; its per-batch and per-epoch
+            lists are kept, so the charts continue.
 
     Raises:
         ValueError: bad data or config (at construction, before any thread starts).
@@ -335,7 +375,7 @@ class TrainingJob:
         'running'
     """
 
-    def __init__(self, model, data, config: TrainConfig):
+    def __init__(self, model, data, config: TrainConfig, on_checkpoint=None, resume_history: dict | None = None):
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.model = model
@@ -343,6 +383,11 @@ class TrainingJob:
         self._data = prepare_data(data)
         n = len(self._data[0][0])
         self._history = History(epochs=config.epochs, batches_per_epoch=math.ceil(n / config.batch_size))
+        self._start_epoch = 0
+        if resume_history is not None:
+            self._start_epoch = _restore_history(self._history, resume_history, config)
+        self._on_checkpoint = on_checkpoint
+        self.checkpoint_error: str | None = None
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -362,11 +407,28 @@ class TrainingJob:
 
     def _run(self):
         try:
-            train(self.model, self._data, self.config, stop_event=self._stop_event, history=self._history)
+            train(self.model, self._data, self.config, stop_event=self._stop_event, history=self._history,
+                  on_epoch=lambda history: self._checkpoint(), start_epoch=self._start_epoch)
         except Exception as exc:  # reported through status / error, never raised in the thread
             with self._history.lock:
                 self._history.status = "failed"
                 self._history.error = f"{type(exc).__name__}: {exc}"
+            return
+        self._checkpoint()
+
+    def _checkpoint(self):
+        """Hand the model and a history snapshot to ``on_checkpoint`` (in this thread, between steps).
+
+        A failing checkpoint (disk full, folder removed) does not stop training:
+        its message is kept in :attr:`checkpoint_error` for the UI to show.
+        """
+        if self._on_checkpoint is None:
+            return
+        try:
+            self._on_checkpoint(self.model, self._history.snapshot())
+            self.checkpoint_error = None
+        except Exception as exc:
+            self.checkpoint_error = f"{type(exc).__name__}: {exc}"
 
     def stop(self):
         """Ask the job to end after the current batch; the model and history are kept."""

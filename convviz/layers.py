@@ -107,17 +107,32 @@ class Dense(tf.Module):
         return self._activation(tf.matmul(x, self.w) + self.b)
 
 
-def _im2col(xp, kh, kw, h_out, w_out, strides, dilation):
-    """Patches of a padded NHWC tensor: ``(batch, h_out, w_out, kh*kw*channels)``.
+def _patch_indices(width: int, kh: int, kw: int, h_out: int, w_out: int, strides, dilation) -> np.ndarray:
+    """Flat cell index (``row * width + col``) of every kernel tap of every window.
 
-    Built from ``kh*kw`` strided slices, one per kernel tap, concatenated on
-    the channel axis in (tap row, tap column, channel) order, which matches
-    ``tf.reshape(kernel, (kh*kw*channels, filters))``.
+    Returns:
+        int32 ``(h_out * w_out * kh * kw,)`` in (window row, window column, tap
+        row, tap column) order: the geometry of :func:`convviz.ops.conv2d_steps`
+        (rows ``i*s + a*d``, columns ``j*s + b*d``), all windows at once.
     """
     (sh, sw), (dh, dw) = strides, dilation
-    taps = [xp[:, a * dh: a * dh + sh * (h_out - 1) + 1: sh, b * dw: b * dw + sw * (w_out - 1) + 1: sw, :]
-            for a in range(kh) for b in range(kw)]
-    return taps[0] if len(taps) == 1 else tf.concat(taps, axis=-1)
+    rows = sh * np.arange(h_out)[:, None, None, None] + dh * np.arange(kh)[None, None, :, None]
+    cols = sw * np.arange(w_out)[None, :, None, None] + dw * np.arange(kw)[None, None, None, :]
+    return (rows * width + cols).reshape(-1).astype(np.int32)
+
+
+def _im2col(xp, kh, kw, h_out, w_out, strides, dilation):
+    """Patches of a padded NHWC tensor as a matrix ``(batch * h_out * w_out, kh * kw * channels)``.
+
+    One ``tf.gather`` of whole channel vectors at the cells listed by
+    :func:`_patch_indices`; each row is one window, flattened in (tap row,
+    tap column, channel) order, which matches
+    ``tf.reshape(kernel, (kh * kw * channels, filters))``.
+    """
+    _, hp, wp, c = xp.shape
+    index = _patch_indices(wp, kh, kw, h_out, w_out, strides, dilation)
+    cells = tf.gather(tf.reshape(xp, [-1, hp * wp, c]), index, axis=1)
+    return tf.reshape(cells, [-1, kh * kw * c])
 
 
 def _spread(t, strides):
@@ -135,21 +150,22 @@ def _spread(t, strides):
 def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
     """Multi-channel 2-D cross-correlation (what frameworks call convolution), from scratch.
 
-    Forward: zero-pad, gather the patches (one strided slice per kernel tap),
-    then one matrix product ``patches @ kernel``:
+    Forward ("im2col"): zero-pad, gather every window's cells into one row of
+    a patch matrix, then one matrix product ``patches @ kernel``:
     ``y[n, i, j, f] = sum_{a, b, c} xp[n, i*s + a*d, j*s + b*d, c] * k[a, b, c, f]``.
 
     Backward, written by hand (``tf.custom_gradient``):
 
-    * ``dL/dk = patches^T @ dL/dy`` (the same patches, reused);
-    * ``dL/dx`` is the *full convolution of dL/dy with the kernel*: each
-      upstream gradient cell sends ``dy[n, i, j, :] @ k[a, b]^T`` back to the
-      input cell that tap ``(a, b)`` read. Equivalently, it is the
-      cross-correlation of the stride-spread, ``d*(k-1)``-padded ``dL/dy``
-      with the kernel flipped in both spatial axes and with its in/out
-      channels swapped. We compute the same sums tap by tap ("col2im"): one
-      matrix product ``dL/dy @ k^T``, then each tap's slice is spread by the
-      stride and added at its offset, and the padding is cropped off.
+    * ``dL/dk = patches^T @ dL/dy`` — the same patches, reused;
+    * ``dL/dx`` is a *full convolution of dL/dy with the kernel*: every input
+      cell collects ``dy[n, i, j, :] @ k[a, b]^T`` from each window ``(i, j)``
+      whose tap ``(a, b)`` read it. Written as a cross-correlation, that is:
+      spread ``dL/dy`` by the stride (``s - 1`` zeros between cells), pad it
+      by ``d*(k - 1)`` on every side, and correlate it (stride 1, dilation
+      ``d``) with the kernel **flipped** in both spatial axes and with its
+      in/out channels **swapped** — the same im2col-and-matmul as the
+      forward pass. Cells that no window reached get 0; the padding is
+      cropped off.
 
     Args:
         x: float32 ``(batch, height, width, in_channels)``.
@@ -185,28 +201,25 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
                          f"more than the padded input {hp}x{wp}")
     h_out = (hp - eff_h) // strides[0] + 1
     w_out = (wp - eff_w) // strides[1] + 1
-    depth = kh * kw * c
+    # Rows and columns reached by some window (the rest of the padded input gets no gradient).
+    reach_h, reach_w = strides[0] * (h_out - 1) + eff_h, strides[1] * (w_out - 1) + eff_w
+
+    def pad(t, pads):
+        return t if not any(pads) else tf.pad(t, [[0, 0], pads[0:2], pads[2:4], [0, 0]])
 
     @tf.custom_gradient
     def _conv(x, kernel):
         n = tf.shape(x)[0]
-        xp = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
-        cols = tf.reshape(_im2col(xp, kh, kw, h_out, w_out, strides, dilation), [-1, depth])
-        wmat = tf.reshape(kernel, [depth, filters])
-        y = tf.reshape(tf.matmul(cols, wmat), [n, h_out, w_out, filters])
+        cols = _im2col(pad(x, [top, bottom, left, right]), kh, kw, h_out, w_out, strides, dilation)
+        y = tf.reshape(tf.matmul(cols, tf.reshape(kernel, [kh * kw * c, filters])), [n, h_out, w_out, filters])
 
         def grad(dy):
-            dy2 = tf.reshape(dy, [-1, filters])
-            dkernel = tf.reshape(tf.matmul(cols, dy2, transpose_a=True), [kh, kw, c, filters])
-            dcols = tf.reshape(tf.matmul(dy2, wmat, transpose_b=True), [n, h_out, w_out, kh * kw, c])
-            span_h, span_w = strides[0] * (h_out - 1) + 1, strides[1] * (w_out - 1) + 1
-            pieces = []
-            for t in range(kh * kw):
-                a, b = divmod(t, kw)
-                r0, c0 = a * dilation[0], b * dilation[1]
-                piece = _spread(dcols[:, :, :, t, :], strides)
-                pieces.append(tf.pad(piece, [[0, 0], [r0, hp - r0 - span_h], [c0, wp - c0 - span_w], [0, 0]]))
-            dxp = pieces[0] if len(pieces) == 1 else tf.add_n(pieces)
+            dkernel = tf.reshape(tf.matmul(cols, tf.reshape(dy, [-1, filters]), transpose_a=True), kernel.shape)
+            full = pad(_spread(dy, strides), [eff_h - 1, eff_h - 1, eff_w - 1, eff_w - 1])
+            flipped = tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])  # (kh, kw, filters, c)
+            dcols = _im2col(full, kh, kw, reach_h, reach_w, (1, 1), dilation)
+            dxp = tf.reshape(tf.matmul(dcols, tf.reshape(flipped, [kh * kw * filters, c])), [n, reach_h, reach_w, c])
+            dxp = pad(dxp, [0, hp - reach_h, 0, wp - reach_w])
             return dxp[:, top: top + h, left: left + w, :], dkernel
 
         return y, grad

@@ -1,0 +1,144 @@
+"""Streamlit glue for the Draw page: the canvas, the upload, the model choice and the renderings.
+
+The preparation of the digit is :mod:`convviz.preprocess` (numpy/Pillow), the look inside the
+network :mod:`convviz.explain` (TensorFlow), the figures :mod:`convviz.figures_training`; this
+module only wires them to widgets. ``streamlit_drawable_canvas`` is imported inside
+:func:`canvas_image` because importing it outside a running Streamlit raises.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from convviz import figures_training as ft
+from convviz.preprocess import DigitStages, canvas_to_gray, digit_stages, naive_resize, photo_to_gray
+from convviz.ui.training import DRAW_MODEL_KEY
+
+CANVAS_SIZE = 280
+"""Side of the drawing canvas, pixels (10x MNIST's 28)."""
+
+_NONCE_KEY = "_draw_canvas_nonce"
+
+
+def canvas_key() -> str:
+    """The canvas's current widget key, ``draw_canvas_<n>``; :func:`clear_canvas` moves it on."""
+    return f"draw_canvas_{st.session_state.get(_NONCE_KEY, 0)}"
+
+
+def clear_canvas() -> None:
+    """Empty the canvas (a new key gives a fresh component)."""
+    st.session_state[_NONCE_KEY] = st.session_state.get(_NONCE_KEY, 0) + 1
+
+
+def canvas_image(stroke_width: int) -> np.ndarray | None:
+    """Show the 280x280 canvas (white strokes on black); its RGBA image, or None before any drawing.
+
+    Args:
+        stroke_width: pen width, pixels.
+
+    Returns:
+        uint8 ``(height, width, 4)`` or None.
+    """
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
+                       height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
+                       key=canvas_key())
+    try:
+        return result.image_data
+    except (ValueError, OSError):  # a damaged PNG from the component: treat as nothing drawn
+        return None
+
+
+def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
+    """The uploader; the uploaded digit as ink intensity.
+
+    Returns:
+        ``(gray, note)``: float32 ``(height, width)`` and a note on inversion, or ``(None, None)``
+        when nothing is uploaded. A bad file shows an error on the page and returns ``(None, None)``.
+    """
+    from convviz.images import decode_upload
+
+    upload = st.file_uploader("A photo or scan of one digit (PNG or JPEG, up to 5 MB)", type=["png", "jpg", "jpeg"],
+                              key="draw_upload",
+                              help="Dark ink on light paper is inverted automatically (MNIST is white on black).")
+    if upload is None:
+        return None, None
+    try:
+        pixels = decode_upload(upload.getvalue(), mode="L")
+    except ValueError as exc:
+        st.error(f"Could not use {upload.name!r}: {exc}")
+        return None, None
+    gray, inverted = photo_to_gray(pixels[:, :, 0])
+    note = ("Light paper detected: the image was inverted to white ink on black, as in MNIST." if inverted
+            else "Dark background detected: used as it is (white ink on black, as in MNIST).")
+    return gray, note
+
+
+def prepare(rgba=None, gray=None) -> tuple[DigitStages, np.ndarray]:
+    """The MNIST-style stages and the naive 28x28 resize of a canvas image or an ink image."""
+    if gray is None:
+        gray = canvas_to_gray(rgba)
+    return digit_stages(gray), naive_resize(gray)
+
+
+def draw_model():
+    """The model the Draw page uses: this session's trained one if chosen, else the shipped one.
+
+    Returns:
+        ``(model, description, mine)``, or ``(None, message, False)`` when there is none.
+    """
+    chosen = st.session_state.get(DRAW_MODEL_KEY)
+    if chosen is not None:
+        return chosen[0], chosen[1], True
+    from convviz.ui.resources import model_or_message
+
+    model, message = model_or_message()
+    if model is None:
+        return None, message, False
+    return model, "the shipped model (convviz/models/default.npz)", False
+
+
+def use_shipped_model() -> None:
+    """Forget this session's chosen model; the shipped one is used again."""
+    st.session_state.pop(DRAW_MODEL_KEY, None)
+
+
+def show_prediction(probabilities, label: str = "Prediction") -> int:
+    """The top class as large text ("Prediction: 7 (98.5%)") over the bar chart of all ten.
+
+    Returns:
+        The predicted class.
+    """
+    top = int(np.argmax(probabilities))
+    st.markdown(f"## {label}: {top} ({probabilities[top]:.1%})")
+    st.plotly_chart(ft.probability_figure(probabilities), key=f"draw_chart_probs_{label.split()[0].lower()}")
+    return top
+
+
+def show_stages(stages: DigitStages, naive=None) -> None:
+    """The preparation, stage by stage, with a sentence giving its numbers."""
+    st.markdown("### How the digit is prepared")
+    st.plotly_chart(ft.stages_figure(stages, naive=naive), key="draw_chart_stages")
+    top, left, bottom, right = stages.bbox
+    st.caption(f"Ink bounding box {right - left}x{bottom - top} px → scaled to {stages.scaled.shape[1]}x"
+               f"{stages.scaled.shape[0]} (longer side 20, aspect kept) → placed at row {stages.offset[0]}, column "
+               f"{stages.offset[1]} so that its centre of mass (red dot) lands at ({stages.mass_center[0]:.1f}, "
+               f"{stages.mass_center[1]:.1f}), on the field's centre (14, 14) (green cross).")
+
+
+def show_inside(explanation, image) -> None:
+    """Feature maps of each convolution layer and the saliency map, for one digit."""
+    st.markdown("### Inside the network for this digit")
+    st.caption("Each convolution layer's feature maps: one small image per filter, bright where the filter found "
+               "its pattern (after the ReLU). The first layer finds strokes and edges; the second, combinations.")
+    layers = list(explanation.feature_maps.items())
+    columns = st.columns(len(layers)) if layers else []
+    for column, (name, maps) in zip(columns, layers):
+        h, w, f = maps.shape
+        column.plotly_chart(ft.feature_maps_figure(maps, columns=8, title=f"{name}: {f} feature maps of {h}x{w}"),
+                            key=f"draw_chart_maps_{name}")
+    st.caption(f"Saliency: how strongly each input pixel moves the score of class {explanation.prediction} "
+               "(the gradient of that score with respect to the pixel, in absolute value). Red pixels matter most.")
+    st.plotly_chart(ft.saliency_figure(image, explanation.saliency), key="draw_chart_saliency")

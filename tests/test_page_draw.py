@@ -1,0 +1,128 @@
+"""AppTest of the Draw page: a digit fed through the canvas's state gets a prediction and the stages."""
+
+import base64
+import importlib.util
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from convviz.model import DEFAULT_MODEL_PATH, ScratchCNN
+from convviz.ui.training import DRAW_MODEL_KEY
+
+PAGE = Path(__file__).resolve().parent.parent / "pages" / "4_Draw.py"
+_spec = importlib.util.spec_from_file_location("strokes", Path(__file__).parent / "e2e" / "strokes.py")
+strokes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(strokes)
+
+
+def canvas_state(rgba) -> dict:
+    """The state streamlit-drawable-canvas 0.13 keeps under its key (read from its st_canvas source):
+    ``{"drawing": {"raw": <fabric json>, "data": <PNG data URL>}, "backgroundFit": None}``."""
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url},
+            "backgroundFit": None}
+
+
+def _page(model=None):
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    if model is not None:
+        at.session_state[DRAW_MODEL_KEY] = (model, "a test model")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _predictions(at):
+    return [m.value for m in at.markdown if "prediction:" in m.value.lower()]
+
+
+def _chart_ids(at):
+    return [el.proto.id for el in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return ScratchCNN.from_preset("fast", seed=1, filters=(4, 8))
+
+
+def test_empty_canvas_prompts(small_model):
+    at = _page(small_model)
+    assert any("Draw a digit" in i.value for i in at.info)
+    assert not _predictions(at)
+    assert not any("draw_chart_stages" in i for i in _chart_ids(at))
+    assert at.button(key="draw_clear").label == "Clear"
+    # a canvas that was drawn on and then wiped is blank too
+    blank = np.zeros((280, 280, 4), np.uint8)
+    blank[..., 3] = 255
+    at.session_state["draw_canvas_0"] = canvas_state(blank)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Draw a digit" in i.value for i in at.info) and not _predictions(at)
+
+
+def test_drawn_digit_gets_prediction_stages_and_insides(small_model):
+    at = _page(small_model)
+    at.session_state["draw_canvas_0"] = canvas_state(strokes.render(strokes.canvas_paths(7, box=(20, 20, 90, 140))))
+    at.run()
+    assert not at.exception, at.exception
+    preds = _predictions(at)
+    assert len(preds) == 1 and re.search(r"Prediction: \d \(\d+\.\d%\)", preds[0]), preds
+    ids = _chart_ids(at)
+    for key in ("draw_chart_probs_prediction", "draw_chart_stages", "draw_chart_maps_conv1", "draw_chart_maps_conv2",
+                "draw_chart_saliency"):
+        assert any(key in i for i in ids), (key, ids)
+    assert any("Model: a test model" in c.value for c in at.caption)
+    assert any("centre of mass" in c.value for c in at.caption)
+    assert not at.info  # no prompt once there is a digit
+
+    at.toggle(key="draw_compare").set_value(True).run()
+    assert not at.exception, at.exception
+    assert len(_predictions(at)) == 2 and any("Naive resize prediction" in p for p in _predictions(at))
+    stages = next(el for el in at.get("plotly_chart") if "draw_chart_stages" in el.proto.id)
+    assert "naive" in stages.proto.spec  # the extra panel
+
+    at.button(key="draw_clear").click().run()  # a fresh canvas key: nothing drawn
+    assert not at.exception, at.exception
+    assert not _predictions(at) and any("Draw a digit" in i.value for i in at.info)
+
+
+def test_upload_dark_on_light_photo(small_model):
+    at = _page(small_model)
+    at.radio(key="draw_source").set_value("Upload a photo").run()
+    photo = 255 - strokes.render(strokes.canvas_paths(3))[:, :, 0]  # dark ink on white paper
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="PNG")
+    at.file_uploader(key="draw_upload").set_value(("three.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception, at.exception
+    assert len(_predictions(at)) == 1
+    assert any("inverted" in c.value for c in at.caption)
+    at.file_uploader(key="draw_upload").set_value(("bad.png", b"not an image at all", "image/png")).run()
+    assert not at.exception, at.exception
+    assert any("bad.png" in e.value and "PNG or JPEG" in e.value for e in at.error)
+    assert not _predictions(at)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="the shipped model is not built yet")
+def test_shipped_model_reads_a_drawn_digit():
+    at = _page()
+    assert any("Model: the shipped model" in c.value for c in at.caption)
+    at.session_state["draw_canvas_0"] = canvas_state(strokes.render(strokes.canvas_paths(4)))
+    at.run()
+    assert not at.exception, at.exception
+    assert _predictions(at)[0].startswith("## Prediction: 4 ")
+
+
+def test_chosen_model_can_be_dropped(small_model):
+    at = _page(small_model)
+    at.button(key="draw_use_shipped").click().run()
+    assert not at.exception, at.exception
+    assert DRAW_MODEL_KEY not in at.session_state
+    if not DEFAULT_MODEL_PATH.is_file():
+        assert any("shipped model is not available" in w.value for w in at.warning)

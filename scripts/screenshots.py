@@ -1,0 +1,167 @@
+"""Regenerate docs/screenshots/*.png (one per page, 1280x800) from the running app.
+
+Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
+page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
+its canvas, the Train page a short run on the bundled sample), and saves a 1280x800 screenshot.
+
+Usage:
+    python scripts/screenshots.py                      # all five pages, own server
+    python scripts/screenshots.py --only draw train    # some of them
+    python scripts/screenshots.py --url http://127.0.0.1:8501 --out /tmp/shots
+
+Needs Debian's Chromium (``apt-get install chromium``) and Playwright (requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from e2e import strokes  # noqa: E402  (tests/e2e on the path above)
+from e2e.server import StreamlitServer  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+SIZE = {"width": 1280, "height": 800}
+TIMEOUT = 90_000  # ms; the first run imports TensorFlow
+
+
+def wait_for_run(page, timeout=TIMEOUT):
+    """Wait until the app is connected and its script has finished a run."""
+    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+
+
+def settle(page, ms=800):
+    """Wait for the run to end and every Plotly chart on the page to be drawn, then let transitions finish."""
+    wait_for_run(page)
+    page.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=stPlotlyChart]'))"
+                           ".every(e => e.querySelector('.main-svg'))", timeout=TIMEOUT)
+    page.wait_for_timeout(ms)
+
+
+def shoot_home(page):
+    settle(page)
+
+
+def shoot_convolution(page):
+    """Step the window to the middle position (row 2, column 2 of the default 3x3 output)."""
+    settle(page)
+    for row, col in [(1, 2), (1, 3), (2, 1), (2, 2)]:
+        page.get_by_role("button", name="Next", exact=True).click()
+        page.get_by_text(f"Output cell (row {row}, column {col})").wait_for(timeout=TIMEOUT)
+    settle(page, 1500)
+
+
+def shoot_stacked_channels(page):
+    settle(page, 1500)
+
+
+def shoot_draw(page):
+    """Draw a 7 on the canvas and wait for the prediction."""
+    settle(page)
+    canvas = page.locator("[data-testid=stBidiComponentIsolated] canvas.upper-canvas").first
+    canvas.wait_for(timeout=TIMEOUT)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    scale = box["width"] / strokes.CANVAS_SIZE
+    for stroke in strokes.canvas_paths(7):
+        page.mouse.move(box["x"] + stroke[0][0] * scale, box["y"] + stroke[0][1] * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.up()
+    page.wait_for_timeout(1500)  # the canvas sends its image, the script reruns
+    settle(page, 1500)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+
+
+def shoot_train(page):
+    """Train on the bundled sample until the second epoch starts, stop, and show the progress and the curves."""
+    settle(page)
+    dataset = page.get_by_role("radiogroup", name="Dataset")
+    if dataset.count():  # the full MNIST is here too: the bundled sample is quicker
+        dataset.get_by_text("Bundled sample").click()
+        wait_for_run(page)
+    page.get_by_role("button", name="Start training", exact=True).click()
+    stop = page.get_by_role("button", name="Stop training", exact=True)
+    stop.wait_for(timeout=TIMEOUT)
+    progress = page.locator("[data-testid=stProgress]").first
+    progress.filter(has_text="Epoch 2/").wait_for(timeout=300_000)  # one epoch done: a test-set point too
+    stop.click()
+    progress.filter(has_text="Stopped after").wait_for(timeout=TIMEOUT)
+    settle(page, 1500)
+    # the progress bar just under Streamlit's header, the curves below it
+    progress.evaluate("""e => {
+        e.scrollIntoView({block: 'start'});
+        let box = e.parentElement;
+        while (box && !(box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== 'visible')) {
+            box = box.parentElement;
+        }
+        (box || document.scrollingElement).scrollBy(0, -150);
+    }""")
+    page.wait_for_timeout(500)
+
+
+PAGES = {  # name -> (url path, how to prepare it)
+    "home": ("/", shoot_home),
+    "convolution": ("/Convolution", shoot_convolution),
+    "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
+    "train": ("/Train", shoot_train),
+    "draw": ("/Draw", shoot_draw),
+}
+
+
+def take(url: str, out: Path, names, executable: str) -> list[Path]:
+    """Screenshot each page in ``names`` from the app at ``url`` into ``out``; returns the files."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            for name in names:
+                path, prepare = PAGES[name]
+                context = browser.new_context(viewport=SIZE)
+                page = context.new_page()
+                page.goto(url.rstrip("/") + path)
+                page.get_by_role("heading").first.wait_for(timeout=TIMEOUT)
+                prepare(page)
+                page.mouse.move(1275, 420)  # no hover effects (Plotly's toolbar) in the shot
+                page.wait_for_timeout(300)
+                target = out / f"{name}.png"
+                page.screenshot(path=str(target))
+                context.close()
+                written.append(target)
+                print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
+        finally:
+            browser.close()
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="use the app running here instead of starting a server")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="output folder")
+    parser.add_argument("--only", nargs="+", choices=list(PAGES), default=list(PAGES), help="pages to shoot")
+    parser.add_argument("--chromium", default=CHROMIUM, help="Chromium executable (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not Path(args.chromium).exists():
+        parser.error(f"Chromium not found at {args.chromium}; install it with `apt-get install chromium`")
+    if args.url:
+        take(args.url, args.out, args.only, args.chromium)
+        return 0
+    with StreamlitServer() as server:
+        take(server.url, args.out, args.only, args.chromium)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Browser tests: every page of the running app in headless Chromium, driven like a user would.
+
+Run with ``pytest tests/e2e``. Needs Debian's Chromium (``apt-get install chromium``); see conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:  # pragma: no cover - only without requirements.txt installed
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise
+    pytest.skip("playwright is not installed: `pip install -r requirements.txt` (and `apt-get install chromium`)",
+                allow_module_level=True)
+
+from . import strokes
+
+pytestmark = pytest.mark.e2e
+
+LOAD_TIMEOUT = 90_000
+"""ms for a page's first run (the first one imports TensorFlow and may take 10+ s on 2 cores)."""
+
+ERROR_SELECTORS = ("[data-testid=stException]", "[data-testid=stAlertContentError]")
+
+
+def wait_for_run(page: Page, timeout: float = LOAD_TIMEOUT) -> None:
+    """Wait until the app is connected and its script has finished a run."""
+    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout)
+    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout)
+
+
+def open_page(page: Page, path: str, heading: str) -> None:
+    """Go to ``path``, wait for a heading containing ``heading`` (case-insensitive) and the end of the script's run."""
+    page.goto(path)
+    title = page.get_by_role("heading", name=re.compile(re.escape(heading), re.IGNORECASE)).first
+    expect(title).to_be_visible(timeout=LOAD_TIMEOUT)
+    wait_for_run(page)
+
+
+def assert_no_errors(page: Page) -> None:
+    """No exception box and no error alert anywhere on the page."""
+    for selector in ERROR_SELECTORS:
+        boxes = page.locator(selector)
+        if boxes.count():
+            pytest.fail(f"{selector} on {page.url}: {boxes.first.inner_text()[:2000]}", pytrace=False)
+
+
+def test_home_opens_without_errors(page: Page):
+    open_page(page, "/", "ConvViz")
+    assert_no_errors(page)
+    # the seed notebook's feature map, computed by the app
+    expect(page.get_by_text("feature map (3×3)")).to_be_visible()
+    for label in ("1 · Convolution", "2 · Stacked channels", "3 · Train", "4 · Draw"):
+        expect(page.get_by_role("link", name=label)).to_be_visible()
+
+
+# ----------------------------------------------------------------------------------------- Convolution
+# The seed notebook's 5x5 input and 3x3 kernel (the page's defaults), and the sums written out for the
+# first and the fourth window position (rows 1-3, columns 0-2 of the input; out cell row 2, column 1).
+FIRST_SUM = "Output cell (row 1, column 1) = 1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4"
+FOURTH_SUM = "Output cell (row 2, column 1) = 0·1 + 1·0 + 1·1 + 0·0 + 0·1 + 1·0 + 0·1 + 0·0 + 1·1 = 2"
+
+
+def table_after(page: Page, text: str) -> list[list[str]]:
+    """The body cells (``td``; row headers left out) of the ``st.table`` in the same column as the text ``text``."""
+    block = page.locator("[data-testid=stVerticalBlock]").filter(has_text=text).last
+    table = block.locator("[data-testid=stTable]").first
+    expect(table).to_be_visible()
+    return table.evaluate("t => Array.from(t.querySelectorAll('tbody tr')).map("
+                          "r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))")
+
+
+def wait_for_shape(page: Page, chart_key: str, shape: int, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Wait until the Plotly chart with Streamlit key ``chart_key`` draws its shape number ``shape`` at this box."""
+    page.wait_for_function(
+        """([key, i, box]) => {
+            const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+            const s = el && el.layout && el.layout.shapes && el.layout.shapes[i];
+            return !!s && [s.x0, s.y0, s.x1, s.y1].every((v, j) => Math.abs(v - box[j]) < 1e-6);
+        }""", arg=[chart_key, shape, [x0, y0, x1, y1]], timeout=30_000)
+
+
+def stepper_text(page: Page):
+    """The paragraph that writes out the current window's sum ("Output cell (row i, column j) = ...")."""
+    return page.locator("[data-testid=stMarkdownContainer] p").filter(has_text=re.compile(r"^Output cell \(row"))
+
+
+def cell_box(r0, c0, r1=None, c1=None):
+    """Plotly coordinates ``(x0, y0, x1, y1)`` of the cells from (r0, c0) to (r1, c1), as the heatmaps draw them."""
+    r1, c1 = (r0 if r1 is None else r1), (c0 if c1 is None else c1)
+    return c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5
+
+
+def test_convolution_default_output_and_stepping(page: Page):
+    open_page(page, "/Convolution", "Convolution")
+    assert_no_errors(page)
+    assert table_after(page, "The finished output feature map") == [["4", "3", "4"], ["2", "4", "3"], ["2", "3", "4"]]
+    stepper = stepper_text(page)
+    expect(stepper).to_have_text(FIRST_SUM)
+    wait_for_shape(page, "conv_fig_input", 0, *cell_box(0, 0, 2, 2))  # the window's dashed outline
+    wait_for_shape(page, "conv_fig_output", 0, *cell_box(0, 0))  # the output cell being written
+
+    for row, col in [(1, 2), (1, 3), (2, 1)]:
+        page.get_by_role("button", name="Next", exact=True).click()
+        expect(stepper).to_contain_text(f"Output cell (row {row}, column {col}) =")
+    expect(stepper).to_have_text(FOURTH_SUM)
+    wait_for_shape(page, "conv_fig_input", 0, *cell_box(1, 0, 3, 2))
+    wait_for_shape(page, "conv_fig_output", 0, *cell_box(1, 0))
+    # the taps outlined one by one: the first tap is the window's top-left cell
+    wait_for_shape(page, "conv_fig_input", 1, *cell_box(1, 0))
+    assert_no_errors(page)
+
+
+def test_convolution_play_reaches_the_end(page: Page):
+    open_page(page, "/Convolution", "Convolution")
+    stepper = stepper_text(page)
+    expect(stepper).to_contain_text("Output cell (row 1, column 1) =")
+    page.get_by_role("button", name="Play", exact=True).click()
+    # it moves on its own (a middle position shows up) and stops at the last one, (row 3, column 3)
+    expect(stepper).to_contain_text("Output cell (row 2, column", timeout=30_000)
+    expect(stepper).to_have_text(re.compile(r"^Output cell \(row 3, column 3\) = .* = 4$"), timeout=30_000)
+    wait_for_shape(page, "conv_fig_input", 0, *cell_box(2, 2, 4, 4))
+    success = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Map complete")
+    expect(success).to_contain_text("equals TensorFlow", timeout=60_000)
+    # playing has stopped: the button offers Play again and Next is disabled at the last position
+    expect(page.get_by_role("button", name="Play", exact=True)).to_be_visible(timeout=15_000)
+    expect(page.get_by_role("button", name="Next", exact=True)).to_be_disabled()
+    assert_no_errors(page)
+
+
+# ----------------------------------------------------------------------------------------- Stacked channels
+def test_stacked_channels_sum_over_32_channels(page: Page):
+    open_page(page, "/Stacked_Channels", "Stacked channels")
+    assert_no_errors(page)
+    # the notebook's example stacked C = 32 deep: each window adds 32 channel sums
+    cells = table_after(page, "Sum over the 32 channels")
+    assert cells == [["128", "96", "128"], ["64", "128", "96"], ["64", "96", "128"]]
+    window = page.locator("[data-testid=stMarkdownContainer] p").filter(
+        has_text=re.compile(r"^Window \(row 1, column 1\)"))
+    expect(window).to_contain_text("= 128 (the sum of 32 channel sums)")
+
+
+# ----------------------------------------------------------------------------------------- Train
+_POINTS_JS = """(key) => {
+    const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    const t = el && el._fullData && el._fullData[0];
+    if (!t) return -1;
+    return t.y && t.y.length !== undefined ? t.y.length : (t._length ?? -1);
+}"""
+
+
+def chart_points(page: Page, key: str) -> int:
+    """Points in the first trace of the Plotly chart with Streamlit key ``key`` (-1 before it is drawn)."""
+    return page.evaluate(_POINTS_JS, key)
+
+
+def wait_for_more_points(page: Page, key: str, than: int, timeout: float = 120_000) -> int:
+    """Wait until that chart has more than ``than`` points; returns how many it has then."""
+    page.wait_for_function(f"([key, than]) => ({_POINTS_JS})(key) > than", arg=[key, than], timeout=timeout)
+    return chart_points(page, key)
+
+
+def sidebar_link(page: Page, name: str):
+    return page.locator("[data-testid=stSidebarNav] a").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
+
+
+def test_train_live_progress_stop_and_history_survives_navigation(page: Page):
+    open_page(page, "/Train", "Train")
+    assert_no_errors(page)
+    dataset = page.get_by_role("radiogroup", name="Dataset")
+    if dataset.count():  # the full MNIST is available here: pick the bundled sample, it is quicker
+        dataset.get_by_text("Bundled sample").click()
+        expect(dataset.get_by_role("radio", name=re.compile("Bundled sample"))).to_be_checked()
+    else:
+        expect(page.locator("[data-testid=stAlertContentWarning]").filter(has_text="bundled sample")).to_be_visible()
+    # enough epochs that the run is still going when Stop is pressed, even on a fast machine
+    epochs = page.locator(".st-key-train_epochs input")
+    epochs.fill("10")
+    epochs.press("Enter")
+    expect(epochs).to_have_value("10")
+    wait_for_run(page)
+
+    page.get_by_role("button", name="Start training", exact=True).click()
+    stop = page.get_by_role("button", name="Stop training", exact=True)
+    expect(stop).to_be_visible(timeout=60_000)
+    progress = page.locator("[data-testid=stProgress]").first
+    expect(progress).to_contain_text("Epoch 1/10")
+    expect(page.get_by_text(re.compile(r"^Run \d+: preset fast.*10 epoch\(s\).*on the bundled sample"))).to_be_visible()
+
+    # the live panel moves on its own: the loss chart grows and the progress text changes, twice
+    seen_points, seen_progress = [], []
+    n = 0
+    for _ in range(3):
+        n = wait_for_more_points(page, "train_chart_loss", n)
+        if seen_progress:
+            expect(progress).not_to_have_text(seen_progress[-1], timeout=30_000)
+        seen_points.append(n)
+        seen_progress.append(progress.inner_text())
+    assert seen_points[0] < seen_points[1] < seen_points[2], seen_points
+    assert len(set(seen_progress)) == 3, seen_progress
+    assert all(re.search(r"batch \d+/\d+", t) for t in seen_progress), seen_progress
+
+    stop.click()
+    expect(progress).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"), timeout=60_000)
+    expect(stop).to_have_count(0)
+    stopped_text = progress.inner_text()
+    batches = int(re.search(r"Stopped after ([\d,]+) batches", stopped_text).group(1).replace(",", ""))
+    assert batches >= seen_points[-1]
+    page.wait_for_function(f"([key, n]) => ({_POINTS_JS})(key) === n", arg=["train_chart_loss", batches])
+    wait_for_run(page)
+    assert_no_errors(page)
+
+    # leave for another page through the sidebar (same browser session, no reload), then come back
+    page.evaluate("window.__e2e_same_document = true")
+    sidebar_link(page, "Convolution").click()
+    expect(stepper_text(page)).to_be_visible(timeout=LOAD_TIMEOUT)
+    expect(page).to_have_url(re.compile(r"/Convolution$"))
+    wait_for_run(page)
+    sidebar_link(page, "Train").click()
+    expect(page).to_have_url(re.compile(r"/Train$"))
+    progress = page.locator("[data-testid=stProgress]").first
+    expect(progress).to_have_text(stopped_text, timeout=LOAD_TIMEOUT)
+    page.wait_for_function(f"([key, n]) => ({_POINTS_JS})(key) === n", arg=["train_chart_loss", batches])
+    assert page.evaluate("window.__e2e_same_document === true"), "the page was reloaded, not navigated"
+    wait_for_run(page)
+    assert_no_errors(page)
+
+
+# ----------------------------------------------------------------------------------------- Draw
+CANVAS = "[data-testid=stBidiComponentIsolated] canvas"
+PEN_WIDTH = 20  # the page's default pen, pixels
+_INK_JS = """cs => cs.map(c => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 128 && d[i + 3] > 128) n++;
+    return n;
+})"""
+
+
+def canvas_ink(page: Page) -> int:
+    """White pixels on the drawing canvas (all its layers together)."""
+    return sum(page.locator(CANVAS).evaluate_all(_INK_JS))
+
+
+def wait_for_ink(page: Page, predicate, timeout_s: float = 10.0) -> int:
+    """Poll :func:`canvas_ink` (the canvas is inside the component's shadow DOM) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ink = canvas_ink(page)
+        if predicate(ink) or time.monotonic() > deadline:
+            return ink
+        page.wait_for_timeout(100)
+
+
+def draw_digit(page: Page, digit: int) -> tuple[float, float]:
+    """Draw ``digit`` on the canvas with the mouse, stroke by stroke, along strokes.py's hand-like paths.
+
+    Returns:
+        the drawing's expected ink bounding box ``(width, height)``, canvas pixels (the path's extent plus the pen).
+    """
+    canvas = page.locator(f"{CANVAS}.upper-canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    scale = box["width"] / strokes.CANVAS_SIZE
+    paths = strokes.canvas_paths(digit)
+    for path in paths:
+        page.mouse.move(box["x"] + path[0][0] * scale, box["y"] + path[0][1] * scale)
+        page.mouse.down()
+        for x, y in path[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.up()
+    xs = [x for path in paths for x, _ in path]
+    ys = [y for path in paths for _, y in path]
+    return max(xs) - min(xs) + PEN_WIDTH, max(ys) - min(ys) + PEN_WIDTH
+
+
+def wait_for_ink_box(page: Page, width: float, height: float, tolerance: float = 4.0) -> None:
+    """Wait until the page reports an ink bounding box of about ``width`` x ``height`` (the whole drawing arrived)."""
+    caption = page.locator("[data-testid=stCaptionContainer]").filter(has_text="Ink bounding box")
+    expect(caption).to_be_visible(timeout=LOAD_TIMEOUT)
+    page.wait_for_function(
+        """([w, h, tol]) => Array.from(document.querySelectorAll('[data-testid=stCaptionContainer]')).some(c => {
+            const m = /Ink bounding box (\\d+)x(\\d+) px/.exec(c.innerText);
+            return m && Math.abs(+m[1] - w) <= tol && Math.abs(+m[2] - h) <= tol;
+        })""", arg=[width, height, tolerance], timeout=60_000)
+
+
+def clear_canvas(page: Page) -> None:
+    """Press Clear and wait until the canvas and the prediction are gone."""
+    page.get_by_role("button", name="Clear", exact=True).click()
+    expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name=re.compile(r"^Prediction:"))).to_have_count(0)
+    wait_for_run(page)
+    expect(page.locator(f"{CANVAS}.upper-canvas")).to_have_count(1)
+    ink = wait_for_ink(page, lambda n: n == 0)
+    assert ink == 0, f"the canvas still has {ink} white pixels 10 s after Clear"
+
+
+DRAWN_DIGITS = (1, 7, 0, 4)  # 4 takes two strokes
+
+
+def test_draw_digits_are_classified_and_clear_empties_the_canvas(page: Page):
+    open_page(page, "/Draw", "Draw")
+    assert_no_errors(page)
+    expect(page.locator(f"{CANVAS}.upper-canvas")).to_be_visible(timeout=LOAD_TIMEOUT)
+    expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible()
+    assert canvas_ink(page) == 0
+    predicted = {}
+    for digit in DRAWN_DIGITS:
+        width, height = draw_digit(page, digit)
+        ink = wait_for_ink(page, lambda n: n > 1000)
+        assert ink > 1000, f"drawing a {digit} left only {ink} white pixels on the canvas"
+        wait_for_ink_box(page, width, height)
+        prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: \d"))
+        expect(prediction).to_be_visible(timeout=LOAD_TIMEOUT)
+        wait_for_run(page)
+        assert_no_errors(page)
+        predicted[digit] = int(re.match(r"Prediction: (\d)", prediction.inner_text()).group(1))
+        clear_canvas(page)
+    assert predicted == {d: d for d in DRAWN_DIGITS}, f"drawn -> predicted: {predicted}"

@@ -78,8 +78,14 @@ def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
         raise ValueError(f"the uploaded image could not be decoded ({exc}); it may be truncated or corrupt") from None
 
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Put transparent areas on the colour that contrasts with what is drawn: dark ink on a
+        # transparent sheet goes on white (a scan), light strokes go on black (MNIST's polarity).
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        pixels = np.asarray(rgba, dtype=np.float32)
+        opaque = pixels[..., 3] > 127
+        ink = pixels[..., :3][opaque].mean() if opaque.any() else 255.0
+        shade = 255 if ink < 128 else 0
+        background = Image.new("RGBA", rgba.size, (shade, shade, shade, 255))
         img = Image.alpha_composite(background, rgba)
     arr = np.asarray(img.convert(mode), dtype=np.uint8)
     if arr.ndim == 2:

@@ -92,3 +92,20 @@ def test_fit_image_keeps_channels():
     assert images.fit_image(np.zeros((10, 10, 1), dtype=np.uint8), 28).shape == (10, 10, 1)
     with pytest.raises(ValueError, match="got shape"):
         images.fit_image(np.zeros((10, 10, 2), dtype=np.uint8))
+
+
+def test_transparent_background_contrasts_with_the_ink():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from convviz.images import decode_upload
+
+    for ink, expected_background in ((0, 255), (255, 0)):
+        rgba = np.zeros((40, 40, 4), np.uint8)
+        rgba[10:30, 18:22] = (ink, ink, ink, 255)  # a stroke on a fully transparent sheet
+        buf = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+        gray = decode_upload(buf.getvalue(), mode="L")[..., 0]
+        assert gray[0, 0] == expected_background and gray[20, 20] == ink

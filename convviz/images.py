@@ -37,7 +37,8 @@ def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
 
     Returns:
         uint8 ``(height, width, channels)`` with channels 1 for ``"L"``, 3 for ``"RGB"``.
-        Transparency is composited onto black.
+        Transparency is composited onto a contrasting background; 16-bit grayscale is scaled
+        to 8 bits (0-65535 -> 0-255); CMYK JPEGs are converted by Pillow.
 
     Raises:
         ValueError: empty file, file over 5 MB, not a PNG/JPEG, more than
@@ -77,6 +78,11 @@ def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
     except (OSError, SyntaxError, EOFError) as exc:
         raise ValueError(f"the uploaded image could not be decoded ({exc}); it may be truncated or corrupt") from None
 
+    if img.mode.startswith("I;16") or img.mode == "I":
+        # A 16-bit grayscale PNG: Pillow's convert("L") clips every value above 255 to white;
+        # scale 0-65535 down to 0-255 instead.
+        wide = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Put transparent areas on the colour that contrasts with what is drawn: dark ink on a
         # transparent sheet goes on white (a scan), light strokes go on black (MNIST's polarity).

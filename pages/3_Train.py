@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from convviz.ui import runs as runs_ui
 from convviz.ui import training as ui
 
 st.set_page_config(page_title="Train · ConvViz", page_icon="🏋️", layout="wide")
@@ -74,3 +75,6 @@ if run is None:
 else:
     ui.show_run(run)
     ui.show_results(run)
+
+st.divider()
+runs_ui.past_runs(busy=run is not None and run.running)

@@ -11,6 +11,13 @@ from convviz.ui import training as ui
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
 
 
+@pytest.fixture(autouse=True)
+def runs_dir(monkeypatch, tmp_path):
+    """Runs started here are saved in a temporary runs folder, never the user's ~/.convviz/runs."""
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
 def _page(epochs=3, batch=32):
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()

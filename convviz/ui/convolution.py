@@ -21,6 +21,9 @@ import streamlit as st
 from convviz.figures import format_number
 from convviz.ui.resources import get_tensorflow
 
+MAX_CELL = 1e9
+"""Largest magnitude accepted in a matrix cell: a 7x7 window of products stays far from float overflow."""
+
 SPEEDS = (0.5, 1.0, 2.0, 4.0)
 """Play speeds offered, window positions per second."""
 
@@ -37,7 +40,7 @@ def parse_matrix(table, name: str) -> np.ndarray:
         float64 ``(rows, cols)``.
 
     Raises:
-        ValueError: a blank, non-numeric, NaN or infinite cell, e.g.
+        ValueError: a blank, non-numeric, NaN or infinite cell, or one past :data:`MAX_CELL`, e.g.
             ``"Input cell (row 2, column 3) is blank: type a number there."`` (1-based).
     """
     df = pd.DataFrame(table)
@@ -54,9 +57,12 @@ def parse_matrix(table, name: str) -> np.ndarray:
             except (TypeError, ValueError):
                 raise ValueError(f"{where} is not a number ({raw!r}): type a number there.") from None
             if np.isnan(v):
-                raise ValueError(f"{where} is blank or NaN: type a number there.")
+                raise ValueError(f"{where} is blank or not a number (NaN): type a number there.")
             if np.isinf(v):
                 raise ValueError(f"{where} is infinite ({raw!r}): type a finite number there.")
+            if abs(v) > MAX_CELL:
+                raise ValueError(f"{where} is too large ({v:g}): use numbers between {-MAX_CELL:g} and "
+                                 f"{MAX_CELL:g} (larger ones overflow the sums).")
     return df.to_numpy(dtype=np.float64)
 
 

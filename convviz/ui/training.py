@@ -8,6 +8,10 @@ nor loses a run. A fragment that reruns every 0.5 s shows the run's progress and
 epoch ends or the run stops, it reruns the whole page so the test-set results refresh.
 
 Server-wide, at most ``CONVVIZ_MAX_JOBS`` (default 2) jobs train at once (:class:`JobRegistry`).
+
+Every run started here is saved: it gets a run id from :class:`convviz.runs.RunStore` and its job
+checkpoints the model and history into the runs folder after every epoch and when it stops or
+finishes (:func:`start_run`, :func:`resume_run`); :mod:`convviz.ui.runs` lists those runs.
 """
 
 from __future__ import annotations
@@ -199,6 +203,43 @@ def dataset_picker():
     return (full if choice == FULL_LABEL else get_sample()), choice
 
 
+def get_store():
+    """The runs folder (``$CONVVIZ_RUNS_DIR`` or ``~/.convviz/runs``), read at each call (cheap)."""
+    from convviz.runs import RunStore
+
+    return RunStore()
+
+
+@st.cache_resource
+def _live_jobs() -> dict:
+    """Saved run id -> the :class:`convviz.train.TrainingJob` training it in this server (all sessions)."""
+    return {}
+
+
+def live_job(saved_as: str):
+    """The job of run ``saved_as`` if it is still training (or saving its last checkpoint) in this server."""
+    job = _live_jobs().get(saved_as)
+    if job is not None and (job.is_alive() or job.status in ("pending", "running")):
+        return job
+    return None
+
+
+def live_status(saved_as: str, saved_status: str) -> str:
+    """What the runs list calls a run: the live job's status when it trains in this server, else the
+    saved one, except that a saved ``running`` with no live job here is ``interrupted`` (the server
+    stopped or crashed while it trained) and a job that failed here is ``failed``."""
+    job = _live_jobs().get(saved_as)
+    if job is not None and (job.is_alive() or job.status in ("pending", "running")):
+        return "running" if job.status == "pending" else job.status
+    if job is not None and job.status == "failed":
+        return "failed"
+    return "interrupted" if saved_status == "running" else saved_status
+
+
+def _json_settings(settings: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
+
+
 @dataclass
 class TrainRun:
     """One session's training run and what the page derived from it.
@@ -209,6 +250,7 @@ class TrainRun:
         x_test, y_test: the test split (uint8 images, labels) for the confusion matrix.
         settings: the settings it was started with (for display).
         run_id: a number unique on this server.
+        saved_as: its id in the runs folder (:class:`convviz.runs.RunStore`), or None.
         seen_epoch: the last epoch count the page rendered results for.
         evaluations: cache ``key -> (loss, accuracy, predicted, probabilities)``.
     """
@@ -219,6 +261,7 @@ class TrainRun:
     y_test: np.ndarray
     settings: dict
     run_id: int = field(default_factory=lambda: next(_run_ids))
+    saved_as: str | None = None
     seen_epoch: int = 0
     evaluations: dict = field(default_factory=dict)
 
@@ -232,8 +275,45 @@ def current_run() -> TrainRun | None:
     return st.session_state.get(RUN_KEY)
 
 
+def _launch(model, data, dataset: str, settings: dict, saved_as: str, created: str | None = None,
+            resume_history: dict | None = None) -> str | None:
+    """Make the job (checkpointing into the runs folder as ``saved_as``) and start it if the server has room."""
+    from convviz.train import TrainConfig, TrainingJob
+
+    run = current_run()
+    if run is not None and run.running:
+        return "A training run is already going in this session: stop it first."
+    store = get_store()
+    labels = {"preset": settings["preset"], "dataset": dataset, "config": _json_settings(settings)}
+    start_time = created or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+
+    def checkpoint(model, history):
+        store.save(saved_as, model, created=start_time, history=history, **labels)
+
+    try:
+        config = TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
+                             learning_rate=settings["learning_rate"], seed=settings["seed"])
+        job = TrainingJob(model, data, config, on_checkpoint=checkpoint, resume_history=resume_history)
+    except ValueError as exc:
+        return f"These settings do not work: {exc}"
+    cap, _ = max_jobs()
+    if not get_registry().start(job, cap, _session_id()):
+        return (f"The server is already training {cap} model(s), its limit (set by {MAX_JOBS_ENV}). "
+                "Try again when one has finished, or use the shipped model on the Draw page meanwhile.")
+    live = _live_jobs()
+    for old_id in [i for i, j in live.items() if not j.is_alive() and j.status != "failed"]:
+        del live[old_id]  # an ended job holds its data and model: do not keep it for the whole server's life
+    live[saved_as] = job
+    (_, _), (x_test, y_test) = data
+    st.session_state[RUN_KEY] = TrainRun(job=job, dataset=dataset, x_test=x_test, y_test=y_test,
+                                         settings=dict(settings), saved_as=saved_as)
+    return None
+
+
 def start_run(settings: dict, data, dataset: str) -> str | None:
     """Build the model and the job from ``settings`` and start it, if the server has room.
+
+    The run is saved in the runs folder under a new run id (after every epoch and at the end).
 
     Args:
         settings: ``preset``, ``filters`` (pair), ``kernel_size``, ``epochs``, ``batch_size``,
@@ -248,24 +328,42 @@ def start_run(settings: dict, data, dataset: str) -> str | None:
     if run is not None and run.running:
         return "A training run is already going in this session: stop it first."
     from convviz.model import ScratchCNN
-    from convviz.train import TrainConfig, TrainingJob
 
     try:
         model = ScratchCNN.from_preset(settings["preset"], seed=settings["seed"], filters=settings["filters"],
                                        kernel_size=settings["kernel_size"])
-        config = TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
-                             learning_rate=settings["learning_rate"], seed=settings["seed"])
-        job = TrainingJob(model, data, config)
+        saved_as = get_store().new_run_id(settings["preset"])
     except ValueError as exc:
         return f"These settings do not work: {exc}"
-    cap, _ = max_jobs()
-    if not get_registry().start(job, cap, _session_id()):
-        return (f"The server is already training {cap} model(s), its limit (set by {MAX_JOBS_ENV}). "
-                "Try again when one has finished, or use the shipped model on the Draw page meanwhile.")
-    (_, _), (x_test, y_test) = data
-    st.session_state[RUN_KEY] = TrainRun(job=job, dataset=dataset, x_test=x_test, y_test=y_test,
-                                         settings=dict(settings))
-    return None
+    return _launch(model, data, dataset, settings, saved_as)
+
+
+def resume_run(saved_as: str, epochs: int, data, dataset: str) -> str | None:
+    """Continue the saved run ``saved_as`` from its checkpoint up to ``epochs`` epochs, saving into the same file.
+
+    The settings (batch size, learning rate, seed, architecture) are the saved ones; ``data`` must be
+    the dataset it trained on (the job refuses a different number of batches per epoch).
+
+    Returns:
+        None when started, else a message saying what to fix.
+    """
+    if live_job(saved_as) is not None:
+        return f"Run {saved_as} is still training on this server; it cannot be resumed twice."
+    try:
+        model, record = get_store().load(saved_as)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        return f"Cannot resume run {saved_as}: {exc}"
+    settings = dict(record.config, preset=record.preset, epochs=int(epochs))
+    for key in ("batch_size", "learning_rate", "seed"):
+        if key not in settings:
+            return f"Cannot resume run {saved_as}: its saved settings have no {key}."
+    if isinstance(settings.get("filters"), list):
+        settings["filters"] = tuple(settings["filters"])
+    problem = _launch(model, data, dataset, settings, saved_as, created=record.created,
+                      resume_history=record.history)
+    if problem and problem.startswith("These settings do not work: "):
+        problem = f"Cannot resume run {saved_as}: " + problem.removeprefix("These settings do not work: ")
+    return problem
 
 
 def _progress(snap: dict) -> None:
@@ -304,6 +402,11 @@ def _first_kernel(model) -> np.ndarray | None:
 
 def _panel(run: TrainRun, snap: dict) -> None:
     _progress(snap)
+    problem = getattr(run.job, "checkpoint_error", None)
+    if problem:
+        st.warning(f"The last checkpoint of this run could not be saved ({problem}); training goes on, but a "
+                   f"crash now would lose the epochs since the last saved one. Check the runs folder "
+                   f"({get_store().root}).")
     left, right = st.columns(2)
     left.plotly_chart(ft.metric_figure(snap, "loss", smoothing=0.8), key="train_chart_loss")
     right.plotly_chart(ft.metric_figure(snap, "accuracy", smoothing=0.8), key="train_chart_accuracy")
@@ -341,15 +444,28 @@ def stop_button(run: TrainRun | None) -> None:
 
 def show_run(run: TrainRun) -> None:
     """The progress, curves and kernels: live while the run trains, static once it has ended."""
-    s = run.settings
-    st.caption(f"Run {run.run_id}: preset **{s['preset']}**, filters {s['filters'][0]}/{s['filters'][1]}, "
-               f"kernel {s['kernel_size']}x{s['kernel_size']}, {s['epochs']} epoch(s), batch {s['batch_size']}, "
-               f"learning rate {s['learning_rate']:g}, seed {s['seed']}, on the {run.dataset.lower()}.")
+    saved = f" (saved as {run.saved_as})" if run.saved_as else ""
+    st.caption(f"Run {run.run_id}{saved}: {describe_settings(run.settings)}, on the {run.dataset.lower()}.")
     if run.running:
         _live_panel()
     else:
         run.seen_epoch = run.job.snapshot()["epoch"]
         _panel(run, run.job.snapshot())
+
+
+def describe_settings(s: dict) -> str:
+    """A run's settings in words, e.g. ``preset **fast**, filters 32/64, kernel 3x3, 2 epoch(s), ...``."""
+    parts = [f"preset **{s.get('preset', '?')}**"]
+    filters = s.get("filters")
+    if isinstance(filters, (list, tuple)) and len(filters) == 2:
+        parts.append(f"filters {filters[0]}/{filters[1]}")
+    if "kernel_size" in s:
+        parts.append(f"kernel {s['kernel_size']}x{s['kernel_size']}")
+    parts += [f"{s.get('epochs', '?')} epoch(s)", f"batch {s.get('batch_size', '?')}"]
+    if isinstance(s.get("learning_rate"), (int, float)):
+        parts.append(f"learning rate {s['learning_rate']:g}")
+    parts.append(f"seed {s.get('seed', '?')}")
+    return ", ".join(parts)
 
 
 def _evaluation(run: TrainRun):
@@ -363,7 +479,7 @@ def _evaluation(run: TrainRun):
     return run.evaluations[key]
 
 
-def _copy_model(model):
+def copy_model(model):
     from convviz.model import ScratchCNN
 
     copy = ScratchCNN(model.spec, seed=None)
@@ -379,7 +495,7 @@ def _use_on_draw(run: TrainRun) -> None:
     snap = run.job.snapshot()
     acc = run.evaluations.get(("final",))
     described = f"{acc[1]:.1%} test accuracy" if acc else f"after {len(snap['batch_loss'])} batches"
-    st.session_state[DRAW_MODEL_KEY] = (_copy_model(run.job.model),
+    st.session_state[DRAW_MODEL_KEY] = (copy_model(run.job.model),
                                         f"your model from run {run.run_id} ({run.settings['preset']} preset, "
                                         f"{run.dataset.lower()}, {described})")
 

@@ -1,0 +1,151 @@
+"""Streamlit glue for the Train page's saved runs: list them, show one, resume, use on Draw, delete.
+
+Runs live in the runs folder of :class:`convviz.runs.RunStore` (``$CONVVIZ_RUNS_DIR`` or
+``~/.convviz/runs``); :mod:`convviz.ui.training` writes them while they train. Widget keys:
+``runs_choice`` (the chosen run), ``runs_epochs_<run id>`` / ``runs_resume`` (resume), ``runs_use_on_draw``,
+``runs_delete`` / ``runs_delete_yes`` / ``runs_delete_no`` (delete, with a confirmation step).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from convviz import figures_training as ft
+from convviz.ui import training as tr
+
+_PENDING_DELETE = "_runs_delete_pending"
+"""``st.session_state`` key: the run id whose deletion awaits confirmation."""
+
+_DATASETS = {tr.SAMPLE_LABEL: "bundled sample", tr.FULL_LABEL: "full MNIST"}
+
+
+def _when(iso: str) -> str:
+    """``2026-01-02T03:04:05+00:00`` -> ``2026-01-02 03:04 UTC``."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 and iso[10] == "T" else iso
+
+
+def _planned(record) -> int | None:
+    value = record.config.get("epochs", record.history.get("epochs"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _accuracy(record) -> str:
+    return "—" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
+
+
+def runs_table(records) -> pd.DataFrame:
+    """One row per run: date, preset, dataset, epochs done / planned, test accuracy, status."""
+    return pd.DataFrame([{
+        "Started": _when(r.created), "Preset": r.preset, "Dataset": _DATASETS.get(r.dataset, r.dataset),
+        "Epochs (done / planned)": f"{r.epochs_done} / {_planned(r) or '?'}", "Test accuracy": _accuracy(r),
+        "Status": tr.live_status(r.run_id, r.status), "Run id": r.run_id,
+    } for r in records])
+
+
+def _data_for(label: str):
+    """The dataset a saved run trained on, or ``(None, why)``."""
+    if label == tr.SAMPLE_LABEL:
+        return tr.get_sample(), None
+    if label == tr.FULL_LABEL:
+        data, why = tr.full_mnist()
+        return data, (None if data is not None else f"it trained on the full MNIST, which is not available "
+                                                    f"here now: {why}")
+    return None, f"it trained on {label!r}, which this app cannot load."
+
+
+def _use_on_draw(record) -> None:
+    try:
+        model, _ = tr.get_store().load(record.run_id)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        st.session_state["_runs_message"] = ("error", f"Cannot use run {record.run_id}: {exc}")
+        return
+    st.session_state[tr.DRAW_MODEL_KEY] = (
+        model, f"saved run {record.run_id} ({record.preset} preset, {_DATASETS.get(record.dataset, record.dataset)}, "
+               f"{record.epochs_done} epoch(s), {_accuracy(record)} test accuracy)")
+    st.session_state["_runs_message"] = ("success", f"The Draw page now uses saved run {record.run_id}.")
+
+
+def _delete(run_id: str) -> None:
+    st.session_state.pop(_PENDING_DELETE, None)
+    try:
+        tr.get_store().delete(run_id)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        st.session_state["_runs_message"] = ("error", f"Could not delete run {run_id}: {exc}")
+        return
+    st.session_state["_runs_message"] = ("success", f"Deleted run {run_id}.")
+
+
+def _actions(record, busy: bool) -> None:
+    live = tr.live_job(record.run_id) is not None
+    planned = _planned(record) or record.epochs_done + 1
+    resume, draw, delete = st.columns(3, vertical_alignment="bottom")
+    with resume:
+        epochs = st.number_input("Train up to epoch", min_value=record.epochs_done + 1,
+                                 max_value=max(50, record.epochs_done + 1),
+                                 value=max(planned, record.epochs_done + 1), key=f"runs_epochs_{record.run_id}", disabled=live,
+                                 help="Continue from the last saved epoch, with the same dataset, batch size, "
+                                      "learning rate and seed.")
+        if st.button("Resume training", key="runs_resume", disabled=live or busy,
+                     help="Stop this session's run first." if busy else None):
+            data, why = _data_for(record.dataset)
+            problem = f"Cannot resume run {record.run_id}: {why}" if data is None else \
+                tr.resume_run(record.run_id, int(epochs), data, record.dataset)
+            if problem:
+                st.error(problem)
+            else:
+                st.rerun()
+    draw.button("Use on the Draw page", key="runs_use_on_draw", on_click=_use_on_draw, args=(record,),
+                help="Loads this run's saved weights for the Draw page (this browser session only).")
+    pending = st.session_state.get(_PENDING_DELETE) == record.run_id
+    delete.button("Delete…", key="runs_delete", disabled=live or pending,
+                  on_click=st.session_state.__setitem__, args=(_PENDING_DELETE, record.run_id),
+                  help="Stop it first." if live else "Asks for confirmation before deleting the file.")
+    if pending:
+        st.warning(f"Delete run {record.run_id} and its saved weights? This cannot be undone.")
+        yes, no, _ = st.columns([3, 1, 2])
+        yes.button(f"Yes, delete run {record.run_id}", key="runs_delete_yes", type="primary",
+                   on_click=_delete, args=(record.run_id,))
+        no.button("Cancel", key="runs_delete_no", on_click=st.session_state.pop, args=(_PENDING_DELETE, None))
+
+
+def past_runs(busy: bool) -> None:
+    """The "Saved runs" section: the list, then the chosen run's charts and actions.
+
+    Args:
+        busy: whether this session's own run is training (no resume meanwhile).
+    """
+    store = tr.get_store()
+    st.subheader("Saved runs")
+    st.caption(f"Every run is saved in `{store.root}` after each epoch and when it stops, so a closed tab, "
+               "a restart or a crash loses at most the epoch in progress.")
+    kind, text = st.session_state.pop("_runs_message", (None, None))
+    if kind:
+        (st.success if kind == "success" else st.error)(text)
+    try:
+        records, warnings = store.list_runs()
+    except OSError as exc:
+        st.error(f"The runs folder {str(store.root)!r} cannot be read ({exc}); check its permissions.")
+        return
+    for warning in warnings:
+        st.warning(f"A file in the runs folder was {warning}. It was left as it is.")
+    if not records:
+        st.info("No saved runs yet: the runs you start above appear here.")
+        return
+    st.dataframe(runs_table(records), hide_index=True, width="stretch")
+    by_id = {r.run_id: r for r in records}
+    chosen = st.selectbox("Show a saved run", list(by_id), key="runs_choice",
+                          format_func=lambda i: f"{_when(by_id[i].created)} · {by_id[i].preset} · "
+                                                f"{_accuracy(by_id[i])} · {i}")
+    record = by_id[chosen]
+    status = tr.live_status(record.run_id, record.status)
+    st.caption(f"Run {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
+               f"{_DATASETS.get(record.dataset, record.dataset)}. {record.epochs_done} epoch(s) saved, last at "
+               f"{_when(record.updated)}; status **{status}**"
+               + (" (the server stopped while it trained: resume it from its last saved epoch)."
+                  if status == "interrupted" else "."))
+    snap = dict(record.history, epochs=_planned(record) or record.history.get("epochs") or 1)
+    left, right = st.columns(2)
+    left.plotly_chart(ft.metric_figure(snap, "loss", smoothing=0.8), key="runs_chart_loss")
+    right.plotly_chart(ft.metric_figure(snap, "accuracy", smoothing=0.8), key="runs_chart_accuracy")
+    _actions(record, busy)

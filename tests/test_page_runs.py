@@ -1,0 +1,212 @@
+"""AppTest of the Train page's saved runs: listed, charted, resumed, used on Draw, deleted; junk only warns."""
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from convviz.data import load_sample
+from convviz.model import ScratchCNN, make_spec
+from convviz.runs import RunStore
+from convviz.train import TrainConfig, TrainingJob
+from convviz.ui import training as ui
+
+PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
+
+
+@pytest.fixture
+def runs(monkeypatch, tmp_path):
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(folder))
+    return RunStore(folder)
+
+
+def _page():
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _saved_run(store, epochs_done=1, planned=3, accuracy=0.8125, batches_per_epoch=None, status="finished"):
+    """A run file as the page writes it: a small model and a history of ``epochs_done`` epochs."""
+    model = ScratchCNN(make_spec("fast", filters=(4, 8)), seed=0)
+    config = {"preset": "fast", "filters": [4, 8], "kernel_size": 3, "epochs": planned, "batch_size": 512,
+              "learning_rate": 1e-3, "seed": 0}
+    bpe = batches_per_epoch or 10  # 5,000 sample digits / 512
+    history = {"batch_loss": [2.3 - 0.01 * i for i in range(bpe * epochs_done)],
+               "batch_accuracy": [0.1 + 0.005 * i for i in range(bpe * epochs_done)],
+               "epoch_test_loss": [0.9] * epochs_done, "epoch_test_accuracy": [accuracy] * epochs_done,
+               "epoch": epochs_done, "batch": bpe, "batches_per_epoch": bpe, "epochs": planned,
+               "samples_per_second": 100.0, "elapsed_s": 5.0, "eta_s": 0.0, "status": status, "error": None}
+    run_id = store.new_run_id("fast")
+    store.save(run_id, model, preset="fast", dataset=ui.SAMPLE_LABEL, config=config, history=history)
+    return run_id
+
+
+def _table(at):
+    return at.dataframe[0].value
+
+
+def _values(array):
+    """A Plotly JSON array: a list, or ``{"dtype", "bdata"}`` (base64 of the raw numbers)."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def _chart_ids(at):
+    return [el.proto.id for el in at.get("plotly_chart")]
+
+
+def _wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_no_runs_yet_says_so(runs):
+    at = _page()
+    assert any("No saved runs yet" in i.value for i in at.info)
+    assert not any("runs folder" in w.value for w in at.warning)
+
+
+def test_a_run_started_on_the_page_is_listed_when_it_finishes(runs):
+    at = _page()
+    if any(r.key == "train_dataset" for r in at.radio):
+        at.radio(key="train_dataset").set_value(ui.SAMPLE_LABEL)
+    at.number_input(key="train_epochs").set_value(1)
+    at.select_slider(key="train_batch").set_value(512)
+    at.number_input(key="train_filters1").set_value(2)
+    at.number_input(key="train_filters2").set_value(4)
+    at.run()
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    run = at.session_state[ui.RUN_KEY]
+    assert run.saved_as and run.saved_as.split("-")[2] == "fast"
+    assert run.job.join(timeout=120) and run.job.status == "finished"
+    at.run()
+    assert not at.exception, at.exception
+    table = _table(at)
+    assert list(table["Run id"]) == [run.saved_as]
+    row = table.iloc[0]
+    assert row["Status"] == "finished" and row["Epochs (done / planned)"] == "1 / 1"
+    assert row["Dataset"] == "bundled sample" and row["Preset"] == "fast" and row["Test accuracy"].endswith("%")
+    record = runs.list_runs()[0][0]
+    assert record.config == {"preset": "fast", "filters": [2, 4], "kernel_size": 3, "epochs": 1,
+                             "batch_size": 512, "learning_rate": 1e-3, "seed": 0}
+    assert record.history["batch_loss"] == run.job.snapshot()["batch_loss"]
+
+
+def test_a_saved_run_is_listed_with_its_accuracy_and_charts(runs):
+    run_id = _saved_run(runs, epochs_done=2, planned=3, accuracy=0.8125)
+    at = _page()
+    table = _table(at)
+    assert list(table["Run id"]) == [run_id]
+    row = table.iloc[0]
+    assert row["Test accuracy"] == "81.25%" and row["Epochs (done / planned)"] == "2 / 3"
+    assert at.selectbox(key="runs_choice").value == run_id
+    ids = _chart_ids(at)
+    assert any("runs_chart_loss" in i for i in ids) and any("runs_chart_accuracy" in i for i in ids)
+    loss_chart = next(el for el in at.get("plotly_chart") if "runs_chart_loss" in el.proto.id)
+    spec = json.loads(loss_chart.proto.spec)
+    assert _values(spec["data"][0]["y"])[:2] == pytest.approx([2.3, 2.29])  # the saved per-batch losses
+    assert _values(spec["data"][2]["y"]) == pytest.approx([0.9, 0.9])  # the test loss after each saved epoch
+    assert spec["layout"]["xaxis"]["range"][1] == pytest.approx(3 * 1.02)  # the x axis spans the planned epochs
+
+
+def test_a_saved_running_run_with_no_live_job_is_interrupted(runs):
+    _saved_run(runs, status="running")
+    at = _page()
+    assert _table(at).iloc[0]["Status"] == "interrupted"
+    assert any("interrupted" in c.value for c in at.caption)
+
+
+def test_delete_needs_confirmation(runs):
+    keep = _saved_run(runs)
+    gone = _saved_run(runs)
+    at = _page()
+    at.selectbox(key="runs_choice").set_value(gone).run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception, at.exception
+    assert runs.path(gone).is_file()  # one click only asks
+    assert any(f"Delete run {gone}" in w.value for w in at.warning)
+    at.button(key="runs_delete_no").click().run()
+    assert runs.path(gone).is_file() and not any("Delete run" in w.value for w in at.warning)
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert not runs.path(gone).exists() and runs.path(keep).is_file()
+    assert any(f"Deleted run {gone}" in s.value for s in at.success)
+    assert list(_table(at)["Run id"]) == [keep]
+
+
+def test_garbage_in_the_folder_warns_and_the_good_run_is_still_listed(runs):
+    run_id = _saved_run(runs)
+    (runs.root / "20260101-000000-fast-aaaaaa.npz").write_bytes(b"garbage, not a zip")
+    (runs.root / "notes.txt").write_text("hello")
+    at = _page()
+    assert not at.exception, at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("20260101-000000-fast-aaaaaa.npz" in w and "not a .npz" in w for w in warnings), warnings
+    assert list(_table(at)["Run id"]) == [run_id]
+    assert (runs.root / "20260101-000000-fast-aaaaaa.npz").read_bytes() == b"garbage, not a zip"
+
+
+def test_use_a_saved_run_on_the_draw_page(runs):
+    run_id = _saved_run(runs)
+    at = _page()
+    at.button(key="runs_use_on_draw").click().run()
+    assert not at.exception, at.exception
+    model, description = at.session_state[ui.DRAW_MODEL_KEY]
+    assert run_id in description and "81.25%" in description
+    assert model.predict(load_sample()[1][0][:2] / 255.0).shape == (2, 10)
+
+
+def test_resume_continues_the_history(runs):
+    (x, y), (xt, yt) = load_sample()
+    config = TrainConfig(epochs=1, batch_size=512, seed=0)
+    run_id = runs.new_run_id("fast")
+    settings = {"preset": "fast", "filters": [2, 4], "kernel_size": 3, "epochs": 1, "batch_size": 512,
+                "learning_rate": 1e-3, "seed": 0}
+
+    def save(model, history):
+        runs.save(run_id, model, preset="fast", dataset=ui.SAMPLE_LABEL, config=settings, history=history)
+
+    first = TrainingJob(ScratchCNN(make_spec("fast", filters=(2, 4)), seed=0), ((x, y), (xt, yt)), config,
+                        on_checkpoint=save).start()
+    assert first.join(120) and first.status == "finished"
+    saved = first.snapshot()
+    at = _page()
+    assert at.number_input(key=f"runs_epochs_{run_id}").value == 2  # planned 1, done 1: at least one more
+    at.button(key="runs_resume").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    run = at.session_state[ui.RUN_KEY]
+    assert run.saved_as == run_id and run.settings["epochs"] == 2
+    job = run.job
+    assert job.status in ("running", "finished")
+    assert job.join(120) and job.status == "finished"
+    snap = job.snapshot()
+    assert snap["epoch"] == 2 and snap["batch_loss"][:len(saved["batch_loss"])] == saved["batch_loss"]
+    assert len(snap["batch_loss"]) == 2 * saved["batches_per_epoch"]
+    at.run()
+    record = runs.list_runs()[0][0]
+    assert record.epochs_done == 2 and record.status == "finished" and len(runs.list_runs()[0]) == 1
+    assert _table(at).iloc[0]["Epochs (done / planned)"] == "2 / 2"
+
+
+def test_resume_with_other_data_shows_the_error(runs):
+    run_id = _saved_run(runs, batches_per_epoch=7)  # not what the sample with batch size 512 gives
+    at = _page()
+    at.button(key="runs_resume").click().run()
+    assert not at.exception, at.exception
+    assert any("same dataset and batch size" in e.value and run_id in e.value for e in at.error)
+    assert ui.RUN_KEY not in at.session_state

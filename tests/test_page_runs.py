@@ -22,11 +22,15 @@ PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
 def runs(monkeypatch, tmp_path):
     folder = tmp_path / "runs"
     monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(folder))
-    return RunStore(folder)
+    return RunStore(folder / LEARNER)
 
 
-def _page():
+LEARNER = "learner0test1"
+
+
+def _page(learner=LEARNER):
     at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params["learner"] = learner
     at.run()
     assert not at.exception, at.exception
     return at
@@ -103,6 +107,22 @@ def test_a_run_started_on_the_page_is_listed_when_it_finishes(runs):
     assert record.config == {"preset": "fast", "filters": [2, 4], "kernel_size": 3, "epochs": 1,
                              "batch_size": 512, "learning_rate": 1e-3, "seed": 0}
     assert record.history["batch_loss"] == run.job.snapshot()["batch_loss"]
+
+
+def test_another_learners_runs_are_not_listed(runs):
+    _saved_run(runs)
+    other = _page(learner="someoneelse01")
+    assert not other.exception
+    assert any("No saved runs yet" in i.value for i in other.info) and not other.dataframe
+    assert len(_table(_page())) == 1  # the owner still sees it
+
+
+def test_a_new_visitor_gets_a_learner_key_in_the_address(runs):
+    at = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    assert not at.exception
+    key = at.query_params["learner"]
+    key = key[0] if isinstance(key, list) else key
+    assert len(key) == 12 and key.isalnum()
 
 
 def test_a_saved_run_is_listed_with_its_accuracy_and_charts(runs):

@@ -118,7 +118,9 @@ def past_runs(busy: bool) -> None:
     store = tr.get_store()
     st.subheader("Saved runs")
     st.caption(f"Every run is saved in `{store.root}` after each epoch and when it stops, so a closed tab, "
-               "a restart or a crash loses at most the epoch in progress.")
+               "a restart or a crash loses at most the epoch in progress. These are your runs only: they are "
+               f"kept under your learner key `{store.root.name}`, which is in this page's address "
+               f"(`?{tr.LEARNER_PARAM}={store.root.name}`): bookmark it to find them again.")
     kind, text = st.session_state.pop("_runs_message", (None, None))
     if kind:
         (st.success if kind == "success" else st.error)(text)

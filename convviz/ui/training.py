@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import secrets
 import tempfile
 import threading
 import time
@@ -203,11 +205,34 @@ def dataset_picker():
     return (full if choice == FULL_LABEL else get_sample()), choice
 
 
-def get_store():
-    """The runs folder (``$CONVVIZ_RUNS_DIR`` or ``~/.convviz/runs``), read at each call (cheap)."""
-    from convviz.runs import RunStore
+LEARNER_PARAM = "learner"
+_LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
 
-    return RunStore()
+
+def learner_key() -> str:
+    """This learner's key, which keeps their saved runs apart from every other learner's.
+
+    It lives in the page address (``?learner=…``) and in the session: the address wins, so a
+    bookmarked or reloaded address brings the same runs back, also after a server restart; a new
+    visitor gets a fresh random key.
+    """
+    key = st.session_state.get("_learner")
+    param = st.query_params.get(LEARNER_PARAM)
+    if isinstance(param, str) and _LEARNER_RE.match(param):
+        key = param
+    if not key:
+        key = secrets.token_hex(6)
+    st.session_state["_learner"] = key
+    if st.query_params.get(LEARNER_PARAM) != key:
+        st.query_params[LEARNER_PARAM] = key
+    return key
+
+
+def get_store():
+    """This learner's runs folder: ``<$CONVVIZ_RUNS_DIR or ~/.convviz/runs>/<learner key>``."""
+    from convviz.runs import RunStore, default_runs_dir
+
+    return RunStore(default_runs_dir() / learner_key())
 
 
 @st.cache_resource

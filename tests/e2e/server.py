@@ -164,6 +164,14 @@ class StreamlitServer:
             self._log.close()
             self._log = None
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the server's whole process group now, bytes (0 when it is not running).
+
+        Returns:
+            the sum of ``VmRSS`` over the live processes of the group (see :func:`group_rss_bytes`).
+        """
+        return 0 if self.proc is None else group_rss_bytes(self.proc.pid)
+
     def cleanup(self) -> None:
         """Stop the server and delete the temporary directory, if one was made."""
         self.stop()
@@ -208,6 +216,43 @@ def _group_alive(pgid: int) -> bool:
         if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
             return True
     return False
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live (non-zombie) processes of process group ``pgid``, read from ``/proc`` (empty without it)."""
+    pids = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return pids
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of process group ``pgid``: the sum of ``VmRSS`` in ``/proc/<pid>/status``, bytes.
+
+    Shared pages are counted once per process, so this is an upper bound (Streamlit's group is
+    normally a single Python process).
+    """
+    total = 0
+    for pid in group_pids(pgid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024  # reported in kB
+                    break
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+    return total
 
 
 _CHAINED = ("During handling of the above exception", "The above exception was the direct cause")

@@ -191,7 +191,7 @@ def test_train_live_progress_stop_and_history_survives_navigation(page: Page):
     expect(stop).to_be_visible(timeout=60_000)
     progress = page.locator("[data-testid=stProgress]").first
     expect(progress).to_contain_text("Epoch 1/10")
-    expect(page.get_by_text(re.compile(r"^Run \d+: preset fast.*10 epoch\(s\).*on the bundled sample"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Run \d+( \(saved as [^)]*\))?: preset fast.*10 epoch\(s\).*on the bundled sample"))).to_be_visible()
 
     # the live panel moves on its own: the loss chart grows and the progress text changes, twice
     seen_points, seen_progress = [], []

@@ -18,8 +18,14 @@ import os
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from .server import StreamlitServer, server_log_errors
+
+# Playwright's 5 s default is too short on a shared 2-core machine while a training run competes for
+# the CPU (seen in CI: a page's table rendered after more than 5 s); waits still end as soon as the
+# condition holds.
+expect.set_options(timeout=30_000)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ENV = "CONVVIZ_E2E_CHROMIUM"

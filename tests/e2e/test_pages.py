@@ -71,7 +71,7 @@ def table_after(page: Page, text: str) -> list[list[str]]:
     """The body cells (``td``; row headers left out) of the ``st.table`` in the same column as the text ``text``."""
     block = page.locator("[data-testid=stVerticalBlock]").filter(has_text=text).last
     table = block.locator("[data-testid=stTable]").first
-    expect(table).to_be_visible()
+    expect(table).to_be_visible(timeout=LOAD_TIMEOUT)
     return table.evaluate("t => Array.from(t.querySelectorAll('tbody tr')).map("
                           "r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))")
 

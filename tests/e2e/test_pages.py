@@ -170,25 +170,33 @@ def sidebar_link(page: Page, name: str):
     return page.locator("[data-testid=stSidebarNav] a").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$"))
 
 
-def test_train_live_progress_stop_and_history_survives_navigation(page: Page):
-    open_page(page, "/Train", "Train")
-    assert_no_errors(page)
+def start_sample_training(page: Page, epochs: int):
+    """On the Train page: pick the bundled sample, set the epochs, press Start; returns the Stop button.
+
+    Where the full MNIST loads the page offers a choice (the sample is quicker); elsewhere it says
+    that it trains on the bundled sample.
+    """
     dataset = page.get_by_role("radiogroup", name="Dataset")
-    if dataset.count():  # the full MNIST is available here: pick the bundled sample, it is quicker
+    if dataset.count():
         dataset.get_by_text("Bundled sample").click()
         expect(dataset.get_by_role("radio", name=re.compile("Bundled sample"))).to_be_checked()
     else:
         expect(page.locator("[data-testid=stAlertContentWarning]").filter(has_text="bundled sample")).to_be_visible()
-    # enough epochs that the run is still going when Stop is pressed, even on a fast machine
-    epochs = page.locator(".st-key-train_epochs input")
-    epochs.fill("10")
-    epochs.press("Enter")
-    expect(epochs).to_have_value("10")
+    box = page.locator(".st-key-train_epochs input")
+    box.fill(str(epochs))
+    box.press("Enter")
+    expect(box).to_have_value(str(epochs))
     wait_for_run(page)
-
     page.get_by_role("button", name="Start training", exact=True).click()
     stop = page.get_by_role("button", name="Stop training", exact=True)
     expect(stop).to_be_visible(timeout=60_000)
+    return stop
+
+
+def test_train_live_progress_stop_and_history_survives_navigation(page: Page):
+    open_page(page, "/Train", "Train")
+    assert_no_errors(page)
+    stop = start_sample_training(page, epochs=10)
     progress = page.locator("[data-testid=stProgress]").first
     expect(progress).to_contain_text("Epoch 1/10")
     expect(page.get_by_text(re.compile(r"^Run \d+( \(saved as [^)]*\))?: preset fast.*10 epoch\(s\).*on the bundled sample"))).to_be_visible()

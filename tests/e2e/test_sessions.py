@@ -33,7 +33,8 @@ import numpy as np
 from convviz.presets import NOTEBOOK_INPUT, kernel_preset
 
 from .test_pages import (CANVAS, FIRST_SUM, LOAD_TIMEOUT, assert_no_errors, canvas_ink, draw_digit, open_page,
-                         sidebar_link, stepper_text, table_after, wait_for_ink, wait_for_run)
+                         sidebar_link, start_sample_training, stepper_text, table_after, wait_for_ink,
+                         wait_for_run)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,18 +90,7 @@ def test_sessions_do_not_share_inputs_drawings_or_training(page: Page, new_conte
     assert canvas_ink(page) > 1000
 
     go(page, "Train", "Train")
-    dataset = page.get_by_role("radiogroup", name="Dataset")
-    if dataset.count():  # the full MNIST is available here: the bundled sample is quicker
-        dataset.get_by_text("Bundled sample").click()
-        wait_for_run(page)
-    epochs = page.locator(".st-key-train_epochs input")
-    epochs.fill("10")
-    epochs.press("Enter")
-    expect(epochs).to_have_value("10")
-    wait_for_run(page)
-    page.get_by_role("button", name="Start training", exact=True).click()
-    stop = page.get_by_role("button", name="Stop training", exact=True)
-    expect(stop).to_be_visible(timeout=60_000)
+    stop = start_sample_training(page, epochs=10)
     run_caption = page.get_by_text(re.compile(LIVE_RUN_CAPTION.pattern + r" fast.*10 epoch\(s\)"))
     expect(run_caption).to_be_visible()
     assert_no_errors(page)

@@ -32,10 +32,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from convviz.npzfile import read_npz
 
 __all__ = ["ENV_VAR", "MNIST_SHA256", "MNIST_URL", "MNISTUnavailableError", "SAMPLE_PATH", "keras_cache_path",
            "load_mnist", "load_sample", "read_mnist_file"]
@@ -83,21 +84,10 @@ def read_mnist_file(path, sizes: tuple[int, int] | None = FULL_SIZES):
             wrong (missing keys, shapes, dtypes, labels outside 0-9), naming it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no MNIST file at {str(path)!r}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"MNIST file {str(path)!r} is not a .npz archive (truncated, or another kind of file)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [key for key in _KEYS if key not in data.files]
-            if missing:
-                raise ValueError(f"missing arrays {missing} (found {sorted(data.files)})")
-            arrays = {key: data[key] for key in _KEYS}
-    except ValueError as exc:
-        raise ValueError(f"MNIST file {str(path)!r} is invalid: {exc}") from None
-    except Exception as exc:  # BadZipFile, zlib.error, EOFError, OSError: truncated or not a zip
-        kind = "not a .npz archive" if isinstance(exc, zipfile.BadZipFile) else "corrupt"
-        raise ValueError(f"MNIST file {str(path)!r} is {kind} ({type(exc).__name__}: {exc})") from None
+    arrays = read_npz(path, "MNIST", keys=_KEYS)
+    missing = [key for key in _KEYS if key not in arrays]
+    if missing:
+        raise ValueError(f"MNIST file {str(path)!r} is invalid: missing arrays {missing}")
     problems = []
     for split, expected in zip(("train", "test"), sizes or (None, None)):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]

@@ -32,13 +32,13 @@ import json
 import os
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from convviz.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, get_activation
+from convviz.npzfile import read_npz
 from convviz.ops import _pair, _positive_int, output_size
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "NUM_CLASSES", "PRESETS",
@@ -477,18 +477,7 @@ def load_checkpoint(path) -> tuple[ScratchCNN, dict]:
 
 def _read_model_file(path) -> tuple[ScratchCNN, object]:
     """The checked model and its raw metadata text (or None); see :func:`load_model`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {str(path)!r}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"model file {str(path)!r} is not a .npz archive (truncated, or another kind of file)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile) as exc:
-        raise ValueError(f"model file {str(path)!r} is not a readable .npz ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # zlib.error and friends from a damaged member
-        raise ValueError(f"model file {str(path)!r} is corrupt ({type(exc).__name__}: {exc})") from None
+    arrays = read_npz(path, "model")
     try:
         metadata_text = arrays.pop("metadata", None)
         if metadata_text is not None and (metadata_text.shape != () or metadata_text.dtype.kind != "U"):

@@ -19,12 +19,11 @@ import os
 import re
 import secrets
 import time
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
+from convviz.npzfile import read_npz
 
 __all__ = ["RUNS_DIR_ENV", "RunRecord", "RunStore", "default_runs_dir"]
 
@@ -156,7 +155,7 @@ class RunStore:
                 continue
             try:
                 records.append(self._record(path))
-            except ValueError as exc:
+            except (ValueError, FileNotFoundError) as exc:  # FileNotFoundError: deleted meanwhile
                 warnings.append(f"skipped {path.name}: {exc}")
         records.sort(key=lambda r: r.run_id, reverse=True)
         return records, warnings
@@ -164,17 +163,10 @@ class RunStore:
     def _record(self, path: Path) -> RunRecord:
         if not _RUN_ID_RE.match(path.stem):
             raise ValueError("not a ConvViz run file name")
-        if not zipfile.is_zipfile(path):
-            raise ValueError("not a .npz archive (truncated or another kind of file)")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "metadata" not in data.files:
-                    raise ValueError("no run metadata (a plain model file?)")
-                text = data["metadata"]
-        except ValueError:
-            raise
-        except Exception as exc:  # zip/zlib errors from a damaged file
-            raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
+        arrays = read_npz(path, "run", keys=["metadata"])
+        if "metadata" not in arrays:
+            raise ValueError("no run metadata (a plain model file?)")
+        text = arrays["metadata"]
         if text.shape != () or text.dtype.kind != "U":
             raise ValueError("metadata is not text")
         try:

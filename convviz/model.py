@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from convviz.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, get_activation
+from convviz.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool, conv2d_maxpool,
+                             get_activation)
 from convviz.npzfile import read_npz
 from convviz.ops import _pair, _positive_int, output_size
 
@@ -296,8 +297,22 @@ class ScratchCNN(tf.Module):
         return cls(make_spec(name, **options), seed=seed)
 
     def _run(self, x, training: bool, seed, keep: bool):
+        """Run the layers in order; ``keep`` collects every layer's output (for :meth:`activations`).
+
+        Without ``keep``, a convolution followed by 2x2 max pooling runs as one fused
+        :func:`convviz.layers.conv2d_maxpool` call: the same values, computed faster (training
+        and :meth:`predict`). With ``keep`` every layer runs on its own, so the convolution's
+        full feature map can be shown.
+        """
         outputs = {}
-        for index, (name, module) in enumerate(self.layers):
+        index, layers = 0, self.layers
+        while index < len(layers):
+            name, module = layers[index]
+            if not keep and index + 1 < len(layers) and can_fuse_conv_pool(module, layers[index + 1][1]):
+                x = conv2d_maxpool(x, module.kernel, module.bias, module.padding, module.dilation_rate,
+                                   module.activation)
+                index += 2
+                continue
             if isinstance(module, Dropout):
                 layer_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, index)
                 x = module(x, training=training, seed=layer_seed)
@@ -305,6 +320,7 @@ class ScratchCNN(tf.Module):
                 x = module(x)
             if keep:
                 outputs[name] = x
+            index += 1
         return x, outputs
 
     def __call__(self, x, training: bool = False, seed=None):

@@ -6,8 +6,11 @@
   respect to every input pixel, in absolute value: the pixels whose small change would move
   that score most (K. Simonyan, A. Vedaldi and A. Zisserman, "Deep Inside Convolutional
   Networks: Visualising Image Classification Models and Saliency Maps", 2013). The gradient
-  flows back through the from-scratch layers, including the hand-written backward pass of
-  :func:`convviz.layers.conv2d`.
+  flows back through the from-scratch layers one by one (``model(x, fused=False)``),
+  including the hand-written backward passes of :func:`convviz.layers.conv2d` and
+  :class:`convviz.layers.MaxPool2D`. Layer by layer, a pool window whose cells tie (every
+  window of MNIST's blank background) shares its gradient among them; the fused
+  training block would send it all to each window's top-left cell and draw a 2x2 grid.
 
 Images are MNIST-style float arrays ``(28, 28)`` in ``[0, 1]``.
 """
@@ -75,7 +78,7 @@ def saliency(model, image, target: int | None = None) -> tuple[np.ndarray, int]:
         raise ValueError(f"target must be a class 0-9 or None, got target={target!r}")
     with tf.GradientTape() as tape:
         tape.watch(x)
-        logits = model(x, training=False)
+        logits = model(x, training=False, fused=False)  # ties shared, not sent to one cell
         if target is None:
             target = int(tf.argmax(logits[0]).numpy())
         score = logits[0, int(target)]

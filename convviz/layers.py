@@ -147,6 +147,25 @@ def _spread(t, strides):
     return t[:, : (h - 1) * sh + 1, : (w - 1) * sw + 1, :]
 
 
+def _explicit_padding(padding, h: int, w: int, kh: int, kw: int, strides, dilation) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` zeros for :func:`conv2d` / :func:`conv2d_maxpool`'s ``padding``.
+
+    Accepts ``"valid"``, ``"same"``, an int >= 0, or ``((top, bottom), (left, right))`` of ints >= 0.
+
+    Raises:
+        ValueError: any other value, echoing it.
+    """
+    if isinstance(padding, tuple | list) and padding and isinstance(padding[0], tuple | list):
+        if len(padding) != 2 or any(not isinstance(pair, tuple | list) or len(pair) != 2 for pair in padding):
+            raise ValueError("padding must be 'valid', 'same', an integer >= 0 or ((top, bottom), (left, right)), "
+                             f"got padding={padding!r}")
+        (top, bottom), (left, right) = padding
+        return tuple(_positive_int(v, "padding", minimum=0) for v in (top, bottom, left, right))
+    top, bottom = padding_amounts(h, kh, strides[0], padding, dilation[0])
+    left, right = padding_amounts(w, kw, strides[1], padding, dilation[1])
+    return top, bottom, left, right
+
+
 def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
     """Multi-channel 2-D cross-correlation (what frameworks call convolution), from scratch.
 
@@ -189,11 +208,7 @@ def conv2d(x, kernel, strides=1, padding="valid", dilation_rate=1):
     _, h, w, c = x.shape
     if c != c_in:
         raise ValueError(f"input has channels={c} but the kernel expects in_channels={c_in}")
-    if isinstance(padding, tuple | list) and isinstance(padding[0], tuple | list):
-        (top, bottom), (left, right) = padding
-    else:
-        top, bottom = padding_amounts(h, kh, strides[0], padding, dilation[0])
-        left, right = padding_amounts(w, kw, strides[1], padding, dilation[1])
+    top, bottom, left, right = _explicit_padding(padding, h, w, kh, kw, strides, dilation)
     hp, wp = h + top + bottom, w + left + right
     eff_h, eff_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     if eff_h > hp or eff_w > wp:
@@ -357,7 +372,7 @@ class MaxPool2D(tf.Module):
 _MONOTONE_SLOPES = {
     "linear": None,
     "relu": lambda a: tf.cast(a > 0, a.dtype),
-    "leaky_relu": lambda a: tf.where(a > 0, 1.0, 0.2),
+    "leaky_relu": lambda a: 1.0 - 0.8 * tf.cast(a <= 0, a.dtype),  # 1 above 0, 0.2 at and below
     "sigmoid": lambda a: a * (1.0 - a),
 }
 
@@ -418,9 +433,11 @@ def conv2d_maxpool(x, kernel, bias, padding="valid", dilation_rate=1, activation
       that remember which side won.
 
     The gradient of the max goes back along the winners to exactly one cell
-    per window: the first maximum in row-major order, as ``tf.nn.max_pool``'s
-    gradient does (the unfused :class:`MaxPool2D` splits a tie equally
-    instead; away from ties the two agree).
+    per window: the first maximum of ``z`` in row-major order, as
+    ``tf.nn.max_pool``'s gradient does on its input. (Ties are decided on the
+    raw ``z``, before the bias: two different ``z`` that round to the same
+    ``z + b`` are not a tie here. The unfused :class:`MaxPool2D` splits a tie
+    equally instead; away from ties all of these agree.)
 
     Backward (``g`` = upstream gradient at the pooled output):
     ``g * act'`` -> bias gradient (its sum over batch and cells) -> routed to
@@ -446,30 +463,34 @@ def conv2d_maxpool(x, kernel, bias, padding="valid", dilation_rate=1, activation
         (:func:`convviz.ops.output_size` with strides 1).
 
     Raises:
-        ValueError: channel or bias size mismatch, an activation that does not
-            commute with max pooling, arguments out of range, or a
-            convolution output smaller than 2x2.
+        ValueError: wrong ranks, channel or bias size mismatch, an activation
+            other than the four above, arguments out of range, a kernel
+            larger than the padded input, or a convolution output smaller
+            than 2x2.
     """
-    if activation not in _MONOTONE_SLOPES:
-        raise ValueError(f"activation={activation!r} does not commute with max pooling; "
-                         f"choose one of {sorted(_MONOTONE_SLOPES)}")
+    if not isinstance(activation, str) or activation not in _MONOTONE_SLOPES:
+        raise ValueError(f"conv2d_maxpool handles the non-decreasing activations {sorted(_MONOTONE_SLOPES)}, "
+                         f"got activation={activation!r}")
     slope = _MONOTONE_SLOPES[activation]
     act = get_activation(activation)
     dh, dw = _pair(dilation_rate, "dilation_rate")
+    for value, name, rank in ((x, "x", 4), (kernel, "kernel", 4), (bias, "bias", 1)):
+        if len(getattr(value, "shape", ())) != rank:
+            raise ValueError(f"{name} must be a tensor of rank {rank}, got shape {getattr(value, 'shape', None)}")
     kh, kw, c_in, filters = kernel.shape
     _, h, w, c = x.shape
     if c != c_in:
         raise ValueError(f"input has channels={c} but the kernel expects in_channels={c_in}")
     if tuple(bias.shape) != (filters,):
         raise ValueError(f"bias must have shape ({filters},), got {tuple(bias.shape)}")
-    if isinstance(padding, tuple | list) and isinstance(padding[0], tuple | list):
-        (top, bottom), (left, right) = padding
-    else:
-        top, bottom = padding_amounts(h, kh, 1, padding, dh)
-        left, right = padding_amounts(w, kw, 1, padding, dw)
+    top, bottom, left, right = _explicit_padding(padding, h, w, kh, kw, (1, 1), (dh, dw))
     padded = bool(top or bottom or left or right)
     hp, wp = h + top + bottom, w + left + right
-    h_conv, w_conv = hp - dh * (kh - 1), wp - dw * (kw - 1)
+    eff_h, eff_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if eff_h > hp or eff_w > wp:
+        raise ValueError(f"kernel {kh}x{kw} with dilation_rate={(dh, dw)} spans {eff_h}x{eff_w} cells, "
+                         f"more than the padded input {hp}x{wp}")
+    h_conv, w_conv = hp - eff_h + 1, wp - eff_w + 1
     if h_conv < 2 or w_conv < 2:
         raise ValueError(f"kernel {kh}x{kw} with dilation_rate={(dh, dw)} on the padded input {hp}x{wp} "
                          f"gives a {h_conv}x{w_conv} map, smaller than the 2x2 pool")

@@ -231,9 +231,14 @@ class ScratchCNN(tf.Module):
         seed: the initialisation seed.
 
     Call:
-        ``model(x, training=False, seed=None)`` with ``x`` float32
+        ``model(x, training=False, seed=None, fused=True)`` with ``x`` float32
         ``(batch, 28, 28, 1)`` -> logits ``(batch, 10)``. ``seed`` (shape-(2,)
-        int tensor) makes dropout masks repeatable in training.
+        int tensor) makes dropout masks repeatable in training. ``fused``: run
+        each convolution + 2x2 max pooling pair as one
+        :func:`convviz.layers.conv2d_maxpool` call (same values, faster). Its
+        gradient sends a tied pool window's gradient to one cell, where
+        ``fused=False`` (every layer on its own) shares it among the tied cells;
+        the saliency map uses ``fused=False``.
 
     Raises:
         ValueError: an invalid spec or seed, naming the bad value.
@@ -296,19 +301,20 @@ class ScratchCNN(tf.Module):
         """
         return cls(make_spec(name, **options), seed=seed)
 
-    def _run(self, x, training: bool, seed, keep: bool):
+    def _run(self, x, training: bool, seed, keep: bool, fused: bool = True):
         """Run the layers in order; ``keep`` collects every layer's output (for :meth:`activations`).
 
-        Without ``keep``, a convolution followed by 2x2 max pooling runs as one fused
-        :func:`convviz.layers.conv2d_maxpool` call: the same values, computed faster (training
-        and :meth:`predict`). With ``keep`` every layer runs on its own, so the convolution's
-        full feature map can be shown.
+        With ``fused`` and without ``keep``, a convolution followed by 2x2 max pooling runs as
+        one :func:`convviz.layers.conv2d_maxpool` call: the same values, computed faster
+        (training and :meth:`predict`). With ``keep`` every layer runs on its own, so the
+        convolution's full feature map can be shown.
         """
         outputs = {}
         index, layers = 0, self.layers
         while index < len(layers):
             name, module = layers[index]
-            if not keep and index + 1 < len(layers) and can_fuse_conv_pool(module, layers[index + 1][1]):
+            if (fused and not keep and index + 1 < len(layers)
+                    and can_fuse_conv_pool(module, layers[index + 1][1])):
                 x = conv2d_maxpool(x, module.kernel, module.bias, module.padding, module.dilation_rate,
                                    module.activation)
                 index += 2
@@ -323,8 +329,8 @@ class ScratchCNN(tf.Module):
             index += 1
         return x, outputs
 
-    def __call__(self, x, training: bool = False, seed=None):
-        return self._run(x, training, seed, keep=False)[0]
+    def __call__(self, x, training: bool = False, seed=None, fused: bool = True):
+        return self._run(x, training, seed, keep=False, fused=fused)[0]
 
     def activations(self, x) -> dict[str, np.ndarray]:
         """Every layer's output for a batch of images (inference mode: dropout is the identity).

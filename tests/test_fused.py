@@ -97,7 +97,21 @@ def test_relu_slope_is_zero_at_zero_like_tf_nn_relu():
     (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([3])),
      r"bias must have shape \(4,\), got \(3,\)"),
     (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4]), activation="softmax"),
-     "activation='softmax' does not commute with max pooling"),
+     r"non-decreasing activations \['leaky_relu', 'linear', 'relu', 'sigmoid'\], got activation='softmax'"),
+    (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4]), activation=["relu"]),
+     r"got activation=\['relu'\]"),
+    (lambda: conv2d_maxpool(tf.zeros((1, 2, 6, 1)), tf.zeros((5, 3, 1, 4)), tf.zeros([4])),
+     "kernel 5x3 with dilation_rate=.1, 1. spans 5x3 cells, more than the padded input 2x6"),
+    (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4]), ((0, -1), (0, 0))),
+     "padding must be >= 0, got padding=-1"),
+    (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4]), ((0, 1.5), (0, 0))),
+     "padding must be an integer >= 0, got padding=1.5"),
+    (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4]), ((0, 1), (0, 0), (1, 1))),
+     r"got padding=\(\(0, 1\), \(0, 0\), \(1, 1\)\)"),
+    (lambda: conv2d_maxpool(tf.zeros((6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4])),
+     r"x must be a tensor of rank 4, got shape \(6, 6, 1\)"),
+    (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), [0.0] * 4),
+     "bias must be a tensor of rank 1, got shape None"),
     (lambda: conv2d_maxpool(tf.zeros((1, 3, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4])),
      "gives a 1x4 map, smaller than the 2x2 pool"),
     (lambda: conv2d_maxpool(tf.zeros((1, 6, 6, 1)), tf.zeros((3, 3, 1, 4)), tf.zeros([4]), dilation_rate=0),
@@ -137,3 +151,12 @@ def test_model_runs_fused_blocks_with_the_same_numbers(monkeypatch):
     for got, want in zip(tape.gradient(loss, model.trainable_variables),
                          tape.gradient(loss_layers, model.trainable_variables)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size,batch", [(3, 1), (5, 0), (7, 2)])
+def test_model_predicts_any_batch_and_kernel_size_like_its_layers(kernel_size, batch):
+    model = ScratchCNN(model_module.make_spec("fast", filters=(4, 8), kernel_size=kernel_size), seed=1)
+    x = np.random.default_rng(kernel_size).random((batch, 28, 28)).astype(np.float32)
+    probabilities = model.predict(x)
+    assert probabilities.shape == (batch, 10)
+    np.testing.assert_allclose(probabilities, model.activations(x)["softmax"], atol=1e-6)

@@ -3,17 +3,14 @@
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest_helpers import run_page
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "1_Convolution.py"
 
 
 @pytest.fixture
 def at():
-    app = AppTest.from_file(str(PAGE), default_timeout=60)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_page(PAGE)
 
 
 def output_table(app):

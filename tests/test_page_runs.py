@@ -2,7 +2,6 @@
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,15 +64,6 @@ def _values(array):
 
 def _chart_ids(at):
     return [el.proto.id for el in at.get("plotly_chart")]
-
-
-def _wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_no_runs_yet_says_so(runs):

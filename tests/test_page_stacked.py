@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
+from apptest_helpers import run_page
 
 from convviz.model import DEFAULT_MODEL_PATH
 
@@ -17,10 +17,7 @@ PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_Stacked_Channels.py"
 
 @pytest.fixture
 def at():
-    app = AppTest.from_file(str(PAGE), default_timeout=60)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_page(PAGE)
 
 
 def tables(app):

@@ -4,6 +4,7 @@ import time
 from pathlib import Path
 
 import pytest
+from apptest_helpers import wait_for
 from streamlit.testing.v1 import AppTest
 
 from convviz.ui import training as ui
@@ -33,15 +34,6 @@ def _page(epochs=3, batch=32):
     return at
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_train_start_grow_stop_results():
     at = _page()
     assert at.button(key="train_start").label == "Start training"
@@ -50,14 +42,14 @@ def test_train_start_grow_stop_results():
     run = at.session_state[ui.RUN_KEY]
     job = run.job
     assert run.dataset == ui.SAMPLE_LABEL and run.settings["filters"] == (4, 8)
-    assert _wait_for(lambda: len(job.snapshot()["batch_loss"]) >= 3)
+    assert wait_for(lambda: len(job.snapshot()["batch_loss"]) >= 3, 30.0)
     at.run()
     n1 = len(job.snapshot()["batch_loss"])
     assert at.button(key="train_stop").label == "Stop training"
     assert at.button(key="train_start").disabled  # one run per session
     progress = at.get("progress")
     assert progress and "Epoch" in progress[0].proto.text and "digits/s" in progress[0].proto.text
-    assert _wait_for(lambda: len(job.snapshot()["batch_loss"]) > n1 + 3)
+    assert wait_for(lambda: len(job.snapshot()["batch_loss"]) > n1 + 3, 30.0)
     at.run()
     assert not at.exception, at.exception
     n2 = len(job.snapshot()["batch_loss"])

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from apptest_helpers import run_page
 from streamlit.testing.v1 import AppTest
 
 from convviz.data import ENV_VAR, MNISTUnavailableError, load_mnist, read_mnist_file
@@ -33,19 +34,13 @@ TRAIN_PAGE = ROOT / "pages" / "3_Train.py"
 # --------------------------------------------------------------------------- matrix and kernel cells (page)
 @pytest.fixture
 def conv():
-    app = AppTest.from_file(str(CONV_PAGE), default_timeout=60)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_page(CONV_PAGE)
 
 
 @pytest.fixture(scope="module")
 def conv_shared():
     """One Convolution page for all the bad-cell cases: each case leaves its bad cell fixed again."""
-    app = AppTest.from_file(str(CONV_PAGE), default_timeout=60)
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return run_page(CONV_PAGE)
 
 
 def _editor(app, prefix):

@@ -64,6 +64,26 @@ def go(page: Page, name: str, heading: str) -> None:
     wait_for_run(page)
 
 
+def choose_option(page: Page, container: str, name: str, tries: int = 3) -> None:
+    """Open the selectbox inside ``container`` and pick ``name``.
+
+    The first click can land while the expander around it is still opening (seen in CI: the list never
+    appeared); the box is waited for, and the click repeated until the option shows.
+    """
+    box = page.locator(container).get_by_role("combobox")
+    expect(box).to_be_visible()
+    option = page.get_by_role("option", name=name, exact=True)
+    for attempt in range(tries):
+        box.click()
+        try:
+            expect(option).to_be_visible(timeout=5_000)
+            break
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+    option.click()
+
+
 def test_sessions_do_not_share_inputs_drawings_or_training(page: Page, new_context):
     expected_a = identity_map()
     assert expected_a != DEFAULT_MAP
@@ -72,8 +92,7 @@ def test_sessions_do_not_share_inputs_drawings_or_training(page: Page, new_conte
     open_page(page, "/Convolution", "Convolution")
     assert table_after(page, MAP_LABEL) == DEFAULT_MAP
     page.get_by_text("Edit the input and the kernel").click()
-    page.locator(".st-key-conv_k_preset").click()
-    page.get_by_role("option", name="Identity", exact=True).click()
+    choose_option(page, ".st-key-conv_k_preset", "Identity")
     page.wait_for_function(
         """(want) => Array.from(document.querySelectorAll('[data-testid=stTable]')).some(t =>
             JSON.stringify(Array.from(t.querySelectorAll('tbody tr')).map(

@@ -13,13 +13,14 @@ What it does (loopback only; it stops by itself, after ``--timeout-s`` seconds a
 3. From a third page asks for a third run: with ``CONVVIZ_MAX_JOBS`` at its default of 2 the page
    must turn it away with the "already training 2 model(s)" message.
 4. Opens ``--pages`` headless Chromium pages at once (one browser, one context each). Each steps
-   the Convolution page ``--steps`` times (Next; Reset after the last of the 9 window positions)
-   and times each click until the written sum names the new window position, then draws a digit
+   the Convolution page ``--steps`` times (the step-through figure's own Next button; Reset after the
+   last of the 9 window positions: plotly.js in the browser, no server run) and times each click until
+   the figure's title (the written sum) names the new window position, then draws a digit
    on the Draw page (``tests/e2e/strokes.py``'s paths) and waits for the network's prediction.
 5. Checks the two runs are still training, stops them, and prints a summary block.
 
 Step times are measured in the browser (``performance.now()`` at the click, by a capturing click
-listener, and when the stepper's text has changed), so they do not include Playwright's own
+listener, and when the figure's title has changed), so they do not include Playwright's own
 overhead. ``errors`` counts exception boxes and error alerts on the pages, timeouts and other
 failures of a page's script, and tracebacks in the server log; the target is 0. The memory
 target is a peak under 3 GB.
@@ -61,13 +62,12 @@ _CLICK_LISTENER_JS = """() => {
     if (window.__lt_listening) return;
     window.__lt_listening = true;
     document.addEventListener('click', e => {
-        if (e.target.closest && e.target.closest('button')) window.__lt_click = performance.now();
+        if (e.target.closest && e.target.closest('button, .updatemenu-button')) window.__lt_click = performance.now();
     }, true);
 }"""
 _STEPPER_UPDATED_JS = """(expected) => {
-    const p = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] p'))
-        .find(p => p.innerText.startsWith('Output cell (row'));
-    return p && p.innerText.startsWith(expected) ? performance.now() : null;
+    const t = document.querySelector('.st-key-conv_fig_steps .js-plotly-plot .gtitle');
+    return t && t.textContent.startsWith(expected) ? performance.now() : null;
 }"""
 
 
@@ -124,6 +124,13 @@ class Report:
     def error(self, where: str, what: str) -> None:
         self.errors.append(f"{where}: {what}")
         print(f"  ERROR {where}: {what[:500]}", flush=True)
+
+
+async def new_page(browser, base_url: str, timeout_ms: float):
+    """A page in a fresh browser context (its own Streamlit session), 1280x800."""
+    context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
+    context.set_default_timeout(timeout_ms)
+    return await context.new_page()
 
 
 async def wait_for_run(page, timeout_ms: float) -> None:
@@ -203,7 +210,7 @@ async def learner(browser, base_url: str, index: int, steps: int, report: Report
             position = position + 1 if name == "Next" else 1
             await page.evaluate("() => { window.__lt_click = null; }")
             t0 = time.perf_counter()
-            await page.get_by_role("button", name=name, exact=True).click()
+            await page.locator(".st-key-conv_fig_steps .updatemenu-button").filter(has_text=name).click()
             done = await (await page.wait_for_function(_STEPPER_UPDATED_JS, arg=position_text(position),
                                                        timeout=timeout_ms)).json_value()
             wall = (time.perf_counter() - t0) * 1000
@@ -252,9 +259,7 @@ async def scenario(server: StreamlitServer, args, report: Report) -> None:
             # -- two training runs, each from its own browser session, kept open throughout
             trainers = []
             for i in range(2):
-                context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
-                context.set_default_timeout(timeout_ms)
-                page = await context.new_page()
+                page = await new_page(browser, base_url, timeout_ms)
                 await open_page(page, "/Train", "Train", timeout_ms)
                 await start_training(page, timeout_ms)
                 await page.get_by_role("button", name="Stop training", exact=True).wait_for(timeout=timeout_ms)

@@ -1,15 +1,26 @@
-"""Server-side time of one step of the Convolution page (a 16×16 input, a 3×3 kernel).
+"""What the server does for the Convolution page's step-through, now that stepping plays in the browser.
 
 Not a test: run ``python benchmarks/step_time.py [repeats]`` from the repository root.
-It sets the page up through AppTest (16×16 random integers, Notebook X kernel,
-'same' padding, so 256 window positions), then times ``Next`` clicks. AppTest
-reruns the whole script on each click, so this is an upper bound: in the
-browser the step controls live in an ``st.fragment`` and only it reruns.
-Target: median under 100 ms.
+
+Stepping (the slider, Previous / Next, Play) is plotly.js animating the frames of one figure in the
+browser: it costs the server nothing (the browser test
+``tests/e2e/test_pages.py::test_convolution_steps_in_the_browser_without_a_server_run`` checks that no
+script run happens). What the server still does is build that figure once per input, kernel and
+setting. For a 5×5, a 16×16 and a 28×28 input (3×3 kernel, 'same' padding except 5×5 'valid'; random
+integers, a new draw each time so the page's figure cache misses) this prints:
+
+* ``positions``: window positions, one animation frame each;
+* ``figure_kB``: the figure's JSON as sent to the browser;
+* ``rerun_ms``: the server time of a whole page run after an input change (AppTest ``Reload`` of the
+  random preset: the new input, its positions, the figure, the table, the TensorFlow check), median and
+  p95 over ``repeats`` runs;
+* ``build_ms``: of that, computing the positions and building the figure (the page's own figure, from
+  its cache entry), median.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import time
@@ -20,30 +31,52 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+CASES = ((5, "valid"), (16, "same"), (28, "same"))
 
-def main(repeats: int = 60) -> None:
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Convolution.py"), default_timeout=60)
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def measure(size: int, padding: str, repeats: int) -> dict:
+    from convviz.ui.convolution import conv_animation
+
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Convolution.py"), default_timeout=120)
     at.run()
-    at.number_input(key="conv_x_rows").set_value(16).run()
-    at.number_input(key="conv_x_cols").set_value(16).run()
+    at.number_input(key="conv_x_rows").set_value(size).run()
+    at.number_input(key="conv_x_cols").set_value(size).run()
     at.selectbox(key="conv_x_preset").select("Random integers").run()
-    at.selectbox(key="conv_padding").select("same").run()
+    at.selectbox(key="conv_padding").select(padding).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.table[0].value.shape == (16, 16), at.table[0].value.shape
-    for _ in range(3):  # warm-up
-        at.button(key="conv_next").click().run()
-    times = []
-    for _ in range(repeats):
+    rerun_ms, build_ms, sizes, positions = [], [], [], 0
+    for _ in range(repeats + 1):  # the first one warms up
         start = time.perf_counter()
-        at.button(key="conv_next").click().run()
-        times.append((time.perf_counter() - start) * 1000)
-    assert not at.exception
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    print(f"Convolution page, 16x16 input, 3x3 kernel, 'same' padding: {repeats} Next clicks "
-          f"(full-script AppTest reruns), now at window {at.slider(key='conv_step').value} of 256")
-    print(f"median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms, min {times[0]:.1f} ms, max {times[-1]:.1f} ms")
+        at.button(key="conv_x_reload").click().run()
+        elapsed = (time.perf_counter() - start) * 1000
+        assert not at.exception, [e.value for e in at.exception]
+        note = next(c.value for c in list(at.caption) + list(at.info) if "window positions are in your browser" in c.value)
+        positions = int(re.search(r"All (\d+) window positions", note).group(1))
+        x = at.session_state["conv_x_current"]
+        animation = conv_animation(x, at.session_state["conv_k_current"], 1, padding, 1, 0.0, False, size <= 16, 2.0)
+        rerun_ms.append(elapsed)
+        build_ms.append(animation.build_s * 1000)
+        sizes.append(animation.size_bytes)
+    rerun_ms, build_ms = rerun_ms[1:], build_ms[1:]
+    return {"positions": positions, "figure_kB": statistics.median(sizes) / 1000,
+            "rerun_p50": statistics.median(rerun_ms), "rerun_p95": percentile(rerun_ms, 95),
+            "build_p50": statistics.median(build_ms)}
+
+
+def main(repeats: int = 10) -> None:
+    print(f"Convolution page: server work per input change ({repeats} changes each; stepping itself costs the "
+          "server nothing)")
+    for size, padding in CASES:
+        r = measure(size, padding, repeats)
+        print(f"{size}x{size} input, 3x3 kernel, '{padding}': positions={r['positions']} "
+              f"figure_kB={r['figure_kB']:.0f} rerun_ms p50={r['rerun_p50']:.0f} p95={r['rerun_p95']:.0f} "
+              f"build_ms p50={r['build_p50']:.0f}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 60)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10)

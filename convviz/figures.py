@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from convviz.ops import WindowStep
+from convviz.ops import WindowStep, describe_sum
 
 __all__ = [
     "PADDING_COLOR",
@@ -145,142 +145,407 @@ def matrix_figure(z, title: str = "", signed: bool = False, show_numbers: bool =
     return _square_layout(fig, rows, cols, title, height, shapes=shapes)
 
 
-def padded_input_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], step: WindowStep,
-                        show_numbers: bool = True, height: int = 340, title: str | None = None) -> go.Figure:
-    """The padded input with the padding cells shaded and the kernel taps outlined.
+# --------------------------------------------------------------------------- step-through animations
+# The Convolution and Stacked Channels pages send every window position to the browser as the frames of one
+# Plotly figure: the slider, Play / Pause and Previous / Next are plotly.js animations, so stepping never
+# reruns the page on the server. What does not change between positions (the input, the kernel, the
+# finished output map) is drawn once; a frame carries only what moves: the products, the written sum
+# (the figure's title), the window and output-cell outlines, and the grey cover over the output cells
+# not computed yet (two rectangles: the rest of the current row and the rows below).
+
+_PENDING_COLOR = "#eeeeee"
+_STILL = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
+"""Animation options that jump to one frame at once (the slider, Previous / Next, Reset)."""
+_MAX_SUM_LINE = 96
+"""Characters per line of the written sum before it wraps (``<br>``)."""
+
+
+def _axes(n: int) -> tuple[str, str, str, str]:
+    """Layout keys and trace references of panel ``n`` (1-based): ``xaxis2``, ``yaxis2``, ``x2``, ``y2``."""
+    suffix = "" if n == 1 else str(n)
+    return f"xaxis{suffix}", f"yaxis{suffix}", f"x{suffix}", f"y{suffix}"
+
+
+def _panel(layout: dict, n: int, x_domain, y_domain, rows: int, cols: int, title: str) -> tuple[str, str]:
+    """Add panel ``n``: square cells, row 0 at the top, its title above it; returns ``(xref, yref)``."""
+    xkey, ykey, xref, yref = _axes(n)
+    common = {"showgrid": False, "zeroline": False, "showticklabels": False, "ticks": "", "fixedrange": True,
+              "constrain": "domain", "showline": False}
+    layout[xkey] = {**common, "domain": list(x_domain), "range": [-0.5, cols - 0.5], "anchor": yref, "side": "top",
+                    "title": {"text": title, "font": {"size": 13}, "standoff": 4}}
+    layout[ykey] = {**common, "domain": list(y_domain), "range": [rows - 0.5, -0.5], "anchor": xref,
+                    "scaleanchor": xref, "scaleratio": 1}
+    return xref, yref
+
+
+def _on(trace: go.Heatmap, refs: tuple[str, str]) -> go.Heatmap:
+    trace.update(xaxis=refs[0], yaxis=refs[1])
+    return trace
+
+
+def _rect(refs: tuple[str, str], r0: float, c0: float, r1: float, c1: float, color: str = TAP_COLOR,
+          width: float = 3, dash: str | None = None, fill: str | None = None, visible: bool = True) -> dict:
+    """A rectangle around cells (r0, c0) to (r1, c1) of a panel (layer above the heatmap, its numbers too)."""
+    line = {"color": color, "width": width, "dash": dash or "solid"}
+    return {"type": "rect", "xref": refs[0], "yref": refs[1], "x0": c0 - 0.5, "x1": c1 + 0.5, "y0": r0 - 0.5,
+            "y1": r1 + 0.5, "line": line, "fillcolor": fill or "rgba(0,0,0,0)", "layer": "above",
+            "visible": visible}
+
+
+def _taps_path(refs: tuple[str, str], rows, cols, r_offset: int = 0, c_offset: int = 0, width: float = 3) -> dict:
+    """One path shape outlining each kernel tap's cell (dilation shows as gaps between the outlined cells).
+
+    Contiguous taps (dilation 1) are drawn as a grid of lines, which is shorter to send than one square each.
+    """
+    rows = [r + r_offset for r in rows]
+    cols = [c + c_offset for c in cols]
+    contiguous = all(b - a == 1 for a, b in zip(rows, rows[1:])) and all(b - a == 1 for a, b in zip(cols, cols[1:]))
+    if contiguous:
+        top, bottom, left, right = rows[0] - 0.5, rows[-1] + 0.5, cols[0] - 0.5, cols[-1] + 0.5
+        path = "".join(f"M{left:g},{r - 0.5:g}H{right:g}" for r in rows + [rows[-1] + 1])
+        path += "".join(f"M{c - 0.5:g},{top:g}V{bottom:g}" for c in cols + [cols[-1] + 1])
+    else:
+        path = "".join(f"M{c - 0.5:g},{r - 0.5:g}h1v1h-1Z" for r in rows for c in cols)
+    return {"type": "path", "xref": refs[0], "yref": refs[1], "path": path, "layer": "above",
+            "line": {"color": TAP_COLOR, "width": width}, "fillcolor": "rgba(0,0,0,0)"}
+
+
+def _pending_cover(refs: tuple[str, str], i: int, j: int, h_out: int, w_out: int) -> list[dict]:
+    """Two grey rectangles over the output cells after (i, j) in row-major order (hidden when empty)."""
+    blank = {"fill": _PENDING_COLOR, "color": _PENDING_COLOR, "width": 0}
+    return [_rect(refs, i, j + 1, i, w_out - 1, visible=j + 1 < w_out, **blank),
+            _rect(refs, i + 1, 0, h_out - 1, w_out - 1, visible=i + 1 < h_out, **blank)]
+
+
+def wrap_terms(terms: list[str], joiner: str = " + ", width: int = _MAX_SUM_LINE, first: int = 0) -> str:
+    """Join ``terms`` with ``joiner``, breaking the line (``<br>``) before a term that would pass ``width`` characters.
+
+    Args:
+        terms: the pieces, e.g. ``["1·1", "1·0", ...]``.
+        joiner: what stands between two terms.
+        width: characters per line, >= 1.
+        first: characters already on the first line (a heading before the terms).
+
+    Returns:
+        Text for a Plotly title or annotation, e.g. ``wrap_terms(["1·1", "1·0"], width=5)`` is
+        ``"1·1 +<br>1·0"``.
+    """
+    lines, line, used = [], "", first
+    for t in terms:
+        piece = t if not line else joiner + t
+        if line and used + len(line) + len(piece) > width:
+            lines.append(line + joiner.rstrip())
+            line, used = t, 0
+        else:
+            line += piece
+    lines.append(line)
+    return "<br>".join(lines)
+
+
+def _written_sum(step: WindowStep, decimals: int = 2) -> str:
+    """``Output cell (row 1, column 1) = 1·1 + 1·0 + … = 4`` for a 2-D step (1-based), wrapped for the title."""
+    i, j = step.out_index
+    body, value = describe_sum(step, decimals=decimals).rsplit(" = ", 1)
+    head = f"Output cell (row {i + 1}, column {j + 1}) = "
+    return f"<b>{head}</b>" + wrap_terms(body.split(" + "), first=len(head)) + f" = <b>{value}</b>"
+
+
+def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], list[dict]]:
+    """The slider over the positions and the Play / Pause / Reset buttons (all plotly.js: no server rerun).
+
+    Returns:
+        ``(sliders, updatemenus)``; ``updatemenus[0]`` is the Previous / Next pair that every frame points at
+        its neighbours (:func:`_nav_menu`), ``updatemenus[1]`` Play, Pause and Reset.
+    """
+    n = len(names)
+    play = {"frame": {"duration": round(1000 / steps_per_second), "redraw": True}, "transition": {"duration": 0},
+            "fromcurrent": True, "mode": "immediate"}
+    pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+    many = n > 30
+    slider = {
+        "active": 0, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top", "xanchor": "left",
+        "pad": {"t": 52, "b": 0, "l": 8, "r": 8},
+        "currentvalue": {"prefix": "Window position ", "suffix": f" of {n}", "font": {"size": 13},
+                         "xanchor": "left", "offset": 6},
+        "font": {"size": 10, "color": "rgba(0,0,0,0)" if many else "#444"},
+        "ticklen": 0 if many else 4, "minorticklen": 0,
+        "steps": [{"label": str(k + 1), "method": "animate", "args": [[name], _STILL]} for k, name in enumerate(names)],
+    }
+    buttons = {"type": "buttons", "direction": "left", "showactive": False, "x": 0.0, "xanchor": "left",
+               "y": 0.0, "yanchor": "top", "pad": {"t": 6, "r": 6}, "font": {"size": 13}}
+    menus = [
+        {**buttons, "x": 0.0, "buttons": _nav_buttons(names, 0)},
+        {**buttons, "x": 0.42, "buttons": [
+            {"label": "▶ Play", "method": "animate", "args": [None, play]},
+            {"label": "Pause", "method": "animate", "args": [[None], pause]},
+            {"label": "Reset", "method": "animate", "args": [[names[0]], _STILL]},
+        ]},
+    ]
+    return [slider], menus
+
+
+def _nav_buttons(names: list[str], k: int) -> list[dict]:
+    prev_k, next_k = max(k - 1, 0), min(k + 1, len(names) - 1)
+    return [{"label": "◀ Previous", "method": "animate", "args": [[names[prev_k]], _STILL]},
+            {"label": "Next ▶", "method": "animate", "args": [[names[next_k]], _STILL]}]
+
+
+def _nav_menu(names: list[str], k: int) -> list[dict]:
+    """The frame's update of ``updatemenus``: Previous / Next now lead to positions k-1 and k+1."""
+    return [{"buttons": _nav_buttons(names, k)}]
+
+
+def _moved(shapes: list[dict]) -> list[dict]:
+    """What a frame sends of each moving shape: its place (plotly.js merges a frame's shapes into the layout's by
+    index, so colours and line styles are sent once, in the layout)."""
+    keep = ("x0", "x1", "y0", "y1", "path", "visible")
+    return [{k: v for k, v in shape.items() if k in keep} for shape in shapes]
+
+
+def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
+              height: int, steps_per_second: float, frame_trace: int | None = None,
+              frame_data: list[dict] | None = None) -> go.Figure:
+    """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
+
+    Args:
+        traces, layout: the panels (``layout`` is completed here: title, size, shapes, controls).
+        names: frame names, one per position.
+        titles: the written sum of each position (the figure's title).
+        shapes: the moving shapes of each position (the same count and kinds at every position).
+        height: pixels of the panels, without the title's lines.
+        steps_per_second: Play's speed.
+        frame_trace, frame_data: the one trace a frame changes and its data at each position, if any.
+    """
+    top_margin = 18 + 19 * (max(t.count("<br>") for t in titles) + 1) + 22
+    sliders, menus = _controls(names, steps_per_second)
+    layout.update(
+        title={"text": titles[0], "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "top", "yref": "container",
+               "pad": {"t": 10, "l": 6}, "font": {"size": 15}},
+        height=height + top_margin, margin={"l": 6, "r": 6, "t": top_margin, "b": 110},
+        plot_bgcolor="white", paper_bgcolor="white", showlegend=False,
+        shapes=shapes[0], sliders=sliders, updatemenus=menus,
+    )
+    frames = []
+    for k, name in enumerate(names):
+        frame = {"name": name, "layout": {"title": {"text": titles[k]}, "shapes": _moved(shapes[k]),
+                                          "updatemenus": _nav_menu(names, k)}}
+        if frame_data is not None:
+            frame.update(traces=[frame_trace], data=[frame_data[k]])
+        frames.append(frame)
+    return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+def _round(values, digits: int = 6) -> list:
+    return np.round(np.asarray(values, dtype=float), digits).tolist()
+
+
+def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], steps: list[WindowStep],
+                      show_numbers: bool = True, kernel_title: str = "Kernel",
+                      steps_per_second: float = 2.0) -> go.Figure:
+    """Every window position of a 2-D convolution as one animated figure that steps in the browser.
+
+    Four panels: the (padded) input with the padding cells shaded and each kernel tap outlined (dilation
+    shows as gaps; a dashed box marks the window's span), the kernel, the element-wise products, and the
+    output feature map filling in with the current cell outlined. The title writes the current sum out with
+    its numbers and the bias (``Output cell (row 1, column 1) = 1·1 + 1·0 + … = 4``). A slider over the
+    positions, Previous / Next, Play / Pause and Reset are plotly.js animation controls: moving between
+    positions never asks the server. Frame ``k`` (named ``str(k + 1)``) is window position ``k + 1``.
 
     Args:
         x: the unpadded input ``(height, width)``.
-        pads: ``((top, bottom), (left, right))`` zero cells, from :func:`convviz.ops.padding_amounts`.
-        step: the current window; its ``rows`` and ``cols`` index the padded input.
-            Each tap is outlined on its own, so dilation shows as gaps; a dashed
-            box marks the span of the window.
-        show_numbers: write the values in the cells.
-        height: figure height (pixels).
-        title: figure title; defaults to the padded size.
+        pads: ``((top, bottom), (left, right))`` zero cells (:func:`convviz.ops.padding_amounts`).
+        steps: :func:`convviz.ops.conv2d_steps` of ``x`` (2-D), row-major, at least one.
+        show_numbers: write the values in the input and output cells (the kernel and the products always
+            show theirs).
+        kernel_title: the kernel panel's title (e.g. ``"Kernel (flipped)"``).
+        steps_per_second: Play's speed, window positions per second, > 0.
 
     Returns:
-        The figure.
+        The figure; its layout and traces show position 1. Frame data: trace 4 (the products) only.
+
+    Raises:
+        ValueError: no steps, a multi-channel step, or a speed that is not > 0.
     """
+    if not steps:
+        raise ValueError("steps must hold at least one window position, got none")
+    if steps[0].channel_sums is not None:
+        raise ValueError("conv_steps_figure draws a 2-D convolution; got multi-channel steps")
+    if not steps_per_second > 0:
+        raise ValueError(f"steps_per_second must be > 0, got steps_per_second={steps_per_second!r}")
     x = np.asarray(x, dtype=float)
     (top, bottom), (left, right) = pads
     h, w = x.shape
     ph, pw = h + top + bottom, w + left + right
+    kh, kw = steps[0].kernel.shape
+    h_out, w_out = steps[-1].out_index[0] + 1, steps[-1].out_index[1] + 1
+    feature_map = np.array([s.value for s in steps]).reshape(h_out, w_out)
+    names = [str(k + 1) for k in range(len(steps))]
+
+    wide = max(ph, pw) > 9 or max(h_out, w_out) > 9
+    layout: dict = {}
+    input_title = f"Input {h}×{w}" + (f", padded to {ph}×{pw}" if (ph, pw) != (h, w) else "")
+    if wide:  # input and output big on top, kernel and products below
+        panels = [((0.0, 0.48), (0.36, 0.94)), ((0.06, 0.3), (0.0, 0.26)), ((0.36, 0.6), (0.0, 0.26)),
+                  ((0.52, 1.0), (0.36, 0.94))]
+        height = 720
+    else:
+        panels = [((0.0, 0.3), (0.0, 0.86)), ((0.35, 0.5), (0.0, 0.86)), ((0.55, 0.7), (0.0, 0.86)),
+                  ((0.75, 1.0), (0.0, 0.86))]
+        height = 340
+    ref_in = _panel(layout, 1, *panels[0], ph, pw, input_title)
+    ref_k = _panel(layout, 2, *panels[1], kh, kw, kernel_title)
+    ref_p = _panel(layout, 3, *panels[2], kh, kw, "Element-wise products")
+    ref_out = _panel(layout, 4, *panels[3], h_out, w_out, f"Output feature map {h_out}×{w_out}")
+
+    # the (padded) input: padding cells beige with their zeros, input cells on a blue scale
     inner = np.full((ph, pw), np.nan)
     inner[top:top + h, left:left + w] = x
     is_pad = np.isnan(inner)
-    lo, hi = min(float(x.min()), 0.0), float(x.max())
-    fs = _font_size(max(ph, pw))
+    fs_in = _font_size(max(ph, pw))
     text = _text(np.where(is_pad, 0.0, inner)) if show_numbers else None
-    fig = go.Figure()
-    if is_pad.any():
-        fig.add_trace(_heatmap(np.where(is_pad, 1.0, np.nan), [[0, PADDING_COLOR], [1, PADDING_COLOR]],
-                               text, hovertemplate="padding zero at row %{y}, col %{x}<extra></extra>",
-                               font_size=fs))
-    fig.add_trace(_heatmap(inner, _INPUT_SCALE, None if text is None else [
-        [t if not p else "" for t, p in zip(tr, pr)] for tr, pr in zip(text, is_pad)],
-        zmin=lo, zmax=hi if hi > lo else lo + 1, font_size=fs))
-    shapes = [_cell_rect(step.rows[0], step.cols[0], TAP_COLOR, width=1.5, dash="dash",
-                         r2=step.rows[-1], c2=step.cols[-1])]
-    shapes += [_cell_rect(r, c, TAP_COLOR, width=3) for r in step.rows for c in step.cols]
-    if title is None:
-        title = f"Input {h}×{w}" + (f", padded to {ph}×{pw}" if (ph, pw) != (h, w) else "")
-    return _square_layout(fig, ph, pw, title, height, shapes=shapes)
+    lo, hi = min(float(x.min()), 0.0), float(x.max())
+    pad_z = np.where(is_pad, 1.0, np.nan)
+    traces = [
+        _on(_heatmap(pad_z, [[0, PADDING_COLOR], [1, PADDING_COLOR]], text, font_size=fs_in,
+                     hovertemplate="padding zero at row %{y}, col %{x}<extra></extra>"), ref_in),
+        _on(_heatmap(inner, _INPUT_SCALE, None if text is None else [
+            [t if not p else "" for t, p in zip(tr, pr)] for tr, pr in zip(text, is_pad)],
+            zmin=lo, zmax=hi if hi > lo else lo + 1, font_size=fs_in), ref_in),
+    ]
+    kernel = np.asarray(steps[0].kernel, dtype=float)
+    kbound = float(np.abs(kernel).max()) or 1.0
+    fs_k = _font_size(max(kh, kw))
+    traces.append(_on(_heatmap(kernel, _SIGNED_SCALE, _text(kernel), zmin=-kbound, zmax=kbound, font_size=fs_k,
+                               hovertemplate="weight %{z:.4g}<extra></extra>"), ref_k))
+    pbound = max(float(np.abs(s.products).max()) for s in steps) or 1.0
+    product_trace = len(traces)
 
+    traces.append(_on(_heatmap(steps[0].products, _SIGNED_SCALE, None, zmin=-pbound, zmax=pbound, font_size=fs_k,
+                               hovertemplate="product %{z:.4g}<extra></extra>"), ref_p))
+    traces[-1].update(texttemplate="%{z:.2~f}")  # the numbers written from z: a frame carries z alone
 
-def kernel_figure(kernel: np.ndarray, title: str = "Kernel", height: int = 300) -> go.Figure:
-    """The kernel as applied (flipped already, for true convolution).
-
-    Args:
-        kernel: ``(kernel_height, kernel_width)``.
-        title: figure title.
-        height: figure height (pixels).
-
-    Returns:
-        The figure.
-    """
-    return matrix_figure(kernel, title=title, signed=True, height=height)
-
-
-def products_figure(step: WindowStep, title: str = "Element-wise products", height: int = 300) -> go.Figure:
-    """The window's element-wise products, input value × kernel weight.
-
-    Args:
-        step: a 2-D :class:`convviz.ops.WindowStep`.
-        title: figure title.
-        height: figure height (pixels).
-
-    Returns:
-        The figure; hovering a cell shows the factors.
-    """
-    products = np.asarray(step.products, dtype=float)
-    fig = matrix_figure(products, title=title, signed=True, height=height)
-    custom = np.stack([step.patch, step.kernel], axis=-1)
-    fig.update_traces(customdata=custom,
-                      hovertemplate="%{customdata[0]:.3g} × %{customdata[1]:.3g} = %{z:.3g}<extra></extra>")
-    return fig
-
-
-def output_figure(values: np.ndarray, filled: int, current: tuple[int, int], show_numbers: bool = True,
-                  height: int = 340, title: str = "Output feature map") -> go.Figure:
-    """The output feature map filling in, window by window.
-
-    Args:
-        values: the complete map ``(h_out, w_out)``.
-        filled: how many cells, in row-major order, are computed so far (the
-            current one included); the rest are drawn blank.
-        current: ``(i, j)`` of the current cell, outlined.
-        show_numbers: write the values in the cells.
-        height: figure height (pixels).
-        title: figure title.
-
-    Returns:
-        The figure. The colour scale is that of the complete map, so it does
-        not shift while the map fills in.
-    """
-    values = np.asarray(values, dtype=float)
-    h, w = values.shape
-    shown = np.full(h * w, np.nan)
-    shown[:filled] = values.ravel()[:filled]
-    shown = shown.reshape(h, w)
-    lo, hi = float(values.min()), float(values.max())
-    text = _text(shown) if show_numbers else None
-    if lo < 0:
-        bound = max(abs(lo), abs(hi)) or 1.0
-        trace = _heatmap(shown, _SIGNED_SCALE, text, zmin=-bound, zmax=bound, font_size=_font_size(max(h, w)))
+    # the finished map, drawn once; the frames cover what is not computed yet
+    out_lo, out_hi = float(feature_map.min()), float(feature_map.max())
+    out_text = _text(feature_map) if show_numbers else None
+    fs_out = _font_size(max(h_out, w_out))
+    if out_lo < 0:
+        bound = max(abs(out_lo), abs(out_hi)) or 1.0
+        out_trace = _heatmap(feature_map, _SIGNED_SCALE, out_text, zmin=-bound, zmax=bound, font_size=fs_out)
     else:
-        trace = _heatmap(shown, "Greens", text, zmin=0.0, zmax=hi if hi > 0 else 1.0,
-                         font_size=_font_size(max(h, w)))
-    pending = np.where(np.isnan(shown), 1.0, np.nan)
-    fig = go.Figure([
-        _heatmap(pending, [[0, "#eeeeee"], [1, "#eeeeee"]], None,
-                 hovertemplate="not computed yet<extra></extra>"),
-        trace,
-    ])
-    return _square_layout(fig, h, w, title, height, shapes=[_cell_rect(current[0], current[1], TAP_COLOR, width=4)])
+        out_trace = _heatmap(feature_map, "Greens", out_text, zmin=0.0, zmax=out_hi if out_hi > 0 else 1.0,
+                             font_size=fs_out)
+    traces.append(_on(out_trace, ref_out))
+
+    def moving(step: WindowStep) -> list[dict]:
+        i, j = step.out_index
+        return [_rect(ref_in, step.rows[0], step.cols[0], step.rows[-1], step.cols[-1], width=1.5, dash="dash"),
+                _taps_path(ref_in, step.rows, step.cols),
+                _rect(ref_out, i, j, i, j, width=4),
+                *_pending_cover(ref_out, i, j, h_out, w_out)]
+
+    return _animated(traces, layout, names, [_written_sum(s) for s in steps], [moving(s) for s in steps], height,
+                     steps_per_second, product_trace, [{"type": "heatmap", "z": _round(s.products)} for s in steps])
 
 
-def channel_window_figure(x: np.ndarray, step: WindowStep, channels: list[int], show_numbers: bool = True,
-                          height: int = 260, title: str = "") -> go.Figure:
-    """A few channels of a multi-channel input side by side, the same window outlined in each.
+def _mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
+    """``(h, w, n)`` maps side by side in one ``(h, n*(w + gap) - gap)`` array, NaN in the gaps."""
+    h, w, n = maps.shape
+    out = np.full((h, n * (w + gap) - gap), np.nan)
+    for c in range(n):
+        out[:, c * (w + gap):c * (w + gap) + w] = maps[:, :, c]
+    return out
+
+
+def _channel_sums_text(step: WindowStep, depthwise: bool, decimals: int = 2) -> str:
+    """The stacked page's title: the per-channel sums adding up (or kept apart, for depthwise)."""
+    i, j = step.out_index
+    head = f"Window (row {i + 1}, column {j + 1}): "
+    sums = [format_number(v, decimals) for v in step.channel_sums]
+    if depthwise:
+        shown = [f"channel {c + 1}: {v}" for c, v in enumerate(sums[:8])]
+        more = f", … ({len(sums)} maps, one per channel)" if len(sums) > 8 else f" ({len(sums)} maps)"
+        return f"<b>{head}</b>each channel keeps its own sum: " + wrap_terms(shown, ", ", first=len(head) + 30) + more
+    terms = [f"({v})" if v.startswith("-") else v for v in sums]
+    return (f"<b>{head}</b>" + wrap_terms(terms, first=len(head)) + f" = <b>{format_number(step.value, decimals)}</b>"
+            f" (the sum of {len(sums)} channel sums)")
+
+
+def stacked_steps_figure(x: np.ndarray, kernel: np.ndarray, steps: list[WindowStep], out_map: np.ndarray,
+                         channels: list[int], depthwise: bool = False, steps_per_second: float = 2.0) -> go.Figure:
+    """A multi-channel convolution's window positions as one animated figure that steps in the browser.
+
+    Three panels: a few channels of the input side by side with the same window outlined in each, the same
+    channels of the kernel (one ``(kh, kw)`` slice per channel), and the output map filling in with the
+    current cell outlined. The title writes the per-channel sums adding up to the output cell
+    (``4 + 4 + … = 128 (the sum of 32 channel sums)``) or, for depthwise convolution, kept apart. Controls
+    as :func:`conv_steps_figure` (plotly.js animation: no server rerun between positions).
 
     Args:
-        x: the padded input ``(height, width, channels)``.
-        step: the current window (shared by every channel).
-        channels: indices of the channels to draw.
-        show_numbers: write the values in the cells.
-        height: figure height (pixels).
-        title: figure title.
+        x: the input ``(height, width, channels)`` (unpadded; the steps must use no padding).
+        kernel: ``(kh, kw, channels)``.
+        steps: :func:`convviz.ops.conv2d_steps` of ``x`` and ``kernel``, at least one.
+        out_map: the map drawn filling in, ``(h_out, w_out)``: the sum over channels, or (depthwise) one
+            channel's map.
+        channels: indices of the channels drawn (a few: 1 to 8).
+        depthwise: write the sums as kept apart (depthwise convolution) instead of added up.
+        steps_per_second: Play's speed, window positions per second, > 0.
 
     Returns:
-        The figure: one panel per channel in a row, titled ``channel c``.
-    """
-    x = np.asarray(x, dtype=float)
-    maps = np.stack([x[:, :, c] for c in channels], axis=-1)
-    return map_grid_figure(maps, titles=[f"channel {c + 1}" for c in channels], columns=len(channels),
-                           show_numbers=show_numbers, height=height, title=title, shared_scale=True,
-                           window=(step.rows, step.cols))
+        The figure (position 1 in its layout; no trace changes between frames).
 
+    Raises:
+        ValueError: no steps, 2-D steps, no channel or more than 8 to draw, a channel index out of range,
+            or a speed that is not > 0.
+    """
+    if not steps or steps[0].channel_sums is None:
+        raise ValueError("stacked_steps_figure needs the multi-channel steps of a (height, width, channels) input")
+    x = np.asarray(x, dtype=float)
+    kernel = np.asarray(kernel, dtype=float)
+    if not 1 <= len(channels) <= 8 or not all(0 <= c < x.shape[2] for c in channels):
+        raise ValueError(f"channels must list 1 to 8 channel indices below {x.shape[2]}, got channels={channels!r}")
+    if not steps_per_second > 0:
+        raise ValueError(f"steps_per_second must be > 0, got steps_per_second={steps_per_second!r}")
+    h, w, _ = x.shape
+    kh, kw = kernel.shape[:2]
+    out_map = np.asarray(out_map, dtype=float)
+    h_out, w_out = out_map.shape
+    n = len(channels)
+    names = [str(k + 1) for k in range(len(steps))]
+    layout: dict = {}
+    span = 0.62
+    ref_x = _panel(layout, 1, (0.0, span), (0.45, 0.9), h, n * (w + 1) - 1,
+                   f"Input channels {channels[0] + 1}–{channels[-1] + 1} of {x.shape[2]}, the same window in each")
+    ref_k = _panel(layout, 2, (0.0, span * (n * (kw + 1) - 1) / (n * (w + 1) - 1)), (0.0, 0.3), kh, n * (kw + 1) - 1,
+                   f"Kernel {kh}×{kw}×{x.shape[2]}: the slices for those channels")
+    ref_out = _panel(layout, 3, (0.7, 1.0), (0.45, 0.9), h_out, w_out,
+                     "Channel 1's map" if depthwise else "Output (the sum)")
+    xs = _mosaic(x[:, :, channels])
+    ks = _mosaic(kernel[:, :, channels])
+    lo, hi = float(np.nanmin(xs)), float(np.nanmax(xs))
+    kbound = float(np.nanmax(np.abs(ks))) or 1.0
+    out_lo, out_hi = float(out_map.min()), float(out_map.max())
+    traces = [
+        _on(_heatmap(xs, _INPUT_SCALE, _text(xs), zmin=min(lo, 0.0), zmax=hi if hi > min(lo, 0.0) else lo + 1,
+                     font_size=_font_size(max(h, w))), ref_x),
+        _on(_heatmap(ks, _SIGNED_SCALE, _text(ks), zmin=-kbound, zmax=kbound, font_size=_font_size(max(kh, kw)),
+                     hovertemplate="weight %{z:.4g}<extra></extra>"), ref_k),
+        _on(_heatmap(out_map, _SIGNED_SCALE if out_lo < 0 else "Greens", _text(out_map),
+                     zmin=-max(abs(out_lo), abs(out_hi)) if out_lo < 0 else 0.0,
+                     zmax=max(abs(out_lo), abs(out_hi)) or 1.0, font_size=_font_size(max(h_out, w_out))), ref_out),
+    ]
+    labels = [{"xref": ref_x[0], "yref": ref_x[1], "x": c * (w + 1) + (w - 1) / 2, "y": h - 0.5, "yanchor": "top",
+               "text": f"channel {channels[c] + 1}", "showarrow": False, "font": {"size": 11}} for c in range(n)]
+
+    def moving(step: WindowStep) -> list[dict]:
+        i, j = step.out_index
+        taps = {"path": "".join(_taps_path(ref_x, step.rows, step.cols, 0, c * (w + 1))["path"] for c in range(n))}
+        return [{**_taps_path(ref_x, step.rows, step.cols, width=2.5), **taps},
+                _rect(ref_out, i, j, i, j, width=4),
+                *_pending_cover(ref_out, i, j, h_out, w_out)]
+
+    layout["annotations"] = labels
+    return _animated(traces, layout, names, [_channel_sums_text(s, depthwise) for s in steps],
+                     [moving(s) for s in steps], 380, steps_per_second)
 
 def map_grid_figure(maps: np.ndarray, titles: list[str] | None = None, columns: int = 8,
                     show_numbers: bool = False, height: int | None = None, title: str = "",

@@ -3,14 +3,14 @@
 import numpy as np
 import streamlit as st
 
-from convviz import figures
-from convviz.ops import conv2d_steps, describe_sum, padding_amounts
+from convviz.ops import conv2d_naive, padding_amounts
 from convviz.presets import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
                              kernel_preset)
 from convviz.ui import convolution as ui
 from convviz.ui.resources import sample_or_message
 
 st.set_page_config(page_title="Convolution · ConvViz", page_icon="🔢", layout="wide")
+ui.count_server_run("conv")
 st.markdown("## Convolution, one window at a time")
 st.caption("Slide the kernel over the input; at each position multiply the cells under it by the kernel's "
            "weights and add the products (plus the bias): each sum is one cell of the output feature map.")
@@ -51,6 +51,7 @@ with st.sidebar:
     st.caption("A number added to every sum.")
     mode = st.radio("Operation", ["Cross-correlation", "True convolution"], key="conv_mode")
     st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first.")
+    speed = ui.speed_picker("conv")
 
 for message in (x_error, k_error):
     if message:
@@ -60,50 +61,20 @@ if x_error or k_error:
 
 padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
 flip = mode == "True convolution"
+(h, w), (kh, kw) = x.shape, k.shape
 try:
-    steps = conv2d_steps(x, k, strides, padding, dilation, bias, flip_kernel=flip)
+    animation = ui.conv_animation(x, k, strides, padding, dilation, float(bias), flip, max(h, w) <= 16, speed)
 except ValueError as exc:
     st.error(f"The kernel does not fit the input: {exc}. Use a smaller kernel or dilation, or more padding.")
     st.stop()
 
-(h, w), (kh, kw) = x.shape, k.shape
+st.markdown("Move the **slider**, press **Next ▶** / **◀ Previous**, or **▶ Play**: every window position is already "
+            "in your browser. Red outlines: the cells under the kernel's taps (beige cells are padding zeros).")
+ui.show_animation(animation, "conv_fig_steps", "conv")
+
 pads = (padding_amounts(h, kh, strides, padding, dilation), padding_amounts(w, kw, strides, padding, dilation))
-h_out, w_out = steps[-1].out_index[0] + 1, steps[-1].out_index[1] + 1
-feature_map = np.array([s.value for s in steps]).reshape(h_out, w_out)
-show_numbers = max(h, w) <= 16
-
-
-@st.fragment(run_every=ui.play_interval("conv"))
-def stepper():
-    index = ui.step_controls("conv", len(steps))
-    step = steps[index]
-    i, j = step.out_index
-    st.markdown(f"**Output cell (row {i + 1}, column {j + 1})** = {describe_sum(step, decimals=2)}")
-    wide = max(h + sum(pads[0]), w + sum(pads[1])) > 9
-    kernel_title = "Kernel (flipped)" if flip else "Kernel"
-    panels = [
-        ("conv_fig_input", figures.padded_input_figure(x, pads, step, show_numbers, height=300)),
-        ("conv_fig_kernel", figures.kernel_figure(step.kernel, kernel_title, height=230)),
-        ("conv_fig_products", figures.products_figure(step, height=230)),
-        ("conv_fig_output", figures.output_figure(feature_map, index + 1, (i, j), show_numbers, height=300)),
-    ]
-    if wide:
-        rows = [st.columns(2), st.columns(3)]
-        slots = [rows[0][0], rows[1][0], rows[1][1], rows[0][1]]
-    else:
-        slots = st.columns([3, 2, 2, 3])
-    for slot, (key, fig) in zip(slots, panels):
-        slot.plotly_chart(fig, key=key, width="stretch", config={"displayModeBar": False})
-    if index == len(steps) - 1:
-        reference = ui.tf_reference_map(x, k, strides, pads, dilation, float(bias), flip)
-        diff = float(np.abs(reference - feature_map).max())
-        verdict = "✅ equals" if diff < 1e-9 else "❌ differs from"
-        st.success(f"Map complete: it {verdict} TensorFlow's `tf.nn.conv2d` on the same input"
-                   f"{' with the kernel flipped' if flip else ''} (max absolute difference {diff:.2g}).")
-
-
-stepper()
-
+feature_map = conv2d_naive(x, k, strides, padding, dilation, float(bias), flip_kernel=flip)
+h_out, w_out = feature_map.shape
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.markdown(f"**The finished output feature map** ({h_out}×{w_out}):")
@@ -115,3 +86,8 @@ with right:
     st.markdown("- " + ui.output_size_formula(w, kw, strides, pads[1], dilation, "W", "W′"))
     st.caption("⌊(n + padding before + padding after − dilation·(k − 1) − 1) / stride⌋ + 1 — Dumoulin & Visin, "
                f"*A guide to convolution arithmetic for deep learning* (2016). {h_out * w_out} window positions.")
+    reference = ui.tf_reference_map(x, k, strides, pads, dilation, float(bias), flip)
+    diff = float(np.abs(reference - feature_map).max())
+    verdict = "✅ equals" if diff < 1e-9 else "❌ differs from"
+    st.success(f"The finished map {verdict} TensorFlow's `tf.nn.conv2d` on the same input"
+               f"{' with the kernel flipped' if flip else ''} (max absolute difference {diff:.2g}).")

@@ -5,12 +5,13 @@ import streamlit as st
 
 from convviz import figures
 from convviz.images import fit_image, to_model_input
-from convviz.ops import conv2d_naive, conv2d_steps, depthwise_conv2d_naive
+from convviz.ops import conv2d_naive, depthwise_conv2d_naive
 from convviz.presets import random_filters, stacked_notebook_example
 from convviz.ui import convolution as ui
 from convviz.ui.resources import model_or_message
 
 st.set_page_config(page_title="Stacked channels · ConvViz", page_icon="🧱", layout="wide")
+ui.count_server_run("stack")
 st.markdown("## Stacked channels: a kernel as deep as its input")
 
 with st.sidebar:
@@ -18,6 +19,7 @@ with st.sidebar:
     channels = st.slider("Channels C", 1, 64, 32, key="stack_channels")
     mode = st.radio("Operation", ["Standard (sum over channels)", "Depthwise (one map per channel)"],
                     key="stack_mode")
+    speed = ui.speed_picker("stack")
     st.caption("Standard multi-channel convolution multiplies each channel by its own slice of the kernel and adds "
                "everything into one map per filter — this is what the notebook's `convolve_depthwise` computed. "
                "True depthwise convolution keeps one map per channel and never adds across channels.")
@@ -26,7 +28,6 @@ with st.sidebar:
 
 depthwise = mode.startswith("Depthwise")
 x, kernel = stacked_notebook_example(channels)
-steps = conv2d_steps(x, kernel)
 partial = np.stack([conv2d_naive(x[:, :, c], kernel[:, :, c]) for c in range(channels)], axis=-1)
 out = depthwise_conv2d_naive(x, kernel) if depthwise else conv2d_naive(x, kernel)
 shown = list(range(min(channels, 4)))
@@ -37,31 +38,9 @@ st.markdown(f"Input `(5, 5, {channels})` ⊛ kernel `(3, 3, {channels})` → "
                else "`(3, 3)`: each window multiplies all channels at once and adds **everything** up."))
 
 
-@st.fragment(run_every=ui.play_interval("stack"))
-def stepper():
-    index = ui.step_controls("stack", len(steps))
-    step = steps[index]
-    i, j = step.out_index
-    sums = step.channel_sums
-    if depthwise:
-        st.markdown(f"**Window (row {i + 1}, column {j + 1})**: each channel keeps its own sum — "
-                    + ", ".join(f"channel {c + 1}: {figures.format_number(v)}" for c, v in enumerate(sums[:6]))
-                    + (f", … ({channels} maps)" if channels > 6 else ""))
-    else:
-        st.markdown(f"**Window (row {i + 1}, column {j + 1})**: "
-                    + " + ".join(figures.format_number(v) for v in sums)
-                    + f" = {figures.format_number(step.value)} (the sum of {channels} channel sums)")
-    left, right = st.columns([3, 1])
-    left.plotly_chart(figures.channel_window_figure(x, step, shown, height=220,
-                                                    title=f"Channels 1–{len(shown)} of {channels}, same window"),
-                      key="stack_fig_window", width="stretch", config={"displayModeBar": False})
-    out_map = out[:, :, 0] if depthwise else out
-    right.plotly_chart(figures.output_figure(out_map, index + 1, (i, j), height=220,
-                                             title="Channel 1's map" if depthwise else "Output (sum)"),
-                       key="stack_fig_out", width="stretch", config={"displayModeBar": False})
-
-
-stepper()
+out_map = out[:, :, 0] if depthwise else out
+animation = ui.stacked_animation(x, kernel, out_map, tuple(shown), depthwise, speed)
+ui.show_animation(animation, "stack_fig_steps", "stack")
 cols = st.columns([3, 1])
 with cols[0]:
     label = "Output maps (no sum)" if depthwise else "Per-channel partial maps (they are added up)"
@@ -105,8 +84,11 @@ else:
     bank = learned[..., :filters]
 if bank is not None:
     maps = ui.conv_bank(real, bank)
-    st.markdown(f"Input {image_label} `{real.shape}` ⊛ kernels `{bank.shape}` → feature maps `{maps.shape}` "
-                "— (H, W, C) ⊛ (kh, kw, C, F) → (H′, W′, F). Each map is scaled to its own range.")
+    pic, text = st.columns([1, 7], vertical_alignment="center")
+    pic.image(real[:, :, 0] if real.shape[2] == 1 else real, caption=f"{real.shape[0]}×{real.shape[1]} input",
+              width=96, clamp=True)
+    text.markdown(f"Input {image_label} `{real.shape}` ⊛ kernels `{bank.shape}` → feature maps `{maps.shape}` "
+                  "— (H, W, C) ⊛ (kh, kw, C, F) → (H′, W′, F). Each map is scaled to its own range.")
     st.plotly_chart(figures.map_grid_figure(maps, columns=16, cell_height=95), key="stack_fig_bank",
                     width="stretch", config={"displayModeBar": False})
 
@@ -117,8 +99,10 @@ if model is None:
 digit, inverted = to_model_input(image)
 acts = ui.model_activations(model, str(id(model)), digit)
 names = [name for name in acts if name.startswith("conv")][:2]
-st.markdown(" → ".join([f"input `(28, 28, 1)`"] + [f"{n} `{acts[n].shape}`" for n in names])
-            + (" (the image was inverted to white-on-black, like MNIST)" if inverted else ""))
+pic, text = st.columns([1, 7], vertical_alignment="center")
+pic.image(digit, caption="What the model sees", width=96, clamp=True)
+text.markdown(" → ".join([f"input `(28, 28, 1)`"] + [f"{n} `{acts[n].shape}`" for n in names])
+              + (" (the image was inverted to white-on-black, like MNIST)" if inverted else ""))
 for name in names:
     st.plotly_chart(figures.map_grid_figure(acts[name], columns=16, cell_height=95,
                                             title=f"{name}: {acts[name].shape[2]} feature maps"),

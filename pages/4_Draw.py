@@ -37,15 +37,11 @@ with right:
     if stages is None or stages.blank:
         st.info("Draw a digit on the canvas (or upload a photo of one) to see what the network predicts.")
     elif model is not None:
-        from convviz.explain import explain
-
-        explanation = explain(model, stages.image)
-        ui.show_prediction(explanation.probabilities)
+        ui.show_prediction(ui.predict(model, stages.image))  # first: the heavier panels come after it
         if compare:
-            naive_probs = model.predict(naive[None])[0]
-            ui.show_prediction(naive_probs, label="Naive resize prediction")
+            ui.show_prediction(ui.predict(model, naive), label="Naive resize prediction")
 
 if stages is not None and not stages.blank:
     ui.show_stages(stages, naive if compare else None)
     if model is not None:
-        ui.show_inside(explanation, stages.image)
+        ui.show_inside(model, stages.image)

@@ -2,7 +2,8 @@
 
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
-its canvas, the Train page a short run on the bundled sample), and saves a 1280x800 screenshot.
+its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
+pages are shot mid-play), and saves a 1280x800 screenshot.
 
 Usage:
     python scripts/screenshots.py                      # all five pages, own server
@@ -49,17 +50,36 @@ def shoot_home(page):
     settle(page)
 
 
-def shoot_convolution(page):
-    """Step the window to the middle position (row 2, column 2 of the default 3x3 output)."""
+def scroll_under_header(locator, margin: int = 150):
+    """Scroll Streamlit's main area so the element's top sits ``margin`` px below the window's top (under the header)."""
+    locator.evaluate("""(e, margin) => {
+        e.scrollIntoView({block: 'start'});
+        let box = e.parentElement;
+        while (box && !(box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== 'visible')) {
+            box = box.parentElement;
+        }
+        (box || document.scrollingElement).scrollBy(0, -margin);
+    }""", margin)
+
+
+def shoot_mid_play(page, key: str, title: str):
+    """Press the step-through figure's own Play button and shoot while it plays, at the window titled ``title``."""
     settle(page)
-    for row, col in [(1, 2), (1, 3), (2, 1), (2, 2)]:
-        page.get_by_role("button", name="Next", exact=True).click()
-        page.get_by_text(f"Output cell (row {row}, column {col})").wait_for(timeout=TIMEOUT)
-    settle(page, 1500)
+    figure = page.locator(f".st-key-{key}")
+    scroll_under_header(figure)
+    figure.locator(".updatemenu-button").filter(has_text="Play").click()
+    page.mouse.move(5, 790)  # off the figure: no hover label over it
+    figure.locator(".gtitle").filter(has_text=title).wait_for(timeout=TIMEOUT)
+
+
+def shoot_convolution(page):
+    """Mid-play: the window at the middle position (row 2, column 2 of the default 3x3 output)."""
+    shoot_mid_play(page, "conv_fig_steps", "Output cell (row 2, column 2)")
 
 
 def shoot_stacked_channels(page):
-    settle(page, 1500)
+    """Mid-play: the window at row 2, column 1 of the stacked example, 32 channel sums adding up."""
+    shoot_mid_play(page, "stack_fig_steps", "Window (row 2, column 1)")
 
 
 def shoot_draw(page):
@@ -95,15 +115,7 @@ def shoot_train(page):
     progress = page.locator("[data-testid=stProgress]").first
     progress.filter(has_text="Epoch 2/").wait_for(timeout=300_000)  # one epoch done: a test-set point too
     page.wait_for_timeout(3000)  # a few batches into epoch 2; the run is still training when shot
-    # the progress bar just under Streamlit's header, the curves below it
-    progress.evaluate("""e => {
-        e.scrollIntoView({block: 'start'});
-        let box = e.parentElement;
-        while (box && !(box.scrollHeight > box.clientHeight && getComputedStyle(box).overflowY !== 'visible')) {
-            box = box.parentElement;
-        }
-        (box || document.scrollingElement).scrollBy(0, -150);
-    }""")
+    scroll_under_header(progress)  # the progress bar just under Streamlit's header, the curves below it
     page.wait_for_timeout(500)
 
 

@@ -1,5 +1,7 @@
 """convviz.figures: the figures draw what the step records say."""
 
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -9,10 +11,6 @@ from convviz.ops import conv2d_steps, padding_amounts
 from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
 
-def rects(fig):
-    return [s for s in fig.layout.shapes if s.type == "rect"]
-
-
 def test_format_number():
     assert figures.format_number(4.0) == "4"
     assert figures.format_number(-0.25) == "-0.25"
@@ -20,44 +18,83 @@ def test_format_number():
     assert figures.format_number(float("nan")) == ""
 
 
-def test_padded_input_outlines_each_tap_and_shades_padding():
-    x = NOTEBOOK_INPUT
-    pads = (padding_amounts(5, 3, padding=1), padding_amounts(5, 3, padding=1))
-    step = conv2d_steps(x, NOTEBOOK_KERNEL, padding=1, dilation_rate=2)[0]
-    fig = figures.padded_input_figure(x, pads, step)
-    taps = [s for s in rects(fig) if s.line.dash is None]
-    assert len(taps) == 9
-    centers = sorted((int(s.y0 + 0.5), int(s.x0 + 0.5)) for s in taps)
-    assert centers == sorted((r, c) for r in (0, 2, 4) for c in (0, 2, 4))  # dilation leaves gaps
-    padding_trace, values_trace = fig.data
+def conv_figure(padding=0, dilation=1, bias=0.0, x=NOTEBOOK_INPUT, kernel=NOTEBOOK_KERNEL, **kw):
+    steps = conv2d_steps(x, kernel, padding=padding, dilation_rate=dilation, bias=bias)
+    h, w = np.shape(x)
+    kh, kw_ = np.shape(kernel)
+    pads = (padding_amounts(h, kh, padding=padding, dilation_rate=dilation),
+            padding_amounts(w, kw_, padding=padding, dilation_rate=dilation))
+    return figures.conv_steps_figure(x, pads, steps, **kw), steps
+
+
+def squares(path: str) -> list[tuple[int, int]]:
+    """(row, col) of each ``M{c-0.5},{r-0.5}h1v1h-1Z`` square of a taps path."""
+    return sorted((int(float(r) + 0.5), int(float(c) + 0.5))
+                  for c, r in re.findall(r"M(-?[\d.]+),(-?[\d.]+)h1v1h-1Z", path))
+
+
+def test_every_position_is_a_frame_and_the_first_is_drawn():
+    fig, steps = conv_figure()
+    assert [f.name for f in fig.frames] == [str(k) for k in range(1, 10)]
+    assert fig.layout.title.text == fig.frames[0].layout.title.text
+    assert "Output cell (row 1, column 1)" in fig.layout.title.text and fig.layout.title.text.endswith("= <b>4</b>")
+    for frame, step in zip(fig.frames, steps):
+        (products,) = frame.data
+        np.testing.assert_array_equal(np.array(products.z), step.products)
+        assert frame.traces == (3,)
+    assert fig.data[3].texttemplate  # the products' numbers are written from z, which is all a frame sends
+
+
+def test_dilated_taps_are_outlined_one_by_one_and_padding_is_shaded():
+    fig, steps = conv_figure(padding=1, dilation=2)
+    assert squares(fig.frames[0].layout.shapes[1].path) == sorted((r, c) for r in (0, 2, 4) for c in (0, 2, 4))
+    padding_trace, values_trace = fig.data[:2]
     pad_z = np.array(padding_trace.z, dtype=float)
     assert pad_z.shape == (7, 7) and np.isfinite(pad_z[0]).all() and np.isnan(pad_z[1:6, 1:6]).all()
     assert values_trace.text[1][1] == "1" and values_trace.text[0][0] == ""
-    assert "padded to 7×7" in fig.layout.title.text
+    assert "padded to 7×7" in fig.layout.xaxis.title.text
+    written = re.sub(r"<[^>]+>", "", fig.frames[4].layout.title.text)  # window 5, checked by hand
+    assert written == "Output cell (row 2, column 2) = 1·1 + 1·0 + 0·1 + 0·0 + 1·1 + 1·0 + 0·1 + 1·0 + 0·1 = 2"
 
 
-def test_no_padding_trace_without_padding_and_numbers_can_be_hidden():
-    step = conv2d_steps(NOTEBOOK_INPUT, NOTEBOOK_KERNEL)[4]
-    fig = figures.padded_input_figure(NOTEBOOK_INPUT, ((0, 0), (0, 0)), step, show_numbers=False)
-    assert len(fig.data) == 1 and fig.data[0].text is None
+def test_the_output_fills_in_and_the_current_cell_is_outlined():
+    fig, _ = conv_figure()
+    shapes = fig.frames[3].layout.shapes  # position 4: output cell (1, 0)
+    current, rest_of_row, rows_below = shapes[2], shapes[3], shapes[4]
+    assert (current.x0, current.y0, current.x1, current.y1) == (-0.5, 0.5, 0.5, 1.5)
+    assert (rest_of_row.x0, rest_of_row.x1, rest_of_row.y0, rest_of_row.y1) == (0.5, 2.5, 0.5, 1.5)
+    assert rest_of_row.visible and rows_below.visible and (rows_below.y0, rows_below.y1) == (1.5, 2.5)
+    last = fig.frames[-1].layout.shapes
+    assert last[3].visible is False and last[4].visible is False  # the map is complete
+    assert fig.layout.shapes[3].fillcolor == "#eeeeee"  # styles are sent once, in the layout
 
 
-def test_products_and_kernel():
-    step = conv2d_steps(NOTEBOOK_INPUT, NOTEBOOK_KERNEL)[1]
-    fig = figures.products_figure(step)
-    np.testing.assert_array_equal(np.array(fig.data[0].z), step.products)
-    assert fig.data[0].zmin == -fig.data[0].zmax  # diverging scale centred on 0
-    assert figures.kernel_figure(NOTEBOOK_KERNEL).data[0].text[0] == ["1", "0", "1"]
+def test_previous_and_next_point_at_the_neighbours_in_each_frame():
+    fig, _ = conv_figure()
+    for k, frame in enumerate(fig.frames):
+        prev, nxt = frame.layout.updatemenus[0].buttons
+        assert list(prev.args[0]) == [str(max(k, 1))] and list(nxt.args[0]) == [str(min(k + 2, 9))]
+    play = fig.layout.updatemenus[1].buttons[0]
+    assert play.label == "▶ Play" and play.args[1]["frame"]["duration"] == 500  # 2 steps/s by default
+    fast, _ = conv_figure(steps_per_second=4.0)
+    assert fast.layout.updatemenus[1].buttons[0].args[1]["frame"]["duration"] == 250
 
 
-def test_output_fills_in_row_major_and_highlights_current():
-    values = np.array([[4, 3, 4], [2, 4, 3], [2, 3, 4]], dtype=float)
-    fig = figures.output_figure(values, filled=4, current=(1, 0))
-    shown = np.array(fig.data[1].z, dtype=float)
-    assert np.isfinite(shown.ravel()[:4]).all() and np.isnan(shown.ravel()[4:]).all()
-    assert fig.data[1].text[1] == ["2", "", ""]
-    (box,) = rects(fig)
-    assert (box.x0, box.y0) == (-0.5, 0.5)
+def test_bias_is_written_and_bad_arguments_raise():
+    fig, _ = conv_figure(bias=-0.5)
+    assert "+ (-0.5) = <b>3.5</b>" in fig.layout.title.text
+    with pytest.raises(ValueError, match="steps_per_second must be > 0, got steps_per_second=0"):
+        conv_figure(steps_per_second=0)
+    with pytest.raises(ValueError, match="at least one window position"):
+        figures.conv_steps_figure(NOTEBOOK_INPUT, ((0, 0), (0, 0)), [])
+
+
+def test_long_sums_wrap():
+    assert figures.wrap_terms(["1·1", "1·0"], width=5) == "1·1 +<br>1·0"
+    kernel = np.ones((7, 7))
+    fig, _ = conv_figure(x=np.ones((7, 7)), kernel=kernel)
+    assert fig.layout.title.text.count("<br>") >= 3
+    assert fig.layout.margin.t > 80  # room for every line
 
 
 def test_map_grid_places_every_map():
@@ -72,8 +109,17 @@ def test_map_grid_places_every_map():
         figures.map_grid_figure(np.zeros((3, 3)))
 
 
-def test_channel_window_outlines_window_in_each_channel():
+def test_stacked_figure_outlines_the_window_in_each_channel_and_writes_the_channel_sums():
     x = np.repeat(NOTEBOOK_INPUT[:, :, None], 4, axis=2)
-    step = conv2d_steps(x, np.ones((3, 3, 4)))[2]
-    fig = figures.channel_window_figure(x, step, [0, 1, 2])
-    assert isinstance(fig, go.Figure) and len(rects(fig)) == 27
+    kernel = np.repeat(NOTEBOOK_KERNEL[:, :, None], 4, axis=2)
+    steps = conv2d_steps(x, kernel)
+    out = np.array([s.value for s in steps]).reshape(3, 3)
+    fig = figures.stacked_steps_figure(x, kernel, steps, out, [0, 1, 2])
+    assert len(fig.frames) == 9 and "4 + 4 + 4 + 4 = <b>16</b>" in fig.layout.title.text
+    path = fig.frames[2].layout.shapes[0].path  # position 3: columns 2-4 in each of the 3 channels (6 wide apart)
+    starts = sorted({float(v) for v in re.findall(r"M(-?[\d.]+),-0.5H", path)})
+    assert starts == [1.5, 7.5, 13.5]
+    depthwise = figures.stacked_steps_figure(x, kernel, steps, out, [0], depthwise=True)
+    assert "channel 1: 4" in depthwise.layout.title.text and "no sum" not in depthwise.layout.title.text
+    with pytest.raises(ValueError, match="channels must list 1 to 8"):
+        figures.stacked_steps_figure(x, kernel, steps, out, [5])

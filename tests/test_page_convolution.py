@@ -1,5 +1,12 @@
-"""AppTest of pages/1_Convolution.py: the notebook's numbers, stepping, presets, sizes, bad cells."""
+"""AppTest of pages/1_Convolution.py: the notebook's numbers, stepping, presets, sizes, bad cells.
 
+Stepping happens in the browser: every window position is a frame of one Plotly figure. These tests read
+the frames from the figure the page sends (what the browser would show at each position); the browser
+tests in tests/e2e/ click through them.
+"""
+
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,29 +24,51 @@ def output_table(app):
     return app.table[0].value.astype(float).values.tolist()
 
 
-def written_sum(app):
-    return next(m.value for m in app.markdown if m.value.startswith("**Output cell"))
+def steps_figure(app) -> dict:
+    chart = next(el for el in app.get("plotly_chart") if "conv_fig_steps" in el.proto.id)
+    return json.loads(chart.proto.spec)
+
+
+def written_sum(app, position: int = 1) -> str:
+    """The figure's title at 1-based window ``position``, as the browser shows it (tags and line breaks removed)."""
+    fig = steps_figure(app)
+    frame = next(f for f in fig["frames"] if f["name"] == str(position))
+    return re.sub(r"<[^>]+>", "", frame["layout"]["title"]["text"].replace("<br>", " "))
+
+
+def server_runs(app) -> int:
+    line = next(c.value for c in app.caption if "Server runs of this page for you" in c.value)
+    return int(re.search(r"for you: (\d+)", line).group(1))
 
 
 def test_defaults_reproduce_the_notebook(at):
     assert output_table(at) == [[4, 3, 4], [2, 4, 3], [2, 3, 4]]
-    assert written_sum(at) == ("**Output cell (row 1, column 1)** = "
+    assert written_sum(at) == ("Output cell (row 1, column 1) = "
                                "1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4")
     assert not at.warning and not at.error
 
 
-def test_next_moves_the_window_and_changes_the_sum(at):
-    at.button(key="conv_next").click().run()
-    assert at.slider(key="conv_step").value == 2
-    assert written_sum(at).startswith("**Output cell (row 1, column 2)**")
-    assert written_sum(at).endswith("= 3")
-    at.button(key="conv_prev").click().run()
-    assert written_sum(at).endswith("= 4")
+def test_every_window_position_is_a_frame_with_its_sum(at):
+    fig = steps_figure(at)
+    assert [f["name"] for f in fig["frames"]] == [str(k) for k in range(1, 10)]
+    assert re.sub(r"<[^>]+>", "", fig["layout"]["title"]["text"]) == written_sum(at, 1)  # shown first
+    assert written_sum(at, 2).startswith("Output cell (row 1, column 2)")
+    assert written_sum(at, 2).endswith("= 3")
+    assert written_sum(at, 5).endswith("= 4")
+    steps = fig["layout"]["sliders"][0]["steps"]
+    assert [s["args"][0] for s in steps] == [[str(k)] for k in range(1, 10)]
+    assert all(s["method"] == "animate" for s in steps)  # the slider moves in the browser, no rerun
+
+
+def test_stepping_needs_no_server_run_but_a_setting_does(at):
+    assert server_runs(at) == 1
+    assert not [b for b in at.button if b.key in ("conv_next", "conv_prev", "conv_play")]  # no server-side stepper
+    at.selectbox(key="conv_padding").select("same").run()
+    assert server_runs(at) == 2
 
 
 def test_last_step_confirms_tensorflow(at):
-    at.slider(key="conv_step").set_value(9).run()
-    assert written_sum(at).startswith("**Output cell (row 3, column 3)**")
+    assert written_sum(at, 9).startswith("Output cell (row 3, column 3)")
     (ok,) = at.success
     assert "equals TensorFlow's `tf.nn.conv2d`" in ok.value and "difference 0" in ok.value
 

@@ -1,6 +1,8 @@
 """AppTest of pages/2_Stacked_Channels.py: the stacked notebook example, many filters, uploads, the model."""
 
 import io
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +26,11 @@ def tables(app):
     return [t.value.astype(float).values.tolist() for t in app.table]
 
 
-def window_line(app):
-    return next(m.value for m in app.markdown if m.value.startswith("**Window"))
+def window_line(app, position: int = 1) -> str:
+    """The step-through figure's title at 1-based window ``position`` (tags and line breaks removed)."""
+    chart = next(el for el in app.get("plotly_chart") if "stack_fig_steps" in el.proto.id)
+    frame = next(f for f in json.loads(chart.proto.spec)["frames"] if f["name"] == str(position))
+    return re.sub(r"<[^>]+>", "", frame["layout"]["title"]["text"].replace("<br>", " "))
 
 
 def png(arr, fmt="PNG"):
@@ -37,14 +42,21 @@ def png(arr, fmt="PNG"):
 def test_defaults_give_the_notebooks_stacked_numbers(at):
     assert tables(at)[0] == [[128, 96, 128], [64, 128, 96], [64, 96, 128]]
     line = window_line(at)
-    assert line.startswith("**Window (row 1, column 1)**: 4 + 4") and "= 128" in line
+    assert line.startswith("Window (row 1, column 1): 4 + 4") and "= 128" in line
     assert line.count("4 +") == 31
 
 
 def test_next_steps_every_channel_at_once(at):
-    at.button(key="stack_next").click().run()
-    line = window_line(at)
-    assert line.startswith("**Window (row 1, column 2)**: 3 + 3") and "= 96" in line
+    line = window_line(at, 2)
+    assert line.startswith("Window (row 1, column 2): 3 + 3") and "= 96" in line
+
+
+def test_the_figure_shows_the_kernel_and_the_window_in_each_channel(at):
+    chart = next(el for el in at.get("plotly_chart") if "stack_fig_steps" in el.proto.id)
+    fig = json.loads(chart.proto.spec)
+    assert fig["layout"]["xaxis2"]["title"]["text"].startswith("Kernel 3×3×32")
+    taps = fig["frames"][4]["layout"]["shapes"][0]["path"]  # position 5: rows 1-3, columns 1-3 of each channel
+    assert taps.count("M") == 4 * 8  # four channels drawn, 4 horizontal + 4 vertical lines each
 
 
 def test_channel_count_scales_the_sum(at):

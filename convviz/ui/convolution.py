@@ -3,8 +3,10 @@
 * :func:`matrix_editor` — a cell-by-cell editable matrix with size controls
   and presets that keeps the user's edits across reruns and resizes.
 * :func:`parse_matrix` — edited table -> numbers, or a message naming the bad cell.
-* :func:`step_controls` — Previous / Next / Reset / Play and a slider over the
-  window positions; Play advances from a timed fragment (see :func:`play_interval`).
+* :func:`conv_animation` / :func:`stacked_animation` — every window position as one Plotly
+  figure whose frames step in the browser (slider, Previous / Next, Play / Pause), cached per
+  input; :func:`show_animation` places it, :func:`count_server_run`
+  counts the server's runs of the page.
 * :func:`tf_reference_map` — the same convolution by ``tf.nn.conv2d``
   (TensorFlow imported lazily, only when asked).
 * :func:`matrix_table` — a matrix as a small text table (numbers findable as text).
@@ -12,7 +14,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,8 +28,6 @@ from convviz.ui.resources import get_tensorflow
 MAX_CELL = 1e9
 """Largest magnitude accepted in a matrix cell: a 7x7 window of products stays far from float overflow."""
 
-SPEEDS = (0.5, 1.0, 2.0, 4.0)
-"""Play speeds offered, window positions per second."""
 
 
 # --------------------------------------------------------------------------- matrices
@@ -179,80 +181,143 @@ def matrix_table(values: np.ndarray, decimals: int = 2) -> pd.DataFrame:
                         index=[str(i + 1) for i in range(values.shape[0])])
 
 
-# --------------------------------------------------------------------------- stepping
-def play_interval(prefix: str) -> float | None:
-    """Seconds between automatic steps while playing, else None (for ``st.fragment(run_every=...)``)."""
-    ss = st.session_state
-    if not ss.get(f"{prefix}_playing"):
-        return None
-    return 1.0 / float(ss.get(f"{prefix}_speed", 2.0))
+# --------------------------------------------------------------------------- stepping (in the browser)
+PLAY_SPEEDS = (0.5, 1.0, 2.0, 4.0)
+"""Play speeds offered, window positions per second."""
+
+LARGE_FIGURE_BYTES = 500_000
+"""An animation larger than this gets a note on the page saying how much is sent to the browser."""
 
 
-def _move(prefix: str, n_steps: int, delta: int | None = None, to: int | None = None) -> None:
-    ss = st.session_state
-    key = f"{prefix}_step"
-    current = int(ss.get(key, 1))
-    ss[key] = min(max(to if to is not None else current + delta, 1), n_steps)
-    if ss.get(f"{prefix}_playing"):
-        ss[f"{prefix}_playing"] = False
-        ss[f"{prefix}_app_rerun"] = True
+@dataclass(frozen=True)
+class Animation:
+    """A step-through figure and what the page says about it.
+
+    Attributes:
+        figure: the Plotly figure with one animation frame per window position.
+        positions: number of window positions (frames).
+        size_bytes: the figure's JSON size, as sent to the browser (bytes).
+        build_s: server time to compute the positions and build the figure (seconds).
+    """
+
+    figure: object
+    positions: int
+    size_bytes: int
+    build_s: float
 
 
-def _toggle_play(prefix: str, n_steps: int) -> None:
-    ss = st.session_state
-    playing = not ss.get(f"{prefix}_playing", False)
-    ss[f"{prefix}_playing"] = playing
-    if playing:
-        if int(ss.get(f"{prefix}_step", 1)) >= n_steps:
-            ss[f"{prefix}_step"] = 1
-        ss[f"{prefix}_skip_tick"] = True  # the run that starts playing shows the current position first
-    ss[f"{prefix}_app_rerun"] = True  # the fragment's timer is set on a full rerun
+def _animation(build) -> Animation:
+    import plotly.io as pio
+
+    start = time.perf_counter()
+    fig, positions = build()
+    size = len(pio.to_json(fig, validate=False).encode("utf-8"))
+    return Animation(fig, positions, size, time.perf_counter() - start)
 
 
-def step_controls(prefix: str, n_steps: int) -> int:
-    """Previous / Next / Reset / Play buttons, a speed picker and a slider over the window positions.
+@st.cache_resource(show_spinner="Preparing every window position…", max_entries=32)
+def conv_animation(x: np.ndarray, kernel: np.ndarray, strides: int, padding, dilation_rate: int, bias: float,
+                   flip_kernel: bool, show_numbers: bool, steps_per_second: float) -> Animation:
+    """Every window position of a 2-D convolution as one browser-side animation, cached per input and settings.
 
-    Call inside ``st.fragment(run_every=play_interval(prefix))``: while playing,
-    each timed rerun advances one position, and the last position stops playing.
-
-    Widget keys: ``{prefix}_prev``, ``{prefix}_next``, ``{prefix}_reset``,
-    ``{prefix}_play``, ``{prefix}_speed``, ``{prefix}_step`` (the slider, 1-based).
+    One object per distinct input is shared by every session (``st.cache_resource``); pages never change it.
 
     Args:
-        prefix: key prefix, e.g. ``"conv"``.
-        n_steps: number of window positions, >= 1.
+        x: ``(height, width)``.
+        kernel: ``(kernel_height, kernel_width)`` as the user gave it.
+        strides, dilation_rate: ints >= 1.
+        padding: ``"valid"``, ``"same"`` or an int >= 0.
+        bias: added to every sum.
+        flip_kernel: true convolution (the kernel flipped) instead of cross-correlation.
+        show_numbers: write the values in the input and output cells.
+        steps_per_second: Play's speed (window positions per second).
 
     Returns:
-        The current position, 0-based.
-    """
-    ss = st.session_state
-    key = f"{prefix}_step"
-    if ss.pop(f"{prefix}_app_rerun", False):
-        st.rerun(scope="app")
-    ss[key] = min(max(int(ss.get(key, 1)), 1), n_steps)
-    if ss.get(f"{prefix}_playing"):
-        if not ss.pop(f"{prefix}_skip_tick", False):
-            ss[key] = min(ss[key] + 1, n_steps)
-        if ss[key] >= n_steps:
-            ss[f"{prefix}_playing"] = False
-            ss[f"{prefix}_app_rerun"] = True  # stop the timer on the next run
+        :class:`Animation` of :func:`convviz.figures.conv_steps_figure`.
 
-    cols = st.columns([1.25, 1, 1, 1, 4, 1.6], vertical_alignment="bottom")
-    cols[0].button("Previous", key=f"{prefix}_prev", on_click=_move, args=(prefix, n_steps, -1),
-                   width="stretch", disabled=ss[key] <= 1)
-    cols[1].button("Next", key=f"{prefix}_next", on_click=_move, args=(prefix, n_steps, 1),
-                   width="stretch", disabled=ss[key] >= n_steps, type="primary")
-    cols[2].button("Reset", key=f"{prefix}_reset", on_click=_move, args=(prefix, n_steps, None, 1),
-                   width="stretch")
-    cols[3].button("Pause" if ss.get(f"{prefix}_playing") else "Play", key=f"{prefix}_play",
-                   on_click=_toggle_play, args=(prefix, n_steps), width="stretch",
-                   help="Advance on its own to the last window position.")
-    if n_steps > 1:
-        cols[4].slider(f"Window position (of {n_steps})", 1, n_steps, key=key)
+    Raises:
+        ValueError: as :func:`convviz.ops.conv2d_steps` (e.g. a kernel larger than the padded input).
+    """
+    from convviz.figures import conv_steps_figure
+    from convviz.ops import conv2d_steps, padding_amounts
+
+    def build():
+        steps = conv2d_steps(x, kernel, strides, padding, dilation_rate, bias, flip_kernel=flip_kernel)
+        (h, w), (kh, kw) = x.shape, kernel.shape
+        pads = (padding_amounts(h, kh, strides, padding, dilation_rate),
+                padding_amounts(w, kw, strides, padding, dilation_rate))
+        title = "Kernel (flipped)" if flip_kernel else "Kernel"
+        return conv_steps_figure(x, pads, steps, show_numbers, title, steps_per_second), len(steps)
+
+    return _animation(build)
+
+
+@st.cache_resource(show_spinner="Preparing every window position…", max_entries=32)
+def stacked_animation(x: np.ndarray, kernel: np.ndarray, out_map: np.ndarray, channels: tuple[int, ...],
+                      depthwise: bool, steps_per_second: float) -> Animation:
+    """The stacked-channels window positions as one browser-side animation, cached per input and settings.
+
+    Args:
+        x: ``(height, width, channels)``.
+        kernel: ``(kh, kw, channels)``.
+        out_map: ``(h_out, w_out)``, the map drawn filling in.
+        channels: indices of the channels drawn.
+        depthwise: the sums are kept apart (depthwise convolution).
+        steps_per_second: Play's speed.
+
+    Returns:
+        :class:`Animation` of :func:`convviz.figures.stacked_steps_figure`.
+    """
+    from convviz.figures import stacked_steps_figure
+    from convviz.ops import conv2d_steps
+
+    def build():
+        steps = conv2d_steps(x, kernel)
+        return stacked_steps_figure(x, kernel, steps, out_map, list(channels), depthwise, steps_per_second), len(steps)
+
+    return _animation(build)
+
+
+def speed_picker(prefix: str) -> float:
+    """The Play speed, window positions per second (widget key ``{prefix}_speed``)."""
+    return float(st.select_slider("Play speed (steps/s)", PLAY_SPEEDS, value=2.0, key=f"{prefix}_speed",
+                                  help="How fast ▶ Play moves the window. Changing it rebuilds the animation "
+                                       "(back to position 1)."))
+
+
+def show_animation(animation: Animation, key: str, prefix: str) -> None:
+    """Place the step-through figure, then a line on what was sent and how often the server ran this page.
+
+    Args:
+        animation: from :func:`conv_animation` or :func:`stacked_animation`.
+        key: the chart's widget key (browser tests find it as ``.st-key-<key>``).
+        prefix: the page's prefix for :func:`count_server_run` (e.g. ``"conv"``).
+    """
+    st.plotly_chart(animation.figure, key=key, width="stretch", config={"displayModeBar": False})
+    kb = animation.size_bytes / 1000
+    runs = st.session_state.get(f"_{prefix}_server_runs", 0)
+    text = (f"All {animation.positions} window positions are in your browser ({kb:,.0f} kB): the slider, Previous / "
+            f"Next and Play move between them without asking the server. Server runs of this page for you: {runs} "
+            "(one each time you change the input, the kernel or a setting).")
+    if animation.size_bytes > LARGE_FIGURE_BYTES:
+        st.info(f"This input has many window positions, so the animation is large and may take a moment to arrive "
+                f"on a slow connection; a smaller input or a larger stride sends less. {text}")
     else:
-        cols[4].caption("Only one window position.")
-    cols[5].select_slider("Speed (steps/s)", SPEEDS, value=2.0, key=f"{prefix}_speed")
-    return ss[key] - 1
+        st.caption(text)
+
+
+def count_server_run(prefix: str) -> int:
+    """Count this run of the page's script for this session; :func:`show_animation` writes the count on the page.
+
+    Kept under the non-widget key ``_{prefix}_server_runs`` of ``st.session_state``. Browser tests read the
+    number to check that stepping and Play never rerun the page.
+
+    Returns:
+        How many times the server has run this page for this session, this run included.
+    """
+    key = f"_{prefix}_server_runs"
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+    return st.session_state[key]
 
 
 # --------------------------------------------------------------------------- TensorFlow check

@@ -105,6 +105,43 @@ def use_shipped_model() -> None:
     st.session_state.pop(DRAW_MODEL_KEY, None)
 
 
+_RESULTS_KEY = "_draw_results"
+"""``st.session_state`` key of this session's per-drawing cache (see :func:`_cached`)."""
+_RESULTS_KEPT = 8
+
+
+def _cached(kind: str, model, image: np.ndarray, compute):
+    """``compute()`` once per (kind, model, drawing) in this session; the last few results are kept.
+
+    A drawing is known by the bytes of its 28x28 image, the model by identity (the entry keeps the model
+    itself, so a new model never reuses an old model's result).
+    """
+    import hashlib
+
+    digest = hashlib.sha1(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
+    results = st.session_state.setdefault(_RESULTS_KEY, [])
+    for entry_kind, entry_model, entry_digest, value in results:
+        if entry_kind == kind and entry_model is model and entry_digest == digest:
+            return value
+    value = compute()
+    results.append((kind, model, digest, value))
+    del results[:-_RESULTS_KEPT]
+    return value
+
+
+def predict(model, image: np.ndarray) -> np.ndarray:
+    """The model's class probabilities for one digit, cached per drawing (the fast, fused forward pass only).
+
+    Args:
+        model: a :class:`convviz.model.ScratchCNN`.
+        image: float ``(28, 28)`` in [0, 1].
+
+    Returns:
+        float ``(10,)`` probabilities.
+    """
+    return _cached("probabilities", model, image, lambda: model.predict(image[None])[0])
+
+
 def show_prediction(probabilities, label: str = "Prediction") -> int:
     """The top class as large text ("Prediction: 7 (98.5%)") over the bar chart of all ten.
 
@@ -128,9 +165,21 @@ def show_stages(stages: DigitStages, naive=None) -> None:
                f"{stages.mass_center[1]:.1f}), on the field's centre (14, 14) (green cross).")
 
 
-def show_inside(explanation, image) -> None:
-    """Feature maps of each convolution layer and the saliency map, for one digit."""
+@st.fragment
+def show_inside(model, image: np.ndarray) -> None:
+    """Feature maps of each convolution layer and the saliency map, for one digit (a fragment, after the prediction).
+
+    The explanation (:func:`convviz.explain.explain`: every layer's output and a backward pass) is the heavy part
+    of the page, so it is computed after the prediction is on the page, and once per drawing.
+
+    Args:
+        model: a :class:`convviz.model.ScratchCNN`.
+        image: float ``(28, 28)`` in [0, 1].
+    """
+    from convviz.explain import explain
+
     st.markdown("### Inside the network for this digit")
+    explanation = _cached("explanation", model, image, lambda: explain(model, image))
     st.caption("Each convolution layer's feature maps: one small image per filter, bright where the filter found "
                "its pattern (after the ReLU). The first layer finds strokes and edges; the second, combinations.")
     layers = list(explanation.feature_maps.items())

@@ -76,61 +76,109 @@ def table_after(page: Page, text: str) -> list[list[str]]:
                           "r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))")
 
 
-def wait_for_shape(page: Page, chart_key: str, shape: int, x0: float, y0: float, x1: float, y1: float) -> None:
-    """Wait until the Plotly chart with Streamlit key ``chart_key`` draws its shape number ``shape`` at this box."""
-    page.wait_for_function(
-        """([key, i, box]) => {
-            const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-            const s = el && el.layout && el.layout.shapes && el.layout.shapes[i];
-            return !!s && [s.x0, s.y0, s.x1, s.y1].every((v, j) => Math.abs(v - box[j]) < 1e-6);
-        }""", arg=[chart_key, shape, [x0, y0, x1, y1]], timeout=30_000)
+def stepper_text(page: Page, key: str = "conv_fig_steps"):
+    """The step-through figure's title: the current window's sum written out ("Output cell (row i, column j) = ...")."""
+    return page.locator(f".st-key-{key} .js-plotly-plot .gtitle")
 
 
-def stepper_text(page: Page):
-    """The paragraph that writes out the current window's sum ("Output cell (row i, column j) = ...")."""
-    return page.locator("[data-testid=stMarkdownContainer] p").filter(has_text=re.compile(r"^Output cell \(row"))
+def figure_button(page: Page, label: str, key: str = "conv_fig_steps"):
+    """One of the Plotly figure's own buttons (Previous / Next, Play / Pause / Reset): plotly.js, not Streamlit."""
+    return page.locator(f".st-key-{key} .updatemenu-button").filter(has_text=label)
+
+
+def server_runs(page: Page) -> int:
+    """How many times the server has run this page for this session, as the page says under the figure."""
+    text = page.locator("[data-testid=stCaptionContainer], [data-testid=stAlertContainer]").filter(
+        has_text="Server runs of this page for you").first.inner_text()
+    return int(re.search(r"for you: (\d+)", text).group(1))
+
+
+_POSITION_JS = """(key) => {
+    const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    const t = el && el.querySelector('.gtitle');
+    if (!el || !el._fullLayout || !t) return null;
+    const s = el._fullLayout.shapes;
+    return {active: el._fullLayout.sliders[0].active, title: t.textContent,
+            window: [s[0].x0, s[0].y0, s[0].x1, s[0].y1], cell: [s[2].x0, s[2].y0],
+            products: el._fullData[3].z.map(r => Array.from(r))};
+}"""
+
+
+def position(page: Page, key: str = "conv_fig_steps") -> dict:
+    """What the figure shows now, read in one go: slider position (0-based), title, window and output-cell outlines."""
+    return page.evaluate(_POSITION_JS, key)
 
 
 def cell_box(r0, c0, r1=None, c1=None):
     """Plotly coordinates ``(x0, y0, x1, y1)`` of the cells from (r0, c0) to (r1, c1), as the heatmaps draw them."""
     r1, c1 = (r0 if r1 is None else r1), (c0 if c1 is None else c1)
-    return c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5
+    return [c0 - 0.5, r0 - 0.5, c1 + 0.5, r1 + 0.5]
 
 
-def test_convolution_default_output_and_stepping(page: Page):
+def test_convolution_steps_in_the_browser_without_a_server_run(page: Page):
     open_page(page, "/Convolution", "Convolution")
     assert_no_errors(page)
     assert table_after(page, "The finished output feature map") == [["4", "3", "4"], ["2", "4", "3"], ["2", "3", "4"]]
     stepper = stepper_text(page)
     expect(stepper).to_have_text(FIRST_SUM)
-    wait_for_shape(page, "conv_fig_input", 0, *cell_box(0, 0, 2, 2))  # the window's dashed outline
-    wait_for_shape(page, "conv_fig_output", 0, *cell_box(0, 0))  # the output cell being written
+    runs = server_runs(page)
+    page.evaluate("""() => { window.__e2e_runs = 0; new MutationObserver(() => {
+        const s = document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state');
+        if (s === 'running') window.__e2e_runs += 1; }).observe(document.querySelector('[data-testid=stApp]'),
+        {attributes: true, attributeFilter: ['data-test-script-state']}); }""")
 
+    # Next x3, then Previous and Next: the figure's own buttons
     for row, col in [(1, 2), (1, 3), (2, 1)]:
-        page.get_by_role("button", name="Next", exact=True).click()
+        figure_button(page, "Next").click()
         expect(stepper).to_contain_text(f"Output cell (row {row}, column {col}) =")
     expect(stepper).to_have_text(FOURTH_SUM)
-    wait_for_shape(page, "conv_fig_input", 0, *cell_box(1, 0, 3, 2))
-    wait_for_shape(page, "conv_fig_output", 0, *cell_box(1, 0))
-    # the taps outlined one by one: the first tap is the window's top-left cell
-    wait_for_shape(page, "conv_fig_input", 1, *cell_box(1, 0))
-    assert_no_errors(page)
+    now = position(page)
+    assert now["active"] == 3 and now["window"] == cell_box(1, 0, 3, 2) and now["cell"] == [-0.5, 0.5]
+    figure_button(page, "Previous").click()
+    expect(stepper).to_contain_text("Output cell (row 1, column 3) =")
+    figure_button(page, "Next").click()
+    expect(stepper).to_have_text(FOURTH_SUM)
 
+    # scrub: drag the slider's handle along its rail; window 5 is output cell (2, 2), its sum is 4
+    grip = page.locator(".st-key-conv_fig_steps .slider-grip-rect")
+    rail = page.locator(".st-key-conv_fig_steps .slider-rail-rect").bounding_box()
+    box = grip.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(rail["x"] + rail["width"], box["y"] + box["height"] / 2, steps=8)  # to the end
+    expect(stepper).to_contain_text("Output cell (row 3, column 3) =")
+    page.mouse.move(rail["x"] + rail["width"] / 2, box["y"] + box["height"] / 2, steps=8)  # back to the middle
+    page.mouse.up()
+    expect(stepper).to_have_text(re.compile(r"^Output cell \(row 2, column 2\) = .* = 4$"))
+    now = position(page)
+    assert now["active"] == 4 and now["window"] == cell_box(1, 1, 3, 3) and now["cell"] == [0.5, 0.5]
+    assert now["products"] == [[1, 0, 1], [0, 1, 0], [0, 0, 1]]
 
-def test_convolution_play_reaches_the_end(page: Page):
-    open_page(page, "/Convolution", "Convolution")
-    stepper = stepper_text(page)
-    expect(stepper).to_contain_text("Output cell (row 1, column 1) =")
-    page.get_by_role("button", name="Play", exact=True).click()
-    # it moves on its own (a middle position shows up) and stops at the last one, (row 3, column 3)
+    # Reset, then Play: it moves on its own, every panel at the same position, and stops at the last one
+    figure_button(page, "Reset").click()
+    expect(stepper).to_have_text(FIRST_SUM)
+    figure_button(page, "Play").click()
     expect(stepper).to_contain_text("Output cell (row 2, column", timeout=30_000)
+    mid = position(page)
+    i, j = divmod(mid["active"], 3)
+    assert mid["title"].startswith(f"Output cell (row {i + 1}, column {j + 1}) =")
+    assert mid["window"] == cell_box(i, j, i + 2, j + 2) and mid["cell"] == [j - 0.5, i - 0.5]
     expect(stepper).to_have_text(re.compile(r"^Output cell \(row 3, column 3\) = .* = 4$"), timeout=30_000)
-    wait_for_shape(page, "conv_fig_input", 0, *cell_box(2, 2, 4, 4))
-    success = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Map complete")
-    expect(success).to_contain_text("equals TensorFlow", timeout=60_000)
-    # playing has stopped: the button offers Play again and Next is disabled at the last position
-    expect(page.get_by_role("button", name="Play", exact=True)).to_be_visible(timeout=15_000)
-    expect(page.get_by_role("button", name="Next", exact=True)).to_be_disabled()
+    assert position(page)["window"] == cell_box(2, 2, 4, 4)
+
+    # none of that asked the server: the page's own count of its runs did not move, no script run started
+    assert server_runs(page) == runs
+    assert page.evaluate("window.__e2e_runs") == 0
+    success = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="The finished map")
+    expect(success).to_contain_text("equals TensorFlow")
+    # a setting does: one run, counted
+    page.locator(".st-key-conv_padding").get_by_role("combobox").click()
+    page.get_by_role("option", name="same", exact=True).click()
+    wait_for_run(page)
+    expect(page.locator("[data-testid=stCaptionContainer]").filter(has_text="Server runs of this page")).to_contain_text(
+        f"for you: {runs + 1} ")
+    expect(stepper).to_have_count(1)  # the new figure has replaced the old one
+    expect(stepper).to_have_text(re.compile(r"^Output cell \(row 1, column 1\) = 0·1 "))  # padded: a zero first
     assert_no_errors(page)
 
 
@@ -141,9 +189,12 @@ def test_stacked_channels_sum_over_32_channels(page: Page):
     # the notebook's example stacked C = 32 deep: each window adds 32 channel sums
     cells = table_after(page, "Sum over the 32 channels")
     assert cells == [["128", "96", "128"], ["64", "128", "96"], ["64", "96", "128"]]
-    window = page.locator("[data-testid=stMarkdownContainer] p").filter(
-        has_text=re.compile(r"^Window \(row 1, column 1\)"))
+    window = stepper_text(page, "stack_fig_steps")
+    expect(window).to_contain_text("Window (row 1, column 1):")
     expect(window).to_contain_text("= 128 (the sum of 32 channel sums)")
+    figure_button(page, "Next", "stack_fig_steps").click()
+    expect(window).to_contain_text("Window (row 1, column 2):")
+    expect(window).to_contain_text("= 96 (the sum of 32 channel sums)")
 
 
 # ----------------------------------------------------------------------------------------- Train

@@ -1,0 +1,201 @@
+"""Draw page: from the end of the last stroke to the prediction on the page, alone and on a busy server.
+
+Not a test: run from the repository root (needs Debian's Chromium; loopback only; stops by itself)::
+
+    python benchmarks/draw_latency.py --drawings 20            # alone, then busy
+    python benchmarks/draw_latency.py --drawings 20 --only busy
+
+Two scenarios against one fresh ``streamlit run app.py`` (``tests/e2e/server.py``):
+
+* ``alone``: one Draw page, nothing else.
+* ``busy``: the same, while a training run trains (started from a Train page: the bundled sample,
+  50 epochs, so it trains throughout) and ``--pages`` (8) other pages step the Convolution page
+  at 2 steps/s each (``--step-interval-s``; the step-through figure's Next, Reset after the last
+  position). Their Chromium renderers run on the same machine as the server here, unlike a class.
+
+On the measured page it draws ``--drawings`` digits (0, 1, ..., 9, 0, ...; ``tests/e2e/strokes.py``'s
+paths), pressing Clear between them. Times are taken in the browser: ``performance.now()`` at the
+last stroke's ``mouseup`` and when, after it, the "Prediction: d" heading last turned current (on
+the page and no longer marked stale by a new script run) before the page's runs ended: the finished
+drawing's prediction, not a partial drawing's. Prints the median, p95 and max per scenario and how many predictions were right.
+Target: p95 <= 1000 ms in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from load_test import (CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_digit, new_page, open_page,  # noqa: E402
+                       page_errors, percentile, start_training, wait_for_run)
+from tests.e2e import strokes  # noqa: E402
+from tests.e2e.server import StreamlitServer, server_log_errors  # noqa: E402
+
+TARGET_P95_MS = 1000
+
+_WATCH_JS = """() => {
+    if (window.__dl) return;
+    // up: the last mouseup; started: the first script run seen after it; fresh: the last time the
+    // "Prediction:" heading turned current (present, not stale) after it; done: the page's runs have ended.
+    const d = window.__dl = {up: null, started: null, fresh: null, done: false};
+    const app = document.querySelector('[data-testid=stApp]');
+    const state = () => app.getAttribute('data-test-script-state');
+    document.addEventListener('mouseup', () => {
+        Object.assign(d, {up: performance.now(), started: state() === 'running' ? performance.now() : null,
+                          fresh: null, done: false});
+    }, true);
+    new MutationObserver(() => {
+        if (d.up === null || d.done) return;
+        if (state() === 'running' && d.started === null) d.started = performance.now();
+        if (state() === 'notRunning' && d.started !== null && d.fresh !== null) d.done = true;
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    let current = false;
+    const loop = () => {
+        const h = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] h2'))
+            .find(h => h.textContent.startsWith('Prediction:'));
+        const box = h && h.closest('[data-testid=stElementContainer]');
+        const now = !!box && box.getAttribute('data-stale') !== 'true';
+        if (now && !current && d.up !== null && d.started !== null && !d.done) d.fresh = performance.now();
+        current = now;
+        requestAnimationFrame(loop);
+    };
+    loop();
+}"""
+"""Browser-side timing of one drawing. A drawing of several strokes can start a script run per stroke (and
+Streamlit may fold them into one): the prediction counted is the last one the page turned current before its
+runs ended, i.e. the finished drawing's."""
+
+
+async def stepper(browser, base_url: str, stop: asyncio.Event, counts: list[int], interval_s: float,
+                  timeout_ms: float) -> None:
+    """One learner stepping the Convolution page's figure, a step every ``interval_s`` s, until ``stop`` is set."""
+    context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
+    context.set_default_timeout(timeout_ms)
+    page = await context.new_page()
+    try:
+        await open_page(page, "/Convolution", "Convolution", timeout_ms)
+        buttons = page.locator(".st-key-conv_fig_steps .updatemenu-button")
+        n = 0
+        while not stop.is_set():
+            n += 1
+            await buttons.filter(has_text="Reset" if n % 9 == 0 else "Next").click()
+            counts.append(1)
+            await asyncio.sleep(interval_s)
+    finally:
+        await context.close()
+
+
+async def measure(browser, base_url: str, drawings: int, timeout_ms: float):
+    context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
+    context.set_default_timeout(timeout_ms)
+    page = await context.new_page()
+    times, run_starts, predictions, errors = [], [], [], []
+    try:
+        await open_page(page, "/Draw", "Draw", timeout_ms)
+        await page.locator(strokes.CANVAS_SELECTOR).first.wait_for(timeout=timeout_ms)
+        await page.evaluate(_WATCH_JS)
+        for k in range(drawings):
+            digit = k % 10
+            if k:
+                await page.get_by_role("button", name="Clear", exact=True).click()
+                await page.get_by_text("Draw a digit on the canvas").wait_for(timeout=timeout_ms)
+                await wait_for_run(page, timeout_ms)
+            await draw_digit(page, digit)
+            handle = await page.wait_for_function(
+                "() => window.__dl.done && [window.__dl.fresh - window.__dl.up, window.__dl.started - window.__dl.up]",
+                timeout=timeout_ms, polling=50)
+            ms, to_run = await handle.json_value()
+            times.append(ms)
+            run_starts.append(to_run)
+            await wait_for_run(page, timeout_ms)
+            heading = await page.get_by_role("heading", name=re.compile(r"^Prediction: \d")).first.inner_text()
+            predictions.append((digit, int(re.match(r"Prediction: (\d)", heading).group(1))))
+            print(f"  drawing {k + 1}: a {digit}, predicted {predictions[-1][1]}, shown {ms:.0f} ms after the "
+                  f"last stroke (the page's script run started after {to_run:.0f} ms)", flush=True)
+        errors = await page_errors(page)
+    finally:
+        await context.close()
+    return times, run_starts, predictions, errors
+
+
+async def scenario(server: StreamlitServer, name: str, args) -> dict:
+    from playwright.async_api import async_playwright
+
+    timeout_ms = args.action_timeout_s * 1000
+    base_url = server.url + "/"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        stop, counts, tasks, trainer = asyncio.Event(), [], [], None
+        try:
+            if name == "busy":
+                trainer = await new_page(browser, base_url, timeout_ms)
+                await open_page(trainer, "/Train", "Train", timeout_ms)
+                await start_training(trainer, timeout_ms)
+                await trainer.get_by_role("button", name="Stop training", exact=True).wait_for(timeout=timeout_ms)
+                tasks = [asyncio.create_task(stepper(browser, base_url, stop, counts, args.step_interval_s, timeout_ms))
+                         for _ in range(args.pages)]
+                await asyncio.sleep(5)  # the steppers are open and stepping
+            t0 = time.perf_counter()
+            times, run_starts, predictions, errors = await measure(browser, base_url, args.drawings, timeout_ms)
+            elapsed = time.perf_counter() - t0
+            training = None
+            if trainer is not None:
+                progress = trainer.locator("[data-testid=stProgress]").first
+                training = (await progress.inner_text()).strip() if await progress.count() else ""
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return {"times": times, "run_starts": run_starts, "predictions": predictions, "errors": errors, "steps": len(counts),
+                    "elapsed": elapsed, "training": training}
+        finally:
+            stop.set()
+            await browser.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--drawings", type=int, default=20, help="digits drawn per scenario (default 20)")
+    parser.add_argument("--pages", type=int, default=8, help="pages stepping in the busy scenario (default 8)")
+    parser.add_argument("--step-interval-s", type=float, default=0.5,
+                        help="pause between two steps of each stepping page (default 0.5: Play's 2 steps/s)")
+    parser.add_argument("--only", choices=("alone", "busy"), help="run one scenario only")
+    parser.add_argument("--action-timeout-s", type=float, default=120, help="longest wait for one page action")
+    args = parser.parse_args(argv)
+    if args.drawings < 1 or args.pages < 0:
+        parser.error(f"--drawings must be >= 1 and --pages >= 0, got {args.drawings} and {args.pages}")
+    if not os.access(CHROMIUM, os.X_OK):
+        print(f"Chromium not found at {CHROMIUM} (set CONVVIZ_E2E_CHROMIUM or `apt-get install chromium`)")
+        return 2
+    ok = True
+    for name in ([args.only] if args.only else ["alone", "busy"]):
+        server = StreamlitServer()
+        try:
+            server.start(timeout=120)
+            print(f"== {name}: server on {server.url}", flush=True)
+            log_start = server.log_size()
+            r = asyncio.run(scenario(server, name, args))
+            tracebacks = server_log_errors(server.log_since(log_start))
+        finally:
+            server.cleanup()
+        t = r["times"]
+        correct = sum(1 for d, p in r["predictions"] if d == p)
+        p95 = percentile(t, 95)
+        extra = (f" steps_by_other_pages={r['steps']} ({r['steps'] / r['elapsed']:.1f}/s) "
+                 f"training_at_end={r['training']!r}" if name == "busy" else "")
+        print(f"{name}: drawings={len(t)} prediction_shown_ms p50={percentile(t, 50):.0f} p95={p95:.0f} "
+              f"max={max(t):.0f} (script run started: p50 {percentile(r['run_starts'], 50):.0f} ms) correct={correct}/{len(t)} errors={len(r['errors']) + len(tracebacks)}{extra}",
+              flush=True)
+        ok = ok and p95 <= TARGET_P95_MS and not r["errors"] and not tracebacks
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -154,6 +154,8 @@ def matrix_figure(z, title: str = "", signed: bool = False, show_numbers: bool =
 # not computed yet (two rectangles: the rest of the current row and the rows below).
 
 _PENDING_COLOR = "#eeeeee"
+_MENU_GAP = 46
+"""Pixels between the written sum and the panels, where the Previous / Next and Play buttons sit."""
 _STILL = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
 """Animation options that jump to one frame at once (the slider, Previous / Next, Reset)."""
 _MAX_SUM_LINE = 96
@@ -264,18 +266,20 @@ def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], li
     many = n > 30
     slider = {
         "active": 0, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top", "xanchor": "left",
-        "pad": {"t": 52, "b": 0, "l": 8, "r": 8},
+        "pad": {"t": 8, "b": 0, "l": 8, "r": 8},
         "currentvalue": {"prefix": "Window position ", "suffix": f" of {n}", "font": {"size": 13},
                          "xanchor": "left", "offset": 6},
         "font": {"size": 10, "color": "rgba(0,0,0,0)" if many else "#444"},
         "ticklen": 0 if many else 4, "minorticklen": 0,
         "steps": [{"label": str(k + 1), "method": "animate", "args": [[name], _STILL]} for k, name in enumerate(names)],
     }
+    # the buttons sit above the panels, under the written sum: reading the sum and pressing Next need no scrolling
     buttons = {"type": "buttons", "direction": "left", "showactive": False, "x": 0.0, "xanchor": "left",
-               "y": 0.0, "yanchor": "top", "pad": {"t": 6, "r": 6}, "font": {"size": 13}}
+               "y": 1.0, "yanchor": "bottom", "pad": {"b": _MENU_GAP - 34, "r": 6},
+               "font": {"size": 13}}
     menus = [
         {**buttons, "x": 0.0, "buttons": _nav_buttons(names, 0)},
-        {**buttons, "x": 0.42, "buttons": [
+        {**buttons, "x": 0.3, "buttons": [
             {"label": "▶ Play", "method": "animate", "args": [None, play]},
             {"label": "Pause", "method": "animate", "args": [[None], pause]},
             {"label": "Reset", "method": "animate", "args": [[names[0]], _STILL]},
@@ -316,12 +320,12 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
         steps_per_second: Play's speed.
         frame_trace, frame_data: the one trace a frame changes and its data at each position, if any.
     """
-    top_margin = 18 + 19 * (max(t.count("<br>") for t in titles) + 1) + 22
+    top_margin = 18 + 19 * (max(t.count("<br>") for t in titles) + 1) + 22 + _MENU_GAP
     sliders, menus = _controls(names, steps_per_second)
     layout.update(
         title={"text": titles[0], "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "top", "yref": "container",
                "pad": {"t": 10, "l": 6}, "font": {"size": 15}},
-        height=height + top_margin, margin={"l": 6, "r": 6, "t": top_margin, "b": 110},
+        height=height + top_margin + 70, margin={"l": 6, "r": 6, "t": top_margin, "b": 70},
         plot_bgcolor="white", paper_bgcolor="white", showlegend=False,
         shapes=shapes[0], sliders=sliders, updatemenus=menus,
     )
@@ -387,7 +391,7 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
     if wide:  # input and output big on top, kernel and products below
         panels = [((0.0, 0.48), (0.36, 0.94)), ((0.06, 0.3), (0.0, 0.26)), ((0.36, 0.6), (0.0, 0.26)),
                   ((0.52, 1.0), (0.36, 0.94))]
-        height = 720
+        height = 620
     else:
         panels = [((0.0, 0.3), (0.0, 0.86)), ((0.35, 0.5), (0.0, 0.86)), ((0.55, 0.7), (0.0, 0.86)),
                   ((0.75, 1.0), (0.0, 0.86))]

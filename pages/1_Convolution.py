@@ -63,17 +63,17 @@ padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
 flip = mode == "True convolution"
 (h, w), (kh, kw) = x.shape, k.shape
 try:
-    animation = ui.conv_animation(x, k, strides, padding, dilation, float(bias), flip, max(h, w) <= 16, speed)
+    feature_map = conv2d_naive(x, k, strides, padding, dilation, float(bias), flip_kernel=flip)
 except ValueError as exc:
     st.error(f"The kernel does not fit the input: {exc}. Use a smaller kernel or dilation, or more padding.")
     st.stop()
+animation = ui.conv_animation(x, k, strides, padding, dilation, float(bias), flip, max(h, w) <= 16, speed)
 
 st.markdown("Move the **slider**, press **Next ▶** / **◀ Previous**, or **▶ Play**: every window position is already "
             "in your browser. Red outlines: the cells under the kernel's taps (beige cells are padding zeros).")
 ui.show_animation(animation, "conv_fig_steps", "conv")
 
 pads = (padding_amounts(h, kh, strides, padding, dilation), padding_amounts(w, kw, strides, padding, dilation))
-feature_map = conv2d_naive(x, k, strides, padding, dilation, float(bias), flip_kernel=flip)
 h_out, w_out = feature_map.shape
 left, right = st.columns([2, 3], gap="large")
 with left:

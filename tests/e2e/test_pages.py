@@ -141,6 +141,7 @@ def test_convolution_steps_in_the_browser_without_a_server_run(page: Page):
 
     # scrub: drag the slider's handle along its rail; window 5 is output cell (2, 2), its sum is 4
     grip = page.locator(".st-key-conv_fig_steps .slider-grip-rect")
+    grip.scroll_into_view_if_needed()
     rail = page.locator(".st-key-conv_fig_steps .slider-rail-rect").bounding_box()
     box = grip.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

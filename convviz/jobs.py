@@ -378,6 +378,40 @@ def load_dataset(label: str):
     raise ValueError(f"unknown dataset {label!r}; expected {SAMPLE_LABEL!r} or {FULL_LABEL!r}")
 
 
+_SPAWN_GUARD = threading.Lock()
+_spawn_guarded = False
+
+
+def _guard_spawn_from_scripts() -> None:
+    """Keep worker processes spawned from a Streamlit server from running a page script on start.
+
+    ``multiprocessing``'s spawn start method re-runs the parent's ``__main__`` file in the child
+    (as ``__mp_main__``). Streamlit installs each page script as a fake ``__main__`` module (no
+    loader, no spec) while it runs, so a Dask worker spawned from the web server would execute a page.
+    This wraps :func:`multiprocessing.spawn.get_preparation_data` (once per process) so that such an
+    exec'd ``__main__`` is not re-run in the child; a real script or ``python -m`` main is left as it is.
+    The workers need nothing from ``__main__``: their task, :func:`train_task`, is importable.
+    """
+    global _spawn_guarded
+    import multiprocessing.spawn as spawn
+    import sys
+
+    with _SPAWN_GUARD:
+        if _spawn_guarded:
+            return
+        original = spawn.get_preparation_data
+
+        def preparation_data(name):
+            data = original(name)
+            main = sys.modules.get("__main__")
+            if getattr(main, "__loader__", None) is None and getattr(main, "__spec__", None) is None:
+                data.pop("init_main_from_path", None)
+            return data
+
+        spawn.get_preparation_data = preparation_data
+        _spawn_guarded = True
+
+
 def _lower_priority(niceness: int) -> None:
     """Raise the niceness of every thread of this process to at least ``niceness`` (Linux: per thread)."""
     if niceness <= 0:
@@ -643,6 +677,7 @@ class JobManager:
         from distributed import Client, LocalCluster
 
         if self.embedded:
+            _guard_spawn_from_scripts()
             # allowed-failures 0: a task whose worker died is reported (KilledWorker), never run again.
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,

@@ -835,16 +835,17 @@ class JobManager:
             The new run id (its name is "Run N", N this learner's run count).
 
         Raises:
-            ValueError: bad settings or dataset, naming the value.
+            ValueError: bad settings (:class:`convviz.config.TrainConfig`), preset or dataset, naming the
+                value; an architecture that cannot be built fails the run on the worker, with the reason.
         """
-        from convviz.model import make_spec
-        from convviz.train import TrainConfig
+        from convviz.config import TrainConfig  # no TensorFlow in the web server's launch path
 
         if dataset not in (SAMPLE_LABEL, FULL_LABEL):
             raise ValueError(f"unknown dataset {dataset!r}; expected {SAMPLE_LABEL!r} or {FULL_LABEL!r}")
         TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
                     learning_rate=settings["learning_rate"], seed=settings["seed"])
-        make_spec(settings["preset"], filters=tuple(settings["filters"]), kernel_size=settings["kernel_size"])
+        if settings["preset"] not in ("fast", "seed"):
+            raise ValueError(f"preset must be 'fast' or 'seed', got preset={settings['preset']!r}")
         run_id = files.store.new_run_id(settings["preset"])
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
         number = files.next_number()

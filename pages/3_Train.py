@@ -53,7 +53,7 @@ for key in ("train_preset", "train_filters1", "train_filters2", "train_kernel", 
             "train_lr", "train_seed"):
     saved[key] = st.session_state[key]
 
-cap, cap_warning = ui.max_jobs()
+_, cap_warning = ui.max_jobs()
 if cap_warning:
     st.warning(cap_warning)
 settings = {"preset": preset, "filters": (int(filters1), int(filters2)), "kernel_size": int(kernel_size),
@@ -63,8 +63,7 @@ start_col, stop_col, _ = st.columns([1, 1, 4])
 with stop_col:
     ui.stop_button(run)
 if start_col.button("Start training", key="train_start", type="primary", disabled=busy,
-                    help=f"One run per browser session; {cap} train at once on this server's embedded cluster "
-                         "(more wait in a queue and start in order)."):
+                    help=ui.start_help()):
     problem = ui.start_run(settings, dataset)
     if problem:
         st.error(problem)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from dask_procs import DaskProcesses
 
 from convviz import jobs
-from convviz.runs import RunStore
 
 LEARNER = "learner0jobs1"
 TINY = {"preset": "fast", "filters": (2, 4), "kernel_size": 3, "epochs": 1, "batch_size": 256,
@@ -155,56 +153,13 @@ def test_stop_from_another_server_and_resume(local_manager, files):
 
 
 # ------------------------------------------------------------------------------------------ dask scheduler / worker
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(cmd, log):
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-
-
-def _stop(proc) -> None:
-    """SIGTERM the process group of ``proc``, SIGKILL after 15 s; the group must be gone."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(15)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """``dask scheduler`` and ``dask worker`` (one process, one thread, with its nanny) on loopback."""
     log_path = tmp_path_factory.mktemp("dask") / "dask.log"
-    log = open(log_path, "ab")
-    port = _free_port()
-    dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    scheduler = _start(dask_cli + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)
-    worker = _start([sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://127.0.0.1:{port}",
-                     "--nworkers", "1", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"], log)
-    try:
-        yield f"tcp://127.0.0.1:{port}", worker, log_path
-    finally:
-        _stop(worker)
-        _stop(scheduler)
-        log.close()
+    with DaskProcesses(log_path) as procs:
+        yield procs.address, procs, log_path
+    assert not procs.procs
 
 
 def test_commands_cluster_killed_worker_and_a_web_server_restart(dask_cluster, files):

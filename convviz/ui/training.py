@@ -66,6 +66,13 @@ def get_manager() -> tuple[jobs.JobManager | None, str | None]:
     return manager, None
 
 
+def start_help() -> str:
+    """The Start button's help: where runs train and that extra runs queue."""
+    manager, _ = get_manager()
+    where = manager.describe() if manager is not None else "the Dask cluster"
+    return f"One run per browser session. Runs train on {where}; when every worker is busy, a run waits in a queue."
+
+
 def cluster_notice() -> None:
     """An error box when training is unavailable: a bad ``CONVVIZ_DASK_SCHEDULER``, or a cluster that did not start."""
     manager, problem = get_manager()
@@ -370,15 +377,23 @@ def _panel(run: jobs.RunState) -> None:
             "on they turn into small stroke and edge detectors — watch them change while the run trains.")
 
 
+def _phase(run: jobs.RunState) -> tuple:
+    """What the whole page shows of a run: it changes when an epoch ends or the run ends."""
+    return run.run_id, "active" if run.active else run.state, run.history.get("epoch", 0)
+
+
 @st.fragment(run_every=0.5)
-def _live_panel(seen: tuple) -> None:
+def _live_panel() -> None:
     run = current_run()
     if run is None:
         return
     _panel(run)
-    if (run.state, run.history.get("epoch", 0)) != seen and not (run.active and seen[0] in jobs.ACTIVE
-                                                                  and run.history.get("epoch", 0) == seen[1]):
-        st.rerun(scope="app")  # an epoch ended or the run ended: refresh the results and the settings lock
+    phase = _phase(run)
+    # Rerun the whole page once per change (an epoch or the run ended), never again while that rerun is
+    # under way: a full run can take longer than 0.5 s, and each st.rerun would interrupt it.
+    if phase != st.session_state.get("_train_shown") and phase != st.session_state.get("_train_rerun_for"):
+        st.session_state["_train_rerun_for"] = phase
+        st.rerun(scope="app")  # refresh the results and the settings lock
 
 
 def stop_button(run: jobs.RunState | None) -> None:
@@ -393,8 +408,9 @@ def show_run(run: jobs.RunState) -> None:
     """The progress, curves and kernels: live while the run is going, static once it has ended."""
     st.caption(f"{run.name} (saved as {run.run_id}): {describe_settings(run.settings)}, on the "
                f"{run.dataset.lower()}.")
+    st.session_state["_train_shown"] = _phase(run)
     if run.active:
-        _live_panel((run.state, run.history.get("epoch", 0)))
+        _live_panel()
     else:
         _panel(run)
 
@@ -446,16 +462,34 @@ def use_on_draw(run_id: str) -> str | None:
 
 
 def _evaluation(run_id: str, record):
-    """The checkpoint's predictions on the test split, cached per checkpoint (run id, time written)."""
+    """The checkpoint's predictions on the test split, cached per checkpoint (run id, time written).
+
+    The weights go into one model per architecture and session, so its compiled forward pass is
+    reused from checkpoint to checkpoint (a new model would be traced again, seconds of CPU).
+    """
+    import json
+
     from convviz.train import evaluate
 
     cache = st.session_state.setdefault("_train_evaluations", {})
-    key = (run_id, record.updated, str(record.path.stat().st_mtime_ns))
+    key = (run_id, record.updated, record.path.stat().st_mtime_ns)
     if key not in cache:
         split = _test_split(record.dataset)
         if split is None:
             return None
-        model, _ = get_store().load(run_id)
+        saved, _ = get_store().load(run_id)
+        models = st.session_state.setdefault("_train_eval_models", {})
+        spec = json.dumps(saved.spec, sort_keys=True)
+        if spec not in models:
+            models.clear()
+            models[spec] = saved
+        model = models[spec]
+        if model is not saved:
+            weights = saved.weights()
+            for name, module in model.layers:
+                for attr in ("kernel", "bias", "w", "b"):
+                    if f"{name}/{attr}" in weights:
+                        getattr(module, attr).assign(weights[f"{name}/{attr}"])
         with st.spinner("Evaluating on the test set…"):
             cache.clear()
             cache[key] = (split, evaluate(model, *split))

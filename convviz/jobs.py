@@ -325,12 +325,12 @@ def run_state(files: JobFiles, run_id: str, stale_after_s: float = 20.0, owned: 
                      history=history, settings=settings, dataset=str(job.get("dataset", "")),
                      stopping=stopping, updated=float(job.get("submitted_at", 0.0)))
     if progress is None:
-        if not job.get("submitted"):
-            state.state = "waiting"
-            return state
         if embedded and owned is not None and submission not in owned:
             state.state = "interrupted"
             state.error = "the web server that queued it stopped before it started"
+            return state
+        if not job.get("submitted"):
+            state.state = "waiting"
             return state
         queue = [entry for entry in files.queue()
                  if not (embedded and owned is not None and entry[0] not in owned)]

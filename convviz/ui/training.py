@@ -407,7 +407,7 @@ def stop_button(run: jobs.RunState | None) -> None:
 def show_run(run: jobs.RunState) -> None:
     """The progress, curves and kernels: live while the run is going, static once it has ended."""
     st.caption(f"{run.name} (saved as {run.run_id}): {describe_settings(run.settings)}, on the "
-               f"{run.dataset.lower()}.")
+               f"{run.dataset[:1].lower() + run.dataset[1:]}.")
     st.session_state["_train_shown"] = _phase(run)
     if run.active:
         _live_panel()
@@ -514,7 +514,7 @@ def show_results(run: jobs.RunState) -> None:
         return
     evaluated = _evaluation(run.run_id, record)
     if evaluated is None:
-        st.info(f"The test digits of the {record.dataset.lower()} are not available on this server.")
+        st.info(f"The test digits of the {record.dataset[:1].lower() + record.dataset[1:]} are not available on this server.")
         return
     (x_test, y_test), (_, _, predicted, probabilities) = evaluated
     history = record.history

@@ -46,7 +46,8 @@ from convviz.runs import RunStore
 
 __all__ = [
     "DEFAULT_MAX_JOBS", "FULL_LABEL", "JobFiles", "JobManager", "MAX_JOBS_ENV", "RunState", "SAMPLE_LABEL",
-    "SCHEDULER_ENV", "load_dataset", "max_jobs", "run_state", "scheduler_address", "train_task",
+    "SCHEDULER_ENV", "WORKER_NICENESS", "dask_setup", "load_dataset", "max_jobs", "run_state", "scheduler_address",
+    "train_task",
 ]
 
 MAX_JOBS_ENV = "CONVVIZ_MAX_JOBS"
@@ -429,6 +430,22 @@ def _lower_priority(niceness: int) -> None:
             pass
 
 
+WORKER_NICENESS = 10
+"""CPU niceness of the embedded cluster's worker processes (the web server stays at 0)."""
+
+
+def dask_setup(worker=None) -> None:
+    """Dask preload hook (``dask worker --preload convviz.jobs``; the embedded cluster uses it): lower this
+    worker process's CPU priority to :data:`WORKER_NICENESS` and import TensorFlow and the training engine
+    now, at worker start, so that a run's first batch does not wait for them.
+
+    Args:
+        worker: the ``distributed.Worker`` being started (unused).
+    """
+    _lower_priority(WORKER_NICENESS)
+    import convviz.train  # noqa: F401  (imports TensorFlow)
+
+
 class _Reporter:
     """The task's monitor: writes the progress record every ``every_s`` seconds from its own thread."""
 
@@ -682,7 +699,7 @@ class JobManager:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-                                       silence_logs=40)
+                                       silence_logs=40, preload=["convviz.jobs"])
             try:
                 return cluster, Client(cluster, set_as_default=False)
             except Exception:
@@ -726,13 +743,20 @@ class JobManager:
         with self._lock:
             if self._status != "ready" or not self._pending:
                 return
-            pending, self._pending = self._pending, []
+            pending = list(self._pending)  # each stays in _pending (owned) until it is in _futures
             client = self._client
+
+        def done_with(item):
+            with self._lock:
+                self._pending.remove(item)
+
         for item in pending:
             job = item.files.read_job(item.run_id)
             if job is None or job.get("submission") != item.submission:
+                done_with(item)
                 continue  # superseded or deleted meanwhile
             if item.files.stop_requested(item.run_id):
+                done_with(item)
                 continue  # stopped before it was submitted (the page marked it stopped)
             job["submitted"] = True
             _write_json(item.files.job_path(item.run_id), job)
@@ -742,10 +766,12 @@ class JobManager:
                                        key=f"convviz-train-{item.files.learner}-{item.run_id}-{item.submission}")
                 fire_and_forget(future)
             except Exception as exc:
+                done_with(item)
                 self._fail(item.files, item.run_id, item.submission, f"it could not be submitted: {exc}")
                 continue
             with self._lock:
                 self._futures[item.submission] = (future, item.files, item.run_id)
+                self._pending.remove(item)
 
     def _check_futures(self) -> None:
         with self._lock:

@@ -145,7 +145,7 @@ def test_stop_from_another_server_and_resume(local_manager, files):
         record = files.store.record(run_id)
         assert record.status == "stopped" and record.test_accuracy == record.history["final_test_accuracy"]
         assert other.resume(files, run_id, 1) == run_id
-        resumed = wait_state(local_manager, files, run_id, jobs.ENDED)
+        resumed = wait_state(other, files, run_id, jobs.ENDED)  # other's submission (local_manager owns only its own)
         assert resumed.state == "finished", resumed.error
         assert files.store.record(run_id).epochs_done == 1 and resumed.name == "Run 1"
     finally:

@@ -60,6 +60,14 @@ def points(page: Page) -> int:
     return page.evaluate(_POINTS_JS, "train_chart_loss")
 
 
+def press(page: Page, name: str) -> None:
+    """Click the button ``name`` by dispatching the DOM event: the live panel reruns twice a second, and on a
+    busy machine Playwright's click() can wait past its timeout for the page to settle after the click."""
+    button = page.get_by_role("button", name=name, exact=True)
+    expect(button).to_be_enabled(timeout=60_000)
+    button.dispatch_event("click")
+
+
 def no_errors(page: Page) -> None:
     for selector in ("[data-testid=stException]", "[data-testid=stAlertContentError]"):
         boxes = page.locator(selector)
@@ -105,7 +113,7 @@ def test_a_run_started_on_one_replica_is_seen_stopped_and_resumed_on_the_other(r
     box.press("Enter")
     expect(box).to_have_value("50")
     wait_for_run(a)
-    a.get_by_role("button", name="Start training", exact=True).click()
+    press(a, "Start training")
     expect(a.get_by_role("button", name="Stop training", exact=True)).to_be_visible(timeout=30_000)
     progress_a = a.locator("[data-testid=stProgress]").first
     expect(progress_a).to_contain_text(re.compile(r"Starting the Dask cluster|Queued|Loading|Waiting for the first|Epoch"),
@@ -127,7 +135,7 @@ def test_a_run_started_on_one_replica_is_seen_stopped_and_resumed_on_the_other(r
     no_errors(b)
 
     # ---- B stops it; A sees it stopped
-    b.get_by_role("button", name="Stop training", exact=True).click()
+    press(b, "Stop training")
     expect(progress_b).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"), timeout=60_000)
     expect(progress_a).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"), timeout=60_000)
     stopped = re.search(r"Stopped after ([\d,]+) batches", progress_a.inner_text()).group(1)
@@ -138,15 +146,13 @@ def test_a_run_started_on_one_replica_is_seen_stopped_and_resumed_on_the_other(r
     wait_for_run(b)
 
     # ---- B resumes it from the saved runs; A, reloaded, sees it training again and stops it; B sees that
-    resume = b.get_by_role("button", name="Resume training", exact=True)
-    expect(resume).to_be_enabled(timeout=30_000)
-    resume.click()
+    press(b, "Resume training")
     expect(progress_b).to_contain_text(re.compile(r"Epoch \d+/50 · batch"), timeout=120_000)
     open_train(a, server_a)
     expect(a.get_by_text(caption)).to_be_visible(timeout=30_000)
     progress_a = a.locator("[data-testid=stProgress]").first
     expect(progress_a).to_contain_text(re.compile(r"Epoch \d+/50 · batch"), timeout=60_000)
-    a.get_by_role("button", name="Stop training", exact=True).click()
+    press(a, "Stop training")
     expect(progress_b).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"), timeout=60_000)
     expect(progress_a).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"), timeout=60_000)
     record = jobs.JobFiles(runs, LEARNER).store.record(run_id)

@@ -111,6 +111,7 @@ def past_runs(busy: bool) -> None:
         busy: whether this session's own run is training (no resume meanwhile).
     """
     store = tr.get_store()
+    tr.keep_learner_in_address()
     st.subheader("Saved runs")
     st.caption(f"Every run is saved in `{store.root}` after each epoch and when it stops, so a closed tab, "
                "a restart or a crash loses at most the epoch in progress. These are your runs only: they are "

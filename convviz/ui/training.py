@@ -42,6 +42,8 @@ DRAW_MODEL_KEY = "_draw_model"
 """``st.session_state`` key of the model the Draw page uses: ``(ScratchCNN, description)``."""
 
 _RETRY_FULL_AFTER_S = 300.0
+_EPOCH_RERUN_S = 10.0
+"""While a run trains, the whole page (test-set results) refreshes for a new epoch at most this often, seconds."""
 
 
 @st.cache_resource(show_spinner=False)
@@ -154,7 +156,8 @@ _LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
 def learner_key() -> str:
     """This learner's key, which keeps their saved runs apart from every other learner's.
 
-    It lives in the page address (``?learner=…``) and in the session: the address wins, so a
+    It lives in the page address (``?learner=…``, see :func:`keep_learner_in_address`) and in the
+    session: the address wins, so a
     bookmarked or reloaded address brings the same runs back, also after a server restart; a new
     visitor gets a fresh random key.
     """
@@ -165,9 +168,18 @@ def learner_key() -> str:
     if not key:
         key = secrets.token_hex(6)
     st.session_state["_learner"] = key
+    return key
+
+
+def keep_learner_in_address() -> None:
+    """Put this learner's key into the page address (``?learner=…``), where a bookmark keeps it.
+
+    Called at the end of the Train page's script (by the saved-runs list), as before this page
+    trained on Dask: the address changes once the page has been drawn.
+    """
+    key = learner_key()
     if st.query_params.get(LEARNER_PARAM) != key:
         st.query_params[LEARNER_PARAM] = key
-    return key
 
 
 def get_store():
@@ -184,7 +196,8 @@ _LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
 def learner_key() -> str:
     """This learner's key, which keeps their saved runs apart from every other learner's.
 
-    It lives in the page address (``?learner=…``) and in the session: the address wins, so a
+    It lives in the page address (``?learner=…``, see :func:`keep_learner_in_address`) and in the
+    session: the address wins, so a
     bookmarked or reloaded address brings the same runs back, also after a server restart or on
     another server of the class; a new visitor gets a fresh random key.
     """
@@ -195,9 +208,18 @@ def learner_key() -> str:
     if not key:
         key = secrets.token_hex(6)
     st.session_state["_learner"] = key
+    return key
+
+
+def keep_learner_in_address() -> None:
+    """Put this learner's key into the page address (``?learner=…``), where a bookmark keeps it.
+
+    Called at the end of the Train page's script (by the saved-runs list), as before this page
+    trained on Dask: the address changes once the page has been drawn.
+    """
+    key = learner_key()
     if st.query_params.get(LEARNER_PARAM) != key:
         st.query_params[LEARNER_PARAM] = key
-    return key
 
 
 def get_files() -> jobs.JobFiles:
@@ -390,8 +412,11 @@ def _live_panel() -> None:
     _panel(run)
     phase = _phase(run)
     # Rerun the whole page once per change (an epoch or the run ended), never again while that rerun is
-    # under way: a full run can take longer than 0.5 s, and each st.rerun would interrupt it.
-    if phase != st.session_state.get("_train_shown") and phase != st.session_state.get("_train_rerun_for"):
+    # under way (a full run can take longer than 0.5 s, and each st.rerun would interrupt it), and for a
+    # new epoch at most every _EPOCH_RERUN_S seconds (short epochs on a busy server would keep it rerunning).
+    recent = time.monotonic() - st.session_state.get("_train_shown_at", 0.0) < _EPOCH_RERUN_S
+    if phase != st.session_state.get("_train_shown") and phase != st.session_state.get("_train_rerun_for") \
+            and not (run.active and recent):
         st.session_state["_train_rerun_for"] = phase
         st.rerun(scope="app")  # refresh the results and the settings lock
 
@@ -409,6 +434,7 @@ def show_run(run: jobs.RunState) -> None:
     st.caption(f"{run.name} (saved as {run.run_id}): {describe_settings(run.settings)}, on the "
                f"{run.dataset[:1].lower() + run.dataset[1:]}.")
     st.session_state["_train_shown"] = _phase(run)
+    st.session_state["_train_shown_at"] = time.monotonic()
     if run.active:
         _live_panel()
     else:

@@ -108,8 +108,8 @@ def test_sessions_do_not_share_inputs_drawings_or_training(page: Page, new_conte
     assert canvas_ink(page) > 1000
 
     go(page, "Train", "Train")
-    stop = start_sample_training(page, epochs=10)
-    run_caption = page.get_by_text(re.compile(LIVE_RUN_CAPTION.pattern + r" fast.*10 epoch\(s\)"))
+    stop = start_sample_training(page, epochs=50)  # a run on a Dask worker: long enough to outlast B's checks
+    run_caption = page.get_by_text(re.compile(LIVE_RUN_CAPTION.pattern + r" fast.*50 epoch\(s\)"))
     expect(run_caption).to_be_visible()
     assert_no_errors(page)
 

@@ -8,7 +8,8 @@ page visited, so a deep link opened first would get different navigation than th
 
 import streamlit as st
 
-from convviz.ui import home
+from convviz.ui import home, training
 
 st.set_page_config(page_title="ConvViz — how a CNN works", page_icon="🔍", layout="wide")
 home.render()
+training.get_manager()  # starts the training cluster in the background (returns at once), so it is warm by Train

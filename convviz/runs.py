@@ -52,8 +52,12 @@ class RunRecord:
         status: as saved: ``running`` (checkpoint of a finished epoch while it ran),
             ``stopped``, ``finished``; a ``running`` run with no live job was interrupted.
         epochs_done: epochs completed and saved.
-        test_accuracy: test accuracy after the last completed epoch (fraction), or None.
+        test_accuracy: the run's test accuracy (fraction): of its final weights
+            (``final_test_accuracy``, saved when it stopped or finished), else after the last
+            completed epoch, else None. The one accuracy every page shows for this run.
         history: the saved history (see :meth:`convviz.train.History.snapshot`).
+        name: the run's name (``"Run 3"``: the learner's third run), or the run id for a file without one.
+        number: the ``3`` of ``"Run 3"``, or None.
     """
 
     run_id: str
@@ -67,6 +71,8 @@ class RunRecord:
     epochs_done: int
     test_accuracy: float | None
     history: dict
+    name: str = ""
+    number: int | None = None
 
 
 def _utc_now() -> str:
@@ -108,7 +114,7 @@ class RunStore:
         return self.root / f"{run_id}.npz"
 
     def save(self, run_id: str, model, *, preset: str, dataset: str, config: dict, history: dict,
-             created: str | None = None) -> Path:
+             created: str | None = None, name: str | None = None) -> Path:
         """Write (or atomically replace) the checkpoint of ``run_id``.
 
         Args:
@@ -118,6 +124,7 @@ class RunStore:
             config: the run's settings (JSON-serialisable dict).
             history: a history snapshot (JSON-serialisable dict).
             created: the run's start time (kept from the first checkpoint when None).
+            name: the run's name (``"Run 3"``); the run id when None.
 
         Returns:
             The checkpoint path.
@@ -134,6 +141,8 @@ class RunStore:
             "preset": preset, "dataset": dataset, "config": dict(config),
             "history": {k: v for k, v in history.items()},
         }
+        if name is not None:
+            metadata["name"] = str(name)
         self.root.mkdir(parents=True, exist_ok=True)
         return model.save(path, metadata=metadata)
 
@@ -177,15 +186,34 @@ class RunStore:
             raise ValueError("metadata is not a ConvViz run's")
         history = meta.get("history") or {}
         accuracies = history.get("epoch_test_accuracy") or []
+        final = history.get("final_test_accuracy")
+        name = str(meta.get("name") or path.stem)
+        number = re.fullmatch(r"Run (\d+)", name)
         try:
             return RunRecord(
                 run_id=path.stem, path=path, created=str(meta["created"]), updated=str(meta["updated"]),
                 preset=str(meta["preset"]), dataset=str(meta["dataset"]), config=dict(meta["config"]),
                 status=str(history.get("status", "unknown")), epochs_done=int(history.get("epoch", 0)),
-                test_accuracy=float(accuracies[-1]) if accuracies else None, history=history,
+                test_accuracy=(float(final) if final is not None else float(accuracies[-1]) if accuracies else None),
+                history=history, name=name, number=int(number.group(1)) if number else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"metadata is incomplete ({exc})") from None
+
+    def record(self, run_id: str) -> RunRecord:
+        """The run's record (metadata only, weights not read).
+
+        Raises:
+            FileNotFoundError: no such run.
+            ValueError: a malformed id or a corrupt checkpoint, naming the file.
+        """
+        path = self.path(run_id)
+        if not path.is_file():
+            raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
+        try:
+            return self._record(path)
+        except ValueError as exc:
+            raise ValueError(f"run file {str(path)!r} cannot be used: {exc}") from None
 
     def load(self, run_id: str):
         """The run's model (weights checked) and its record.
@@ -209,7 +237,8 @@ class RunStore:
         return load_model(path), record
 
     def delete(self, run_id: str) -> None:
-        """Remove the run's checkpoint file (nothing else in the folder is touched).
+        """Remove the run's checkpoint file and its job files (``<run id>.job.json``, ``.progress.json``,
+        ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`); nothing else in the folder is touched.
 
         Raises:
             FileNotFoundError: no such run.
@@ -219,3 +248,6 @@ class RunStore:
         if not path.is_file():
             raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
         path.unlink()
+        for extra in [path.with_suffix(s) for s in (".job.json", ".progress.json", ".stop")] + \
+                list(self.root.glob(f"{run_id}.*.claim")):
+            extra.unlink(missing_ok=True)

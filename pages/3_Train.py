@@ -8,7 +8,9 @@ from convviz.ui import training as ui
 st.set_page_config(page_title="Train · ConvViz", page_icon="🏋️", layout="wide")
 st.markdown("## Train the network and watch it learn")
 st.caption("The model is our own from-scratch CNN (convolutions with a hand-written backward pass, Adam written "
-           "out). Training runs in the background: you can change pages and come back, it keeps going.")
+           "out). Training runs on a separate worker process, not in this web server: you can change pages, close "
+           "the tab and come back with the same address, it keeps going.")
+ui.cluster_notice()
 
 PRESETS = {
     "fast": "fast: conv → max-pool → conv → max-pool → dropout → dense (quick to train)",
@@ -23,7 +25,7 @@ def remembered(key, default):
 
 
 run = ui.current_run()
-busy = run is not None and run.running
+busy = run is not None and run.active
 
 with st.expander("Settings" + (" (locked while training)" if busy else ""), expanded=not busy):
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
@@ -45,13 +47,13 @@ with st.expander("Settings" + (" (locked while training)" if busy else ""), expa
                                      disabled=busy, help="Adam's step size.")
     seed = c4.number_input("Seed", 0, 2**31 - 1, remembered("train_seed", 0), key="train_seed", disabled=busy,
                            help="Same seed and settings → the same starting weights, shuffling and dropout.")
-    data, dataset = ui.dataset_picker()
+    dataset = ui.dataset_picker()
 
 for key in ("train_preset", "train_filters1", "train_filters2", "train_kernel", "train_epochs", "train_batch",
             "train_lr", "train_seed"):
     saved[key] = st.session_state[key]
 
-cap, cap_warning = ui.max_jobs()
+_, cap_warning = ui.max_jobs()
 if cap_warning:
     st.warning(cap_warning)
 settings = {"preset": preset, "filters": (int(filters1), int(filters2)), "kernel_size": int(kernel_size),
@@ -61,8 +63,8 @@ start_col, stop_col, _ = st.columns([1, 1, 4])
 with stop_col:
     ui.stop_button(run)
 if start_col.button("Start training", key="train_start", type="primary", disabled=busy,
-                    help=f"One run per browser session; at most {cap} at once on this server."):
-    problem = ui.start_run(settings, data, dataset)
+                    help=ui.start_help()):
+    problem = ui.start_run(settings, dataset)
     if problem:
         st.error(problem)
     else:
@@ -77,4 +79,4 @@ else:
     ui.show_results(run)
 
 st.divider()
-runs_ui.past_runs(busy=run is not None and run.running)
+runs_ui.past_runs(busy=run is not None and run.active)

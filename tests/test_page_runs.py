@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_helpers import wait_for
+
+from convviz import jobs
 from convviz.data import load_sample
 from convviz.model import ScratchCNN, make_spec
 from convviz.runs import RunStore
@@ -21,7 +24,15 @@ PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
 def runs(monkeypatch, tmp_path):
     folder = tmp_path / "runs"
     monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(folder))
+    monkeypatch.delenv(jobs.SCHEDULER_ENV, raising=False)
     return RunStore(folder / LEARNER)
+
+
+def _ended(store, run_id, timeout=180.0):
+    """Wait until the run (trained on the page's Dask cluster) has ended; returns its RunState."""
+    files = jobs.JobFiles(store.root.parent, LEARNER)
+    assert wait_for(lambda: jobs.run_state(files, run_id).state in jobs.ENDED, timeout), jobs.run_state(files, run_id)
+    return jobs.run_state(files, run_id)
 
 
 LEARNER = "learner0test1"
@@ -83,20 +94,22 @@ def test_a_run_started_on_the_page_is_listed_when_it_finishes(runs):
     at.run()
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
-    run = at.session_state[ui.RUN_KEY]
-    assert run.saved_as and run.saved_as.split("-")[2] == "fast"
-    assert run.job.join(timeout=120) and run.job.status == "finished"
+    run_id = at.session_state[ui.RUN_KEY]
+    assert run_id.split("-")[2] == "fast"
+    state = _ended(runs, run_id)
+    assert state.state == "finished", state.error
     at.run()
     assert not at.exception, at.exception
     table = _table(at)
-    assert list(table["Run id"]) == [run.saved_as]
+    assert list(table["Run id"]) == [run_id]
     row = table.iloc[0]
-    assert row["Status"] == "finished" and row["Epochs (done / planned)"] == "1 / 1"
+    assert row["Status"] == "finished" and row["Epochs (done / planned)"] == "1 / 1" and row["Run"] == "Run 1"
     assert row["Dataset"] == "bundled sample" and row["Preset"] == "fast" and row["Test accuracy"].endswith("%")
     record = runs.list_runs()[0][0]
     assert record.config == {"preset": "fast", "filters": [2, 4], "kernel_size": 3, "epochs": 1,
                              "batch_size": 512, "learning_rate": 1e-3, "seed": 0}
-    assert record.history["batch_loss"] == run.job.snapshot()["batch_loss"]
+    assert record.history["batch_loss"] == state.history["batch_loss"]
+    assert row["Test accuracy"] == f"{record.test_accuracy:.2%}"
 
 
 def test_another_learners_runs_are_not_listed(runs):
@@ -199,12 +212,10 @@ def test_resume_continues_the_history(runs):
     at.button(key="runs_resume").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    run = at.session_state[ui.RUN_KEY]
-    assert run.saved_as == run_id and run.settings["epochs"] == 2
-    job = run.job
-    assert job.status in ("running", "finished")
-    assert job.join(120) and job.status == "finished"
-    snap = job.snapshot()
+    assert at.session_state[ui.RUN_KEY] == run_id
+    state = _ended(runs, run_id)
+    assert state.state == "finished", state.error
+    snap = state.history
     assert snap["epoch"] == 2 and snap["batch_loss"][:len(saved["batch_loss"])] == saved["batch_loss"]
     assert len(snap["batch_loss"]) == 2 * saved["batches_per_epoch"]
     at.run()

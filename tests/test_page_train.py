@@ -1,5 +1,8 @@
-"""AppTest of the Train page: start a small run on the bundled sample, watch it grow, stop it, see the results."""
+"""AppTest of the Train page: start a small run on the bundled sample (it trains on a Dask worker), watch it
+grow, stop it, see the results; more runs than workers queue; a bad cluster setting is a message, not a traceback.
+"""
 
+import re
 import time
 from pathlib import Path
 
@@ -7,20 +10,24 @@ import pytest
 from apptest_helpers import wait_for
 from streamlit.testing.v1 import AppTest
 
+from convviz import jobs
 from convviz.ui import training as ui
 
 PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
+LEARNER = "learner0train1"
 
 
 @pytest.fixture(autouse=True)
 def runs_dir(monkeypatch, tmp_path):
     """Runs started here are saved in a temporary runs folder, never the user's ~/.convviz/runs."""
     monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv(jobs.SCHEDULER_ENV, raising=False)
     return tmp_path / "runs"
 
 
-def _page(epochs=3, batch=32):
+def _page(epochs=3, batch=32, learner=LEARNER):
     at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params["learner"] = learner
     at.run()
     assert not at.exception, at.exception
     if any(r.key == "train_dataset" for r in at.radio):  # the full MNIST is available here: pick the sample
@@ -34,64 +41,92 @@ def _page(epochs=3, batch=32):
     return at
 
 
-def test_train_start_grow_stop_results():
-    at = _page()
+def _state(runs_dir, run_id, learner=LEARNER):
+    return jobs.run_state(jobs.JobFiles(runs_dir, learner), run_id)
+
+
+def _progress_text(at):
+    progress = at.get("progress")
+    assert progress, "no progress bar"
+    return progress[0].proto.text
+
+
+def test_train_start_grow_stop_results(runs_dir):
+    at = _page(epochs=30)
     assert at.button(key="train_start").label == "Start training"
+    t0 = time.monotonic()
     at.button(key="train_start").click().run()
+    answered = time.monotonic() - t0
     assert not at.exception, at.exception
-    run = at.session_state[ui.RUN_KEY]
-    job = run.job
-    assert run.dataset == ui.SAMPLE_LABEL and run.settings["filters"] == (4, 8)
-    assert wait_for(lambda: len(job.snapshot()["batch_loss"]) >= 3, 30.0)
+    run_id = at.session_state[ui.RUN_KEY]
+    # the page answers at once, saying what happens before the first batch
+    assert answered < 10, answered
+    assert re.match(r"Starting the Dask cluster|Queued, position \d|Loading the bundled sample|Waiting for the first"
+                    r"|Epoch 1/30", _progress_text(at)), _progress_text(at)
+    assert any(c.value.startswith(f"Run 1 (saved as {run_id}): preset **fast**, filters 4/8") for c in at.caption)
+    assert wait_for(lambda: len(_state(runs_dir, run_id).history["batch_loss"]) >= 3, 120.0)
     at.run()
-    n1 = len(job.snapshot()["batch_loss"])
+    n1 = len(_state(runs_dir, run_id).history["batch_loss"])
     assert at.button(key="train_stop").label == "Stop training"
     assert at.button(key="train_start").disabled  # one run per session
-    progress = at.get("progress")
-    assert progress and "Epoch" in progress[0].proto.text and "digits/s" in progress[0].proto.text
-    assert wait_for(lambda: len(job.snapshot()["batch_loss"]) > n1 + 3, 30.0)
+    text = _progress_text(at)
+    assert "Epoch" in text and "digits/s" in text, text
+    assert wait_for(lambda: len(_state(runs_dir, run_id).history["batch_loss"]) > n1 + 3, 60.0)
     at.run()
     assert not at.exception, at.exception
-    n2 = len(job.snapshot()["batch_loss"])
+    n2 = len(_state(runs_dir, run_id).history["batch_loss"])
     assert n2 > n1  # the history grows while the page is shown
 
     at.button(key="train_stop").click().run()
-    assert job.join(timeout=30) and job.status == "stopped"
+    assert wait_for(lambda: _state(runs_dir, run_id).state == "stopped", 60.0), _state(runs_dir, run_id)
     at.run()
     assert not at.exception, at.exception
-    snap = job.snapshot()
-    assert len(snap["batch_loss"]) >= n2 and snap["status"] == "stopped"  # history kept
-    progress_text = at.get("progress")[0].proto.text
-    assert progress_text.startswith("Stopped after")
+    state = _state(runs_dir, run_id)
+    assert len(state.history["batch_loss"]) >= n2 and state.history["status"] == "stopped"  # history kept
+    assert _progress_text(at).startswith("Stopped after")
     chart_ids = [el.proto.id for el in at.get("plotly_chart")]
     assert any("train_chart_confusion" in i for i in chart_ids), chart_ids
     assert any("train_chart_loss" in i for i in chart_ids) and any("train_chart_kernels" in i for i in chart_ids)
-    assert any("test digits" in c.value for c in at.caption)
     assert not at.get("button") or all(b.key != "train_stop" for b in at.button)
 
-    # make it the Draw page's model
+    # one number per fact, one name per run: results, saved-runs list and Draw page agree with the saved run
+    record = jobs.JobFiles(runs_dir, LEARNER).store.record(run_id)
+    accuracy = f"{record.test_accuracy:.2%}"
+    assert record.name == "Run 1" and record.test_accuracy == record.history["final_test_accuracy"]
+    results = next(c.value for c in at.caption if "test digits, " in c.value)
+    assert results.endswith(f"with the final weights: loss {record.history['final_test_loss']:.3f}, "
+                            f"accuracy {accuracy}."), results
+    row = at.dataframe[0].value.iloc[0]
+    assert row["Run"] == "Run 1" and row["Run id"] == run_id and row["Test accuracy"] == accuracy
+    assert row["Status"] == "stopped"
     at.button(key="train_use_on_draw").click().run()
     assert not at.exception, at.exception
     model, description = at.session_state[ui.DRAW_MODEL_KEY]
-    assert f"run {run.run_id}" in description and model is not job.model
+    assert description.startswith(f"Run 1 (saved as {run_id};") and f"{accuracy} test accuracy" in description
     assert any("The Draw page uses" in s.value for s in at.success)
+    assert model.predict(ui.get_sample()[1][0][:2] / 255.0).shape == (2, 10)
 
 
-def test_server_wide_cap(monkeypatch):
-    monkeypatch.setenv(ui.MAX_JOBS_ENV, "1")
+def test_more_runs_than_workers_are_queued_not_refused(monkeypatch, runs_dir):
+    monkeypatch.setenv(ui.MAX_JOBS_ENV, "1")  # an embedded cluster of one worker
     first = _page(epochs=50)
     first.button(key="train_start").click().run()
-    job = first.session_state[ui.RUN_KEY].job
+    first_id = first.session_state[ui.RUN_KEY]
+    second = None
     try:
-        assert job.status == "running"
-        second = _page(epochs=1)
+        assert wait_for(lambda: _state(runs_dir, first_id).state == "running", 120.0)
+        second = _page(epochs=1, learner="learner0train2")
         second.button(key="train_start").click().run()
         assert not second.exception, second.exception
-        assert any("already training 1 model" in e.value for e in second.error)
-        assert ui.RUN_KEY not in second.session_state
+        assert not second.error, [e.value for e in second.error]
+        second_id = second.session_state[ui.RUN_KEY]
+        assert _progress_text(second).startswith("Queued, position 1"), _progress_text(second)
+        assert second.button(key="train_stop").label == "Stop training"
+        first.button(key="train_stop").click().run()
+        assert wait_for(lambda: _state(runs_dir, second_id, "learner0train2").state in jobs.ENDED, 120.0)
+        assert _state(runs_dir, second_id, "learner0train2").state == "finished"  # it started when the worker freed
     finally:
-        job.stop()
-        assert job.join(timeout=30)
+        jobs.JobFiles(runs_dir, LEARNER).stop_path(first_id).touch()
 
 
 @pytest.mark.parametrize("raw, expected", [("", 2), ("3", 3), ("zero", 2), ("0", 2)])
@@ -104,31 +139,21 @@ def test_max_jobs_env(monkeypatch, raw, expected):
         assert repr(raw) in warning
 
 
-class _FakeJob:
-    def __init__(self):
-        self.status = "pending"
-        self.stopped = False
-
-    def start(self):
-        self.status = "running"
-
-    def stop(self):
-        self.stopped = True
+def test_a_malformed_scheduler_address_is_a_message(monkeypatch):
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "localhost:8786")
+    at = _page()
+    assert any("CONVVIZ_DASK_SCHEDULER='localhost:8786'" in e.value for e in at.error), [e.value for e in at.error]
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    assert ui.RUN_KEY not in at.session_state
+    assert any("tcp://HOST:PORT" in e.value for e in at.error)
 
 
-def test_registry_caps_and_stops_orphans(monkeypatch):
-    alive = {"a": True, "b": True}
-    monkeypatch.setattr(ui, "_session_alive", lambda sid: alive.get(sid, True))
-    reg = ui.JobRegistry(orphan_grace_s=0.0, check_every_s=3600)
-    one, two, three = _FakeJob(), _FakeJob(), _FakeJob()
-    assert reg.start(one, cap=2, session_id="a") and one.status == "running"
-    assert reg.start(two, cap=2, session_id="b")
-    assert not reg.start(three, cap=2, session_id="c") and three.status == "pending"  # full: not started
-    one.status = "finished"
-    assert reg.active() == 1 and reg.start(three, cap=2, session_id="c")
-    alive["b"] = False  # session b's tab was closed
-    reg.active()  # first sighting starts the grace period
-    assert not two.stopped
-    time.sleep(0.01)
-    reg.active()
-    assert two.stopped and not three.stopped
+def test_an_unreachable_scheduler_is_a_message(monkeypatch):
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "tcp://127.0.0.1:9")
+    at = _page()
+    manager, _ = ui.get_manager()
+    assert wait_for(lambda: manager.status[0] == "failed", 60.0), manager.status
+    at.run()
+    assert not at.exception, at.exception
+    assert any("tcp://127.0.0.1:9 could not be reached" in e.value for e in at.error), [e.value for e in at.error]

@@ -1,7 +1,8 @@
 """Streamlit glue for the Train page's saved runs: list them, show one, resume, use on Draw, delete.
 
 Runs live in the runs folder of :class:`convviz.runs.RunStore` (``$CONVVIZ_RUNS_DIR`` or
-``~/.convviz/runs``); :mod:`convviz.ui.training` writes them while they train. Widget keys:
+``~/.convviz/runs``); the Dask workers write them while they train (:mod:`convviz.jobs`). A run has one
+name ("Run 3") and one test accuracy (:attr:`convviz.runs.RunRecord.test_accuracy`) wherever it is shown. Widget keys:
 ``runs_choice`` (the chosen run), ``runs_epochs_<run id>`` / ``runs_resume`` (resume), ``runs_use_on_draw``,
 ``runs_delete`` / ``runs_delete_yes`` / ``runs_delete_no`` (delete, with a confirmation step).
 """
@@ -35,35 +36,30 @@ def _accuracy(record) -> str:
 
 
 def runs_table(records) -> pd.DataFrame:
-    """One row per run: date, preset, dataset, epochs done / planned, test accuracy, status."""
+    """One row per run: name, date, preset, dataset, epochs done / planned, test accuracy, status, run id."""
     return pd.DataFrame([{
-        "Started": _when(r.created), "Preset": r.preset, "Dataset": _DATASETS.get(r.dataset, r.dataset),
+        "Run": r.name, "Started": _when(r.created), "Preset": r.preset, "Dataset": _DATASETS.get(r.dataset, r.dataset),
         "Epochs (done / planned)": f"{r.epochs_done} / {_planned(r) or '?'}", "Test accuracy": _accuracy(r),
         "Status": tr.live_status(r.run_id, r.status), "Run id": r.run_id,
     } for r in records])
 
 
-def _data_for(label: str):
-    """The dataset a saved run trained on, or ``(None, why)``."""
+def _data_for(label: str) -> str | None:
+    """Why a saved run's dataset cannot be trained on from here, or None when it can."""
     if label == tr.SAMPLE_LABEL:
-        return tr.get_sample(), None
+        return None
     if label == tr.FULL_LABEL:
         data, why = tr.full_mnist()
-        return data, (None if data is not None else f"it trained on the full MNIST, which is not available "
-                                                    f"here now: {why}")
-    return None, f"it trained on {label!r}, which this app cannot load."
+        return None if data is not None else f"it trained on the full MNIST, which is not available here now: {why}"
+    return f"it trained on {label!r}, which this app cannot load."
 
 
 def _use_on_draw(record) -> None:
-    try:
-        model, _ = tr.get_store().load(record.run_id)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        st.session_state["_runs_message"] = ("error", f"Cannot use run {record.run_id}: {exc}")
+    problem = tr.use_on_draw(record.run_id)
+    if problem:
+        st.session_state["_runs_message"] = ("error", problem)
         return
-    st.session_state[tr.DRAW_MODEL_KEY] = (
-        model, f"saved run {record.run_id} ({record.preset} preset, {_DATASETS.get(record.dataset, record.dataset)}, "
-               f"{record.epochs_done} epoch(s), {_accuracy(record)} test accuracy)")
-    st.session_state["_runs_message"] = ("success", f"The Draw page now uses saved run {record.run_id}.")
+    st.session_state["_runs_message"] = ("success", f"The Draw page now uses {record.name} (saved as {record.run_id}).")
 
 
 def _delete(run_id: str) -> None:
@@ -77,7 +73,7 @@ def _delete(run_id: str) -> None:
 
 
 def _actions(record, busy: bool) -> None:
-    live = tr.live_job(record.run_id) is not None
+    live = tr.is_active(record.run_id)
     planned = _planned(record) or record.epochs_done + 1
     resume, draw, delete = st.columns(3, vertical_alignment="bottom")
     with resume:
@@ -88,9 +84,8 @@ def _actions(record, busy: bool) -> None:
                                       "learning rate and seed.")
         if st.button("Resume training", key="runs_resume", disabled=live or busy,
                      help="Stop this session's run first." if busy else None):
-            data, why = _data_for(record.dataset)
-            problem = f"Cannot resume run {record.run_id}: {why}" if data is None else \
-                tr.resume_run(record.run_id, int(epochs), data, record.dataset)
+            why = _data_for(record.dataset)
+            problem = f"Cannot resume run {record.run_id}: {why}" if why else tr.resume_run(record.run_id, int(epochs))
             if problem:
                 st.error(problem)
             else:
@@ -116,6 +111,7 @@ def past_runs(busy: bool) -> None:
         busy: whether this session's own run is training (no resume meanwhile).
     """
     store = tr.get_store()
+    tr.keep_learner_in_address()
     st.subheader("Saved runs")
     st.caption(f"Every run is saved in `{store.root}` after each epoch and when it stops, so a closed tab, "
                "a restart or a crash loses at most the epoch in progress. These are your runs only: they are "
@@ -137,11 +133,11 @@ def past_runs(busy: bool) -> None:
     st.dataframe(runs_table(records), hide_index=True, width="stretch")
     by_id = {r.run_id: r for r in records}
     chosen = st.selectbox("Show a saved run", list(by_id), key="runs_choice",
-                          format_func=lambda i: f"{_when(by_id[i].created)} · {by_id[i].preset} · "
+                          format_func=lambda i: f"{by_id[i].name} · {_when(by_id[i].created)} · {by_id[i].preset} · "
                                                 f"{_accuracy(by_id[i])} · {i}")
     record = by_id[chosen]
     status = tr.live_status(record.run_id, record.status)
-    st.caption(f"Run {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
+    st.caption(f"{record.name}, saved as {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
                f"{_DATASETS.get(record.dataset, record.dataset)}. {record.epochs_done} epoch(s) saved, last at "
                f"{_when(record.updated)}; status **{status}**"
                + (" (the server stopped while it trained: resume it from its last saved epoch)."

@@ -1,149 +1,90 @@
-"""Streamlit glue for the Train page: the dataset choice, the server-wide job cap, the live panel.
+"""Streamlit glue for the Train page: the dataset choice, the cluster's state, the live panel, the results.
 
-The training itself runs in :class:`convviz.train.TrainingJob`'s background thread, which makes no
-Streamlit calls. This module keeps one :class:`TrainRun` per browser session under the non-widget
-key :data:`RUN_KEY` of ``st.session_state`` (Streamlit drops the widget-keyed state of a page that
-is not shown, never the other keys), so visiting other pages or touching widgets neither stops
-nor loses a run. A fragment that reruns every 0.5 s shows the run's progress and charts; when an
-epoch ends or the run stops, it reruns the whole page so the test-set results refresh.
+Training runs on a Dask cluster, not in this web server: :mod:`convviz.jobs` launches, queues, stops
+and resumes runs, and reads what the workers write into the runs folder (progress, checkpoints).
+This module only draws that. One :class:`convviz.jobs.JobManager` per server (``st.cache_resource``)
+connects to ``CONVVIZ_DASK_SCHEDULER`` or starts an embedded ``LocalCluster`` of ``CONVVIZ_MAX_JOBS``
+worker processes, in the background, so no page waits for it.
 
-Server-wide, at most ``CONVVIZ_MAX_JOBS`` (default 2) jobs train at once (:class:`JobRegistry`).
+The session remembers which run it shows under the non-widget key :data:`RUN_KEY` (Streamlit drops
+the widget-keyed state of a page that is not shown, never the other keys); without one, the page
+shows the learner's run that is still going, if any, wherever it was started (another web server,
+an earlier server process): runs are found by learner key. A fragment that reruns every 0.5 s shows
+the run's progress; when an epoch ends or the run ends it reruns the whole page so the test-set
+results refresh.
 
-Every run started here is saved: it gets a run id from :class:`convviz.runs.RunStore` and its job
-checkpoints the model and history into the runs folder after every epoch and when it stops or
-finishes (:func:`start_run`, :func:`resume_run`); :mod:`convviz.ui.runs` lists those runs.
+A run has one name, the saved run's ("Run 3": the learner's third run), and one accuracy, the saved
+run's (:attr:`convviz.runs.RunRecord.test_accuracy`), here, in the saved-runs list and on the Draw page.
 """
 
 from __future__ import annotations
 
-import itertools
+import atexit
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from convviz import figures_training as ft
+from convviz import jobs
+from convviz.jobs import DEFAULT_MAX_JOBS, FULL_LABEL, MAX_JOBS_ENV, SAMPLE_LABEL, SCHEDULER_ENV, max_jobs
+
+__all__ = ["DEFAULT_MAX_JOBS", "FULL_LABEL", "MAX_JOBS_ENV", "SAMPLE_LABEL", "SCHEDULER_ENV", "max_jobs"]
 
 RUN_KEY = "_train_run"
-"""``st.session_state`` key of this session's :class:`TrainRun` (not a widget key)."""
+"""``st.session_state`` key of the run id this session shows (not a widget key)."""
 
 DRAW_MODEL_KEY = "_draw_model"
 """``st.session_state`` key of the model the Draw page uses: ``(ScratchCNN, description)``."""
 
-MAX_JOBS_ENV = "CONVVIZ_MAX_JOBS"
-DEFAULT_MAX_JOBS = 2
-FULL_LABEL = "Full MNIST (60,000 training / 10,000 test digits)"
-SAMPLE_LABEL = "Bundled sample (5,000 training / 1,000 test digits)"
 _RETRY_FULL_AFTER_S = 300.0
-_run_ids = itertools.count(1)
+_EPOCH_RERUN_S = 10.0
+"""While a run trains, the whole page (test-set results) refreshes for a new epoch at most this often, seconds."""
 
 
-def max_jobs() -> tuple[int, str | None]:
-    """The server-wide cap on simultaneous training jobs, from ``CONVVIZ_MAX_JOBS``.
+@st.cache_resource(show_spinner=False)
+def _manager(scheduler: str | None, n_workers: int) -> jobs.JobManager:
+    manager = jobs.JobManager(scheduler=scheduler, n_workers=n_workers)
+    atexit.register(manager.close)
+    return manager
+
+
+def get_manager() -> tuple[jobs.JobManager | None, str | None]:
+    """This server's :class:`convviz.jobs.JobManager` (started in the background on first use).
 
     Returns:
-        ``(cap, warning)``: the cap (>= 1; default 2) and a message when the variable was invalid.
+        ``(manager, None)``, or ``(None, why)`` when ``CONVVIZ_DASK_SCHEDULER`` is malformed.
     """
-    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_JOBS, None
     try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        return DEFAULT_MAX_JOBS, (f"{MAX_JOBS_ENV}={raw!r} is not an integer >= 1; using the default "
-                                  f"{DEFAULT_MAX_JOBS}.")
-    return value, None
+        address = jobs.scheduler_address(os.environ.get(SCHEDULER_ENV))
+    except ValueError as exc:
+        return None, f"Training is unavailable: {exc} (or unset it to train on this machine)."
+    manager = _manager(address, max_jobs()[0] if address is None else 1)
+    manager.ensure_started()  # returns at once: the cluster starts in a background thread
+    return manager, None
 
 
-def _session_id() -> str | None:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    return None if ctx is None else ctx.session_id
-
-
-def _session_alive(session_id: str | None) -> bool:
-    """Whether the browser session is still connected (True when that cannot be told, e.g. in AppTest)."""
-    from streamlit.runtime import Runtime
-
-    if session_id is None or not Runtime.exists():
-        return True
-    return Runtime.instance().is_active_session(session_id)
+def start_help() -> str:
+    """The Start button's help: where runs train and that extra runs queue."""
+    manager, _ = get_manager()
+    where = manager.describe() if manager is not None else "the Dask cluster"
+    return f"One run per browser session. Runs train on {where}; when every worker is busy, a run waits in a queue."
 
 
-class JobRegistry:
-    """The training jobs of every session on this server, to cap how many run at once.
-
-    A job whose browser session has gone (tab closed or reloaded: the run can no longer be
-    shown) for longer than ``orphan_grace_s`` is stopped, so it does not hold a slot; a
-    watchdog thread checks every ``check_every_s`` while any job is active.
-    """
-
-    def __init__(self, orphan_grace_s: float = 60.0, check_every_s: float = 10.0):
-        self._lock = threading.Lock()
-        self._entries: list[dict] = []
-        self._grace = orphan_grace_s
-        self._every = check_every_s
-        self._watchdog: threading.Thread | None = None
-
-    def _prune(self) -> None:
-        now = time.monotonic()
-        kept = []
-        for entry in self._entries:
-            job = entry["job"]
-            if job.status not in ("pending", "running"):
-                continue
-            if _session_alive(entry["session"]):
-                entry["gone_since"] = None
-            elif entry["gone_since"] is None:
-                entry["gone_since"] = now
-            elif now - entry["gone_since"] > self._grace:
-                job.stop()  # nobody can see it any more; it ends after the current batch
-            kept.append(entry)
-        self._entries = kept
-
-    def active(self) -> int:
-        """Jobs still pending or running."""
-        with self._lock:
-            self._prune()
-            return len(self._entries)
-
-    def start(self, job, cap: int, session_id: str | None = None) -> bool:
-        """Start ``job`` if fewer than ``cap`` jobs are active; ``False`` (not started) otherwise."""
-        with self._lock:
-            self._prune()
-            if len(self._entries) >= cap:
-                return False
-            job.start()
-            self._entries.append({"job": job, "session": session_id, "gone_since": None})
-            if self._watchdog is None or not self._watchdog.is_alive():
-                self._watchdog = threading.Thread(target=self._watch, name="convviz-job-watchdog", daemon=True)
-                self._watchdog.start()
-            return True
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(self._every)
-            with self._lock:
-                self._prune()
-                if not self._entries:
-                    self._watchdog = None
-                    return
-
-
-@st.cache_resource
-def get_registry() -> JobRegistry:
-    """The one :class:`JobRegistry` of this server."""
-    return JobRegistry()
+def cluster_notice() -> None:
+    """An error box when training is unavailable: a bad ``CONVVIZ_DASK_SCHEDULER``, or a cluster that did not start."""
+    manager, problem = get_manager()
+    if problem:
+        st.error(problem)
+        return
+    state, message = manager.status
+    if state == "failed":
+        st.error(f"Training is unavailable for now: {message}. It is tried again in "
+                 f"{manager.retry_after_s:.0f} s; runs you start meanwhile wait for it.")
 
 
 class _FullMNIST:
@@ -186,11 +127,14 @@ def get_sample():
     return _get_sample()
 
 
-def dataset_picker():
+def dataset_picker() -> str:
     """The dataset choice: the full MNIST when it loads, else the bundled sample with a notice.
 
+    The web server loads the full MNIST only to tell whether it is there and for the results' test
+    split; the worker that trains loads its own copy (:func:`convviz.jobs.load_dataset`).
+
     Returns:
-        ``(data, label)``: ``((x_train, y_train), (x_test, y_test))`` uint8, and its description.
+        The dataset's label, :data:`FULL_LABEL` or :data:`SAMPLE_LABEL`.
     """
     with st.spinner("Looking for the full MNIST…"):
         full, why = full_mnist()
@@ -199,10 +143,10 @@ def dataset_picker():
                    "(5,000 training / 1,000 test digits): good for quick runs, lower test accuracy than the full set.")
         with st.popover("Why, and how to get the full set"):
             st.text(why)
-        return get_sample(), SAMPLE_LABEL
+        return SAMPLE_LABEL
     choice = st.radio("Dataset", [FULL_LABEL, SAMPLE_LABEL], key="train_dataset",
                       help="The bundled sample trains about 12x faster: handy for a quick look.")
-    return (full if choice == FULL_LABEL else get_sample()), choice
+    return choice
 
 
 LEARNER_PARAM = "learner"
@@ -212,7 +156,8 @@ _LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
 def learner_key() -> str:
     """This learner's key, which keeps their saved runs apart from every other learner's.
 
-    It lives in the page address (``?learner=…``) and in the session: the address wins, so a
+    It lives in the page address (``?learner=…``, see :func:`keep_learner_in_address`) and in the
+    session: the address wins, so a
     bookmarked or reloaded address brings the same runs back, also after a server restart; a new
     visitor gets a fresh random key.
     """
@@ -223,9 +168,18 @@ def learner_key() -> str:
     if not key:
         key = secrets.token_hex(6)
     st.session_state["_learner"] = key
+    return key
+
+
+def keep_learner_in_address() -> None:
+    """Put this learner's key into the page address (``?learner=…``), where a bookmark keeps it.
+
+    Called at the end of the Train page's script (by the saved-runs list), as before this page
+    trained on Dask: the address changes once the page has been drawn.
+    """
+    key = learner_key()
     if st.query_params.get(LEARNER_PARAM) != key:
         st.query_params[LEARNER_PARAM] = key
-    return key
 
 
 def get_store():
@@ -235,182 +189,140 @@ def get_store():
     return RunStore(default_runs_dir() / learner_key())
 
 
-@st.cache_resource
-def _live_jobs() -> dict:
-    """Saved run id -> the :class:`convviz.train.TrainingJob` training it in this server (all sessions)."""
-    return {}
+LEARNER_PARAM = "learner"
+_LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
 
 
-def live_job(saved_as: str):
-    """The job of run ``saved_as`` if it is still training (or saving its last checkpoint) in this server."""
-    job = _live_jobs().get(saved_as)
-    if job is not None and (job.is_alive() or job.status in ("pending", "running")):
-        return job
-    return None
+def learner_key() -> str:
+    """This learner's key, which keeps their saved runs apart from every other learner's.
 
-
-def live_status(saved_as: str, saved_status: str) -> str:
-    """What the runs list calls a run: the live job's status when it trains in this server, else the
-    saved one, except that a saved ``running`` with no live job here is ``interrupted`` (the server
-    stopped or crashed while it trained) and a job that failed here is ``failed``."""
-    job = _live_jobs().get(saved_as)
-    if job is not None and (job.is_alive() or job.status in ("pending", "running")):
-        return "running" if job.status == "pending" else job.status
-    if job is not None and job.status == "failed":
-        return "failed"
-    return "interrupted" if saved_status == "running" else saved_status
-
-
-def _json_settings(settings: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
-
-
-@dataclass
-class TrainRun:
-    """One session's training run and what the page derived from it.
-
-    Attributes:
-        job: the :class:`convviz.train.TrainingJob`.
-        dataset: description of the data it trains on.
-        x_test, y_test: the test split (uint8 images, labels) for the confusion matrix.
-        settings: the settings it was started with (for display).
-        run_id: a number unique on this server.
-        saved_as: its id in the runs folder (:class:`convviz.runs.RunStore`), or None.
-        seen_epoch: the last epoch count the page rendered results for.
-        evaluations: cache ``key -> (loss, accuracy, predicted, probabilities)``.
+    It lives in the page address (``?learner=…``, see :func:`keep_learner_in_address`) and in the
+    session: the address wins, so a
+    bookmarked or reloaded address brings the same runs back, also after a server restart or on
+    another server of the class; a new visitor gets a fresh random key.
     """
-
-    job: object
-    dataset: str
-    x_test: np.ndarray
-    y_test: np.ndarray
-    settings: dict
-    run_id: int = field(default_factory=lambda: next(_run_ids))
-    saved_as: str | None = None
-    seen_epoch: int = 0
-    evaluations: dict = field(default_factory=dict)
-
-    @property
-    def running(self) -> bool:
-        return self.job.status in ("pending", "running")
+    key = st.session_state.get("_learner")
+    param = st.query_params.get(LEARNER_PARAM)
+    if isinstance(param, str) and _LEARNER_RE.match(param):
+        key = param
+    if not key:
+        key = secrets.token_hex(6)
+    st.session_state["_learner"] = key
+    return key
 
 
-def current_run() -> TrainRun | None:
-    """This session's run, or None."""
-    return st.session_state.get(RUN_KEY)
+def keep_learner_in_address() -> None:
+    """Put this learner's key into the page address (``?learner=…``), where a bookmark keeps it.
+
+    Called at the end of the Train page's script (by the saved-runs list), as before this page
+    trained on Dask: the address changes once the page has been drawn.
+    """
+    key = learner_key()
+    if st.query_params.get(LEARNER_PARAM) != key:
+        st.query_params[LEARNER_PARAM] = key
 
 
-def _launch(model, data, dataset: str, settings: dict, saved_as: str, created: str | None = None,
-            resume_history: dict | None = None) -> str | None:
-    """Make the job (checkpointing into the runs folder as ``saved_as``) and start it if the server has room."""
-    from convviz.train import TrainConfig, TrainingJob
+def get_files() -> jobs.JobFiles:
+    """This learner's :class:`convviz.jobs.JobFiles` under ``$CONVVIZ_RUNS_DIR`` (or ``~/.convviz/runs``)."""
+    from convviz.runs import default_runs_dir
 
-    run = current_run()
-    if run is not None and run.running:
-        return "A training run is already going in this session: stop it first."
-    store = get_store()
-    labels = {"preset": settings["preset"], "dataset": dataset, "config": _json_settings(settings)}
-    start_time = created or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-
-    def checkpoint(model, history):
-        store.save(saved_as, model, created=start_time, history=history, **labels)
-
-    try:
-        config = TrainConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
-                             learning_rate=settings["learning_rate"], seed=settings["seed"])
-        job = TrainingJob(model, data, config, on_checkpoint=checkpoint, resume_history=resume_history)
-    except ValueError as exc:
-        return f"These settings do not work: {exc}"
-    cap, _ = max_jobs()
-    if not get_registry().start(job, cap, _session_id()):
-        return (f"The server is already training {cap} model(s), its limit (set by {MAX_JOBS_ENV}). "
-                "Try again when one has finished, or use the shipped model on the Draw page meanwhile.")
-    live = _live_jobs()
-    for old_id in [i for i, j in live.items() if not j.is_alive() and j.status != "failed"]:
-        del live[old_id]  # an ended job holds its data and model: do not keep it for the whole server's life
-    live[saved_as] = job
-    (_, _), (x_test, y_test) = data
-    st.session_state[RUN_KEY] = TrainRun(job=job, dataset=dataset, x_test=x_test, y_test=y_test,
-                                         settings=dict(settings), saved_as=saved_as)
-    return None
+    return jobs.JobFiles(default_runs_dir(), learner_key())
 
 
-def start_run(settings: dict, data, dataset: str) -> str | None:
-    """Build the model and the job from ``settings`` and start it, if the server has room.
+def get_store():
+    """This learner's runs folder: ``<$CONVVIZ_RUNS_DIR or ~/.convviz/runs>/<learner key>``."""
+    return get_files().store
 
-    The run is saved in the runs folder under a new run id (after every epoch and at the end).
+
+def run_state(run_id: str) -> jobs.RunState | None:
+    """The run's :class:`convviz.jobs.RunState`, or None when it has no job record (a run saved otherwise)."""
+    manager, _ = get_manager()
+    files = get_files()
+    return manager.state(files, run_id) if manager is not None else jobs.run_state(files, run_id)
+
+
+def is_active(run_id: str) -> bool:
+    """Whether the run is waiting, queued, loading or training (on any server sharing the runs folder)."""
+    state = run_state(run_id)
+    return state is not None and state.active
+
+
+def live_status(run_id: str, saved_status: str) -> str:
+    """What the runs list calls a run: its job's state when it has one (``queued``, ``running``,
+    ``stopped``, ``failed``, ...), else the saved status, except that a saved ``running`` with no job
+    is ``interrupted`` (the server stopped or crashed while it trained)."""
+    state = run_state(run_id)
+    if state is None:
+        return "interrupted" if saved_status == "running" else saved_status
+    return {"waiting": "queued", "loading": "running"}.get(state.state, state.state)
+
+
+def current_run() -> jobs.RunState | None:
+    """The run this session shows: the one it started or resumed, else the learner's run still going, or None."""
+    run_id = st.session_state.get(RUN_KEY)
+    if run_id is None:
+        manager, _ = get_manager()
+        run_id = manager.active_run(get_files()) if manager is not None else None
+    state = run_state(run_id) if run_id else None
+    if state is None:
+        st.session_state.pop(RUN_KEY, None)
+        return None
+    st.session_state[RUN_KEY] = run_id
+    return state
+
+
+def start_run(settings: dict, dataset: str) -> str | None:
+    """Queue a new run with ``settings`` on ``dataset``; the page answers at once.
 
     Args:
         settings: ``preset``, ``filters`` (pair), ``kernel_size``, ``epochs``, ``batch_size``,
             ``learning_rate``, ``seed``.
-        data: ``((x_train, y_train), (x_test, y_test))``.
-        dataset: its description.
+        dataset: :data:`SAMPLE_LABEL` or :data:`FULL_LABEL`.
 
     Returns:
-        None when started, else a message saying what to fix.
+        None when queued, else a message saying what to fix.
     """
     run = current_run()
-    if run is not None and run.running:
+    if run is not None and run.active:
         return "A training run is already going in this session: stop it first."
-    from convviz.model import ScratchCNN
-
+    manager, problem = get_manager()
+    if problem:
+        return problem
     try:
-        model = ScratchCNN.from_preset(settings["preset"], seed=settings["seed"], filters=settings["filters"],
-                                       kernel_size=settings["kernel_size"])
-        saved_as = get_store().new_run_id(settings["preset"])
+        run_id = manager.launch(get_files(), settings, dataset)
     except ValueError as exc:
         return f"These settings do not work: {exc}"
-    return _launch(model, data, dataset, settings, saved_as)
+    except OSError as exc:
+        return f"The runs folder cannot be written ({exc}); check {get_store().root}."
+    st.session_state[RUN_KEY] = run_id
+    return None
 
 
-def resume_run(saved_as: str, epochs: int, data, dataset: str) -> str | None:
-    """Continue the saved run ``saved_as`` from its checkpoint up to ``epochs`` epochs, saving into the same file.
-
-    The settings (batch size, learning rate, seed, architecture) are the saved ones; ``data`` must be
-    the dataset it trained on (the job refuses a different number of batches per epoch).
+def resume_run(saved_as: str, epochs: int) -> str | None:
+    """Queue the saved run ``saved_as`` to continue from its checkpoint up to ``epochs`` epochs (same file).
 
     Returns:
-        None when started, else a message saying what to fix.
+        None when queued, else a message saying what to fix.
     """
-    if live_job(saved_as) is not None:
-        return f"Run {saved_as} is still training on this server; it cannot be resumed twice."
+    manager, problem = get_manager()
+    if problem:
+        return problem
     try:
-        model, record = get_store().load(saved_as)
+        manager.resume(get_files(), saved_as, int(epochs))
     except (ValueError, FileNotFoundError, OSError) as exc:
         return f"Cannot resume run {saved_as}: {exc}"
-    settings = dict(record.config, preset=record.preset, epochs=int(epochs))
-    for key in ("batch_size", "learning_rate", "seed"):
-        if key not in settings:
-            return f"Cannot resume run {saved_as}: its saved settings have no {key}."
-    if isinstance(settings.get("filters"), list):
-        settings["filters"] = tuple(settings["filters"])
-    problem = _launch(model, data, dataset, settings, saved_as, created=record.created,
-                      resume_history=record.history)
-    if problem and problem.startswith("These settings do not work: "):
-        problem = f"Cannot resume run {saved_as}: " + problem.removeprefix("These settings do not work: ")
-    return problem
+    st.session_state[RUN_KEY] = saved_as
+    return None
 
 
-def _progress(snap: dict) -> None:
-    bpe, epochs = max(1, snap["batches_per_epoch"]), max(1, snap["epochs"])
-    steps = len(snap["batch_loss"])
-    epoch = min(epochs, max(1, -(-steps // bpe)))  # the epoch the last batch belonged to
-    batch = steps - (epoch - 1) * bpe
-    eta = snap["eta_s"]
-    status = snap["status"]
-    if status in ("pending", "running"):
-        text = (f"Epoch {epoch}/{epochs} · batch {batch}/{bpe} · {snap['samples_per_second']:,.0f} digits/s · "
-                f"ETA {_duration(eta) if eta is not None else 'estimating…'}")
-    elif status == "finished":
-        text = f"Finished: {epochs} epoch(s), {steps:,} batches in {_duration(snap['elapsed_s'])}"
-    elif status == "stopped":
-        text = (f"Stopped after {steps:,} batches (epoch {epoch}, batch {batch}/{bpe}) in "
-                f"{_duration(snap['elapsed_s'])}; the model and charts are kept")
+def stop_run(run_id: str) -> None:
+    """Ask the run to stop (it ends after the current batch; a queued run at once)."""
+    manager, _ = get_manager()
+    files = get_files()
+    if manager is not None:
+        manager.stop(files, run_id)
     else:
-        text = "Training failed"
-    st.progress(min(1.0, steps / (bpe * epochs)), text=text)
-    if status == "failed":
-        st.error(f"Training failed: {snap['error']}. Try a smaller learning rate or other settings.")
+        files.stop_path(run_id).touch()
 
 
 def _duration(seconds: float) -> str:
@@ -418,25 +330,64 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def _first_kernel(model) -> np.ndarray | None:
-    for _, module in model.layers:
-        if hasattr(module, "kernel"):
-            return module.kernel.numpy()
-    return None
+
+def _progress_text(run: jobs.RunState) -> str:
+    snap = run.history
+    bpe, epochs = max(1, snap.get("batches_per_epoch") or 0), max(1, snap.get("epochs") or 1)
+    steps = len(snap["batch_loss"])
+    epoch = min(epochs, max(1, -(-steps // bpe)))  # the epoch the last batch belonged to
+    batch = steps - (epoch - 1) * bpe
+    short = "the full MNIST" if run.dataset == FULL_LABEL else "the bundled sample"
+    if run.state == "waiting":
+        manager, _ = get_manager()
+        state, _ = manager.status if manager is not None else ("failed", None)
+        return ("Starting the Dask cluster (its worker processes)…" if state in ("idle", "starting", "ready")
+                else "Waiting for the Dask cluster, which is unavailable (see above)")
+    if run.state == "queued":
+        return (f"Queued, position {run.position}: every worker is training another run; "
+                "it starts when one is free")
+    if run.state == "loading":
+        return f"Loading {short} and building the model on a worker…"
+    if run.state == "running" and steps == 0:
+        return "Waiting for the first batch (the worker compiles the training step)…"
+    if run.state == "running":
+        eta = snap.get("eta_s")
+        return (f"Epoch {epoch}/{epochs} · batch {batch}/{bpe} · {snap['samples_per_second']:,.0f} digits/s · "
+                f"ETA {_duration(eta) if eta is not None else 'estimating…'}"
+                + (" · stopping after this batch…" if run.stopping else ""))
+    if run.state == "finished":
+        return f"Finished: {epochs} epoch(s), {steps:,} batches in {_duration(snap['elapsed_s'])}"
+    if run.state == "stopped":
+        if steps == 0 and not snap.get("epoch"):
+            return "Stopped before it started training"
+        return (f"Stopped after {steps:,} batches (epoch {epoch}, batch {batch}/{bpe}) in "
+                f"{_duration(snap['elapsed_s'])}; the model and charts are kept")
+    if run.state == "interrupted":
+        return "Interrupted before it started"
+    return "Training failed"
 
 
-def _panel(run: TrainRun, snap: dict) -> None:
-    _progress(snap)
-    problem = getattr(run.job, "checkpoint_error", None)
-    if problem:
-        st.warning(f"The last checkpoint of this run could not be saved ({problem}); training goes on, but a "
-                   f"crash now would lose the epochs since the last saved one. Check the runs folder "
-                   f"({get_store().root}).")
+def _progress(run: jobs.RunState) -> None:
+    snap = run.history
+    bpe, epochs = max(1, snap.get("batches_per_epoch") or 0), max(1, snap.get("epochs") or 1)
+    st.progress(min(1.0, len(snap["batch_loss"]) / (bpe * epochs)), text=_progress_text(run))
+    if run.state == "failed":
+        st.error(f"Training failed: {run.error}. The last saved checkpoint is kept: resume it from the saved runs "
+                 "below, or try a smaller learning rate or other settings.")
+    elif run.state == "interrupted":
+        st.warning(f"This run did not train: {run.error}. Start it again.")
+
+
+def _panel(run: jobs.RunState) -> None:
+    _progress(run)
+    snap = run.history
+    if not snap["batch_loss"] and run.active:
+        return
     left, right = st.columns(2)
     left.plotly_chart(ft.metric_figure(snap, "loss", smoothing=0.8), key="train_chart_loss")
     right.plotly_chart(ft.metric_figure(snap, "accuracy", smoothing=0.8), key="train_chart_accuracy")
-    kernel = _first_kernel(run.job.model)
-    if kernel is not None:
+    if run.first_kernel is not None:
+        kernel = np.asarray(run.first_kernel, dtype=np.float32)
         left, right = st.columns([3, 2])
         left.plotly_chart(ft.kernel_grid_figure(kernel, columns=8,
                                                 title=f"The first layer's {kernel.shape[-1]} kernels "
@@ -448,34 +399,46 @@ def _panel(run: TrainRun, snap: dict) -> None:
             "on they turn into small stroke and edge detectors — watch them change while the run trains.")
 
 
+def _phase(run: jobs.RunState) -> tuple:
+    """What the whole page shows of a run: it changes when an epoch ends or the run ends."""
+    return run.run_id, "active" if run.active else run.state, run.history.get("epoch", 0)
+
+
 @st.fragment(run_every=0.5)
 def _live_panel() -> None:
     run = current_run()
     if run is None:
         return
-    snap = run.job.snapshot()
-    _panel(run, snap)
-    if snap["status"] not in ("pending", "running") or snap["epoch"] != run.seen_epoch:
-        run.seen_epoch = snap["epoch"]
-        st.rerun(scope="app")  # refresh the test-set results below
+    _panel(run)
+    phase = _phase(run)
+    # Rerun the whole page once per change (an epoch or the run ended), never again while that rerun is
+    # under way (a full run can take longer than 0.5 s, and each st.rerun would interrupt it), and for a
+    # new epoch at most every _EPOCH_RERUN_S seconds (short epochs on a busy server would keep it rerunning).
+    recent = time.monotonic() - st.session_state.get("_train_shown_at", 0.0) < _EPOCH_RERUN_S
+    if phase != st.session_state.get("_train_shown") and phase != st.session_state.get("_train_rerun_for") \
+            and not (run.active and recent):
+        st.session_state["_train_rerun_for"] = phase
+        st.rerun(scope="app")  # refresh the results and the settings lock
 
 
-def stop_button(run: TrainRun | None) -> None:
-    """"Stop training" while this session's run trains (it ends after the current batch)."""
-    if run is not None and run.running:
-        st.button("Stop training", key="train_stop", type="primary", on_click=run.job.stop,
+def stop_button(run: jobs.RunState | None) -> None:
+    """"Stop training" while this session's run is going (it ends after the current batch; a queued one at once)."""
+    if run is not None and run.active:
+        st.button("Stop training", key="train_stop", type="primary", on_click=stop_run, args=(run.run_id,),
+                  disabled=run.stopping,
                   help="Ends the run after the current batch; the model and the charts are kept.")
 
 
-def show_run(run: TrainRun) -> None:
-    """The progress, curves and kernels: live while the run trains, static once it has ended."""
-    saved = f" (saved as {run.saved_as})" if run.saved_as else ""
-    st.caption(f"Run {run.run_id}{saved}: {describe_settings(run.settings)}, on the {run.dataset.lower()}.")
-    if run.running:
+def show_run(run: jobs.RunState) -> None:
+    """The progress, curves and kernels: live while the run is going, static once it has ended."""
+    st.caption(f"{run.name} (saved as {run.run_id}): {describe_settings(run.settings)}, on the "
+               f"{run.dataset[:1].lower() + run.dataset[1:]}.")
+    st.session_state["_train_shown"] = _phase(run)
+    st.session_state["_train_shown_at"] = time.monotonic()
+    if run.active:
         _live_panel()
     else:
-        run.seen_epoch = run.job.snapshot()["epoch"]
-        _panel(run, run.job.snapshot())
+        _panel(run)
 
 
 def describe_settings(s: dict) -> str:
@@ -493,70 +456,119 @@ def describe_settings(s: dict) -> str:
     return ", ".join(parts)
 
 
-def _evaluation(run: TrainRun):
-    """Test-set evaluation of the run's model, cached per finished epoch (and once at the end)."""
+def _test_split(dataset: str):
+    """``(x_test, y_test)`` of the dataset a run trained on, or None when it cannot be loaded here."""
+    if dataset == SAMPLE_LABEL:
+        return get_sample()[1]
+    data, _ = full_mnist() if dataset == FULL_LABEL else (None, None)
+    return None if data is None else data[1]
+
+
+def draw_description(record) -> str:
+    """How the Draw page names a saved run's model: its name, id, preset, dataset, epochs and accuracy."""
+    dataset = "full MNIST" if record.dataset == FULL_LABEL else (
+        "bundled sample" if record.dataset == SAMPLE_LABEL else record.dataset)
+    accuracy = "—" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
+    return (f"{record.name} (saved as {record.run_id}; {record.preset} preset, {dataset}, "
+            f"{record.epochs_done} epoch(s), {accuracy} test accuracy)")
+
+
+def use_on_draw(run_id: str) -> str | None:
+    """Make the saved run ``run_id`` (its checkpoint as it is now) the Draw page's model for this session.
+
+    Returns:
+        None when done, else what went wrong.
+    """
+    try:
+        model, record = get_store().load(run_id)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        return f"Cannot use run {run_id}: {exc}"
+    st.session_state[DRAW_MODEL_KEY] = (model, draw_description(record))
+    return None
+
+
+def _evaluation(run_id: str, record):
+    """The checkpoint's predictions on the test split, cached per checkpoint (run id, time written).
+
+    The weights go into one model per architecture and session, so its compiled forward pass is
+    reused from checkpoint to checkpoint (a new model would be traced again, seconds of CPU).
+    """
+    import json
+
     from convviz.train import evaluate
 
-    key = ("final",) if not run.running else ("epoch", run.seen_epoch)
-    if key not in run.evaluations:
+    cache = st.session_state.setdefault("_train_evaluations", {})
+    key = (run_id, record.updated, record.path.stat().st_mtime_ns)
+    if key not in cache:
+        split = _test_split(record.dataset)
+        if split is None:
+            return None
+        saved, _ = get_store().load(run_id)
+        models = st.session_state.setdefault("_train_eval_models", {})
+        spec = json.dumps(saved.spec, sort_keys=True)
+        if spec not in models:
+            models.clear()
+            models[spec] = saved
+        model = models[spec]
+        if model is not saved:
+            weights = saved.weights()
+            for name, module in model.layers:
+                for attr in ("kernel", "bias", "w", "b"):
+                    if f"{name}/{attr}" in weights:
+                        getattr(module, attr).assign(weights[f"{name}/{attr}"])
         with st.spinner("Evaluating on the test set…"):
-            run.evaluations[key] = evaluate(run.job.model, run.x_test, run.y_test)
-    return run.evaluations[key]
+            cache.clear()
+            cache[key] = (split, evaluate(model, *split))
+    return cache[key]
 
 
-def copy_model(model):
-    from convviz.model import ScratchCNN
-
-    copy = ScratchCNN(model.spec, seed=None)
-    weights = model.weights()
-    for name, module in copy.layers:
-        for attr in ("kernel", "bias", "w", "b"):
-            if hasattr(module, attr):
-                getattr(module, attr).assign(weights[f"{name}/{attr}"])
-    return copy
-
-
-def _use_on_draw(run: TrainRun) -> None:
-    snap = run.job.snapshot()
-    acc = run.evaluations.get(("final",))
-    described = f"{acc[1]:.1%} test accuracy" if acc else f"after {len(snap['batch_loss'])} batches"
-    st.session_state[DRAW_MODEL_KEY] = (copy_model(run.job.model),
-                                        f"your model from run {run.run_id} ({run.settings['preset']} preset, "
-                                        f"{run.dataset.lower()}, {described})")
-
-
-def _weights_bytes(model) -> bytes:
-    with tempfile.TemporaryDirectory() as tmp:
-        return model.save(Path(tmp) / "model.npz").read_bytes()
-
-
-def show_results(run: TrainRun) -> None:
-    """Confusion matrix, misclassified digits, the download and "use on the Draw page" buttons."""
+def show_results(run: jobs.RunState) -> None:
+    """Confusion matrix and misclassified digits of the run's saved checkpoint, the download and "use on Draw"."""
     st.subheader("How the model does on the test set")
-    if run.running and run.seen_epoch == 0:
-        st.info("The confusion matrix and the mistakes appear when the first epoch ends (or when you stop).")
+    try:
+        record = get_store().record(run.run_id)
+    except FileNotFoundError:
+        record = None
+    except (ValueError, OSError) as exc:
+        st.warning(f"The run's checkpoint cannot be read: {exc}")
         return
-    loss, accuracy, predicted, probabilities = _evaluation(run)
-    when = f"after epoch {run.seen_epoch}" if run.running else "with the final weights"
-    st.caption(f"{len(run.y_test):,} test digits, {when}: loss {loss:.3f}, accuracy {accuracy:.2%}.")
-    st.plotly_chart(ft.confusion_figure(ft.confusion_matrix(run.y_test, predicted)), key="train_chart_confusion")
-    mistakes = ft.misclassified(run.y_test, predicted, probabilities, limit=24)
-    st.markdown(f"**Misclassified test digits** ({int((predicted != run.y_test).sum()):,} in all; "
+    if record is None or (run.active and not record.history.get("epoch")):
+        if run.active:
+            st.info("The confusion matrix and the mistakes appear when the first epoch ends (or when you stop).")
+        else:
+            st.info("This run saved no model: it ended before it trained.")
+        return
+    evaluated = _evaluation(run.run_id, record)
+    if evaluated is None:
+        st.info(f"The test digits of the {record.dataset[:1].lower() + record.dataset[1:]} are not available on this server.")
+        return
+    (x_test, y_test), (_, _, predicted, probabilities) = evaluated
+    history = record.history
+    final = not run.active and history.get("final_test_accuracy") is not None
+    loss = history["final_test_loss"] if final else history["epoch_test_loss"][-1]
+    accuracy = record.test_accuracy if final else history["epoch_test_accuracy"][-1]
+    when = "with the final weights" if final else f"after epoch {record.epochs_done}"
+    st.caption(f"{len(y_test):,} test digits, {when}: loss {loss:.3f}, accuracy {accuracy:.2%}.")
+    st.plotly_chart(ft.confusion_figure(ft.confusion_matrix(y_test, predicted)), key="train_chart_confusion")
+    mistakes = ft.misclassified(y_test, predicted, probabilities, limit=24)
+    st.markdown(f"**Misclassified test digits** ({int((predicted != y_test).sum()):,} in all; "
                 "the most confident mistakes first)")
     if mistakes:
-        images = [np.kron(run.x_test[m["index"]], np.ones((3, 3), np.uint8)) for m in mistakes]
+        images = [np.kron(x_test[m["index"]], np.ones((3, 3), np.uint8)) for m in mistakes]
         captions = [f"true {m['true']} → {m['predicted']} ({m['confidence']:.0%})" for m in mistakes]
         st.image(images, caption=captions, width=84)
     else:
         st.success("No mistakes on the test set.")
-    model = run.job.model
     left, right = st.columns(2)
-    left.download_button("Download the trained weights (.npz)", data=lambda: _weights_bytes(model),
-                         file_name=f"convviz_run{run.run_id}.npz", mime="application/octet-stream",
+    left.download_button("Download the trained weights (.npz)", data=lambda: record.path.read_bytes(),
+                         file_name=f"convviz_{record.run_id}.npz", mime="application/octet-stream",
                          key="train_download", on_click="ignore",
-                         help="Load it with convviz.model.load_model(path).")
-    right.button("Use this model on the Draw page", key="train_use_on_draw", on_click=_use_on_draw, args=(run,),
-                 help="For this browser session only; copies the weights as they are now.")
+                         help="The saved checkpoint; load it with convviz.model.load_model(path).")
+    if right.button("Use this model on the Draw page", key="train_use_on_draw",
+                    help="For this browser session only; the saved checkpoint as it is now."):
+        problem = use_on_draw(run.run_id)
+        if problem:
+            st.error(problem)
     chosen = st.session_state.get(DRAW_MODEL_KEY)
-    if chosen is not None and f"run {run.run_id} " in chosen[1]:
+    if chosen is not None and f"(saved as {run.run_id};" in chosen[1]:
         st.success(f"The Draw page uses {chosen[1]}.")

@@ -45,6 +45,7 @@ class StreamlitServer:
             directory when None. ``CONVVIZ_MNIST`` is passed through from the environment.
         log_path: file that receives the server's stdout and stderr; a temporary file when None.
         app: the script to run, relative to the repository root.
+        env: extra environment variables for the server (e.g. ``CONVVIZ_DASK_SCHEDULER``).
 
     Example:
         >>> with StreamlitServer() as server:  # doctest: +SKIP
@@ -53,7 +54,7 @@ class StreamlitServer:
     """
 
     def __init__(self, runs_dir: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
-                 app: str = "app.py"):
+                 app: str = "app.py", env: dict | None = None):
         self._tmp = None
         if runs_dir is None or log_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="convviz-e2e-")
@@ -61,6 +62,7 @@ class StreamlitServer:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = Path(log_path) if log_path is not None else Path(self._tmp.name) / "streamlit.log"
         self.app = app
+        self.extra_env = dict(env or {})
         self.port = None
         self.proc = None
         self._log = None
@@ -110,6 +112,7 @@ class StreamlitServer:
         env["CONVVIZ_RUNS_DIR"] = str(self.runs_dir)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         self.port = free_port()
         cmd = [sys.executable, "-m", "streamlit", "run", self.app,
                "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(self.port),

@@ -11,7 +11,9 @@ Two scenarios against one fresh ``streamlit run app.py`` (``tests/e2e/server.py`
 * ``busy``: the same, while a training run trains (started from a Train page: the bundled sample,
   50 epochs, so it trains throughout) and ``--pages`` (8) other pages step the Convolution page
   at 2 steps/s each (``--step-interval-s``; the step-through figure's Next, Reset after the last
-  position). Their Chromium renderers run on the same machine as the server here, unlike a class.
+  position). Their Chromium renderers run on the same machine as the server here, unlike a class's;
+  ``--others-nice 19`` runs them at the lowest CPU priority to stand in for the learners' own machines
+  (the measured page's browser keeps normal priority).
 
 On the measured page it draws ``--drawings`` digits (0, 1, ..., 9, 0, ...; ``tests/e2e/strokes.py``'s
 paths), pressing Clear between them. Times are taken in the browser: ``performance.now()`` at the
@@ -127,6 +129,17 @@ async def measure(browser, base_url: str, drawings: int, timeout_ms: float):
     return times, run_starts, predictions, errors
 
 
+def niced_chromium(niceness: int) -> str:
+    """A temporary executable that starts Chromium at ``niceness`` (for browsers that stand in for other machines)."""
+    import stat
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="convviz-nice-")) / "chromium"
+    path.write_text(f'#!/bin/sh\nexec nice -n {int(niceness)} "{CHROMIUM}" "$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
 async def scenario(server: StreamlitServer, name: str, args) -> dict:
     from playwright.async_api import async_playwright
 
@@ -135,13 +148,17 @@ async def scenario(server: StreamlitServer, name: str, args) -> dict:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         stop, counts, tasks, trainer = asyncio.Event(), [], [], None
+        others = browser
+        if name == "busy" and args.others_nice:
+            others = await pw.chromium.launch(executable_path=niced_chromium(args.others_nice), args=CHROMIUM_ARGS,
+                                              headless=True)
         try:
             if name == "busy":
-                trainer = await new_page(browser, base_url, timeout_ms)
+                trainer = await new_page(others, base_url, timeout_ms)
                 await open_page(trainer, "/Train", "Train", timeout_ms)
                 await start_training(trainer, timeout_ms)
                 await trainer.get_by_role("button", name="Stop training", exact=True).wait_for(timeout=timeout_ms)
-                tasks = [asyncio.create_task(stepper(browser, base_url, stop, counts, args.step_interval_s, timeout_ms))
+                tasks = [asyncio.create_task(stepper(others, base_url, stop, counts, args.step_interval_s, timeout_ms))
                          for _ in range(args.pages)]
                 await asyncio.sleep(5)  # the steppers are open and stepping
             t0 = time.perf_counter()
@@ -157,6 +174,8 @@ async def scenario(server: StreamlitServer, name: str, args) -> dict:
                     "elapsed": elapsed, "training": training}
         finally:
             stop.set()
+            if others is not browser:
+                await others.close()
             await browser.close()
 
 
@@ -166,6 +185,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=8, help="pages stepping in the busy scenario (default 8)")
     parser.add_argument("--step-interval-s", type=float, default=0.5,
                         help="pause between two steps of each stepping page (default 0.5: Play's 2 steps/s)")
+    parser.add_argument("--others-nice", type=int, default=0,
+                        help="run the other pages' browser (steppers, Train page) at this niceness, standing in for "
+                             "the learners' own machines (default 0: same priority as the server)")
     parser.add_argument("--only", choices=("alone", "busy"), help="run one scenario only")
     parser.add_argument("--action-timeout-s", type=float, default=120, help="longest wait for one page action")
     args = parser.parse_args(argv)

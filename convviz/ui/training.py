@@ -158,46 +158,6 @@ def learner_key() -> str:
 
     It lives in the page address (``?learner=…``, see :func:`keep_learner_in_address`) and in the
     session: the address wins, so a
-    bookmarked or reloaded address brings the same runs back, also after a server restart; a new
-    visitor gets a fresh random key.
-    """
-    key = st.session_state.get("_learner")
-    param = st.query_params.get(LEARNER_PARAM)
-    if isinstance(param, str) and _LEARNER_RE.match(param):
-        key = param
-    if not key:
-        key = secrets.token_hex(6)
-    st.session_state["_learner"] = key
-    return key
-
-
-def keep_learner_in_address() -> None:
-    """Put this learner's key into the page address (``?learner=…``), where a bookmark keeps it.
-
-    Called at the end of the Train page's script (by the saved-runs list), as before this page
-    trained on Dask: the address changes once the page has been drawn.
-    """
-    key = learner_key()
-    if st.query_params.get(LEARNER_PARAM) != key:
-        st.query_params[LEARNER_PARAM] = key
-
-
-def get_store():
-    """This learner's runs folder: ``<$CONVVIZ_RUNS_DIR or ~/.convviz/runs>/<learner key>``."""
-    from convviz.runs import RunStore, default_runs_dir
-
-    return RunStore(default_runs_dir() / learner_key())
-
-
-LEARNER_PARAM = "learner"
-_LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
-
-
-def learner_key() -> str:
-    """This learner's key, which keeps their saved runs apart from every other learner's.
-
-    It lives in the page address (``?learner=…``, see :func:`keep_learner_in_address`) and in the
-    session: the address wins, so a
     bookmarked or reloaded address brings the same runs back, also after a server restart or on
     another server of the class; a new visitor gets a fresh random key.
     """

@@ -227,14 +227,8 @@ class RunStore:
         """
         from convviz.model import load_model
 
-        path = self.path(run_id)
-        if not path.is_file():
-            raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
-        try:
-            record = self._record(path)
-        except ValueError as exc:
-            raise ValueError(f"run file {str(path)!r} cannot be used: {exc}") from None
-        return load_model(path), record
+        record = self.record(run_id)
+        return load_model(self.path(run_id)), record
 
     def delete(self, run_id: str) -> None:
         """Remove the run's checkpoint file and its job files (``<run id>.job.json``, ``.progress.json``,

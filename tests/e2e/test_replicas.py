@@ -32,22 +32,12 @@ from convviz import jobs
 
 from .conftest import VIEWPORT
 from .server import StreamlitServer, server_log_errors
+from .test_pages import _POINTS_JS, wait_for_run
 
 pytestmark = pytest.mark.e2e
 
 LEARNER = "replica0learner"
 LOAD_TIMEOUT = 90_000
-_POINTS_JS = """(key) => {
-    const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-    const t = el && el._fullData && el._fullData[0];
-    if (!t) return -1;
-    return t.y && t.y.length !== undefined ? t.y.length : (t._length ?? -1);
-}"""
-
-
-def wait_for_run(page: Page) -> None:
-    page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=LOAD_TIMEOUT)
-    page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=LOAD_TIMEOUT)
 
 
 def open_train(page: Page, server: StreamlitServer) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from convviz.ui.runtime import freeze_long_lived
+
 
 @st.cache_resource(show_spinner="Loading the bundled MNIST sample…")
 def get_sample():
@@ -46,6 +48,7 @@ def get_default_model():
 
     model = load_model(DEFAULT_MODEL_PATH)
     model.predict(np.zeros((1, 28, 28), np.float32))
+    freeze_long_lived()  # TensorFlow and the model live as long as the server: out of the collector's way
     return model
 
 
@@ -71,4 +74,5 @@ def get_tensorflow():
     """The ``tensorflow`` module, imported on first use only (it takes seconds)."""
     import tensorflow as tf
 
+    freeze_long_lived()
     return tf

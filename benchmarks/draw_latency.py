@@ -10,9 +10,9 @@ Two scenarios against one fresh ``streamlit run app.py`` (``tests/e2e/server.py`
 * ``alone``: one Draw page, nothing else.
 * ``busy``: the same, while a training run trains (started from a Train page: the bundled sample,
   50 epochs, so it trains throughout) and ``--pages`` (8) other pages step the Convolution page
-  at 2 steps/s each (``--step-interval-s``; the step-through figure's Next, Reset after the last
-  position). Their Chromium renderers run on the same machine as the server here, unlike a class's;
-  ``--others-nice 19`` runs them at the lowest CPU priority to stand in for the learners' own machines
+  at 2 steps/s each (``--step-interval-s``; a click on the step-through figure's slider at the next
+  window position, back to the first after the last). Their Chromium renderers run on the same machine
+  as the server here, unlike a class's; ``--others-nice 19`` runs them at the lowest CPU priority to stand in for the learners' own machines
   (the measured page's browser keeps normal priority).
 
 On the measured page it draws ``--drawings`` digits (0, 1, ..., 9, 0, ...; ``tests/e2e/strokes.py``'s
@@ -37,45 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from load_test import (CHROMIUM, CHROMIUM_ARGS, VIEWPORT, draw_digit, new_page, open_page,  # noqa: E402
-                       page_errors, percentile, start_training, wait_for_run)
+from load_test import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
+                       WATCH_PREDICTION_JS, draw_digit, new_page, open_page, page_errors, percentile, slider_targets,
+                       start_training, wait_for_run)
 from tests.e2e import strokes  # noqa: E402
 from tests.e2e.server import StreamlitServer, server_log_errors  # noqa: E402
 
 TARGET_P95_MS = 1000
-
-_WATCH_JS = """() => {
-    if (window.__dl) return;
-    // up: the last mouseup; started: the first script run seen after it; fresh: the last time the
-    // "Prediction:" heading turned current (present, not stale) after it; done: the page's runs have ended.
-    const d = window.__dl = {up: null, started: null, fresh: null, done: false};
-    const app = document.querySelector('[data-testid=stApp]');
-    const state = () => app.getAttribute('data-test-script-state');
-    document.addEventListener('mouseup', () => {
-        Object.assign(d, {up: performance.now(), started: state() === 'running' ? performance.now() : null,
-                          fresh: null, done: false});
-    }, true);
-    new MutationObserver(() => {
-        if (d.up === null || d.done) return;
-        if (state() === 'running' && d.started === null) d.started = performance.now();
-        if (state() === 'notRunning' && d.started !== null && d.fresh !== null) d.done = true;
-    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    let current = false;
-    const loop = () => {
-        const h = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] h2'))
-            .find(h => h.textContent.startsWith('Prediction:'));
-        const box = h && h.closest('[data-testid=stElementContainer]');
-        const now = !!box && box.getAttribute('data-stale') !== 'true';
-        if (now && !current && d.up !== null && d.started !== null && !d.done) d.fresh = performance.now();
-        current = now;
-        requestAnimationFrame(loop);
-    };
-    loop();
-}"""
-"""Browser-side timing of one drawing. A drawing of several strokes can start a script run per stroke (and
-Streamlit may fold them into one): the prediction counted is the last one the page turned current before its
-runs ended, i.e. the finished drawing's."""
-
 
 async def stepper(browser, base_url: str, stop: asyncio.Event, counts: list[int], interval_s: float,
                   timeout_ms: float) -> None:
@@ -85,11 +53,13 @@ async def stepper(browser, base_url: str, stop: asyncio.Event, counts: list[int]
     page = await context.new_page()
     try:
         await open_page(page, "/Convolution", "Convolution", timeout_ms)
-        buttons = page.locator(".st-key-conv_fig_steps .updatemenu-button")
+        await page.locator(".st-key-conv_fig_steps .slider-rail-rect").scroll_into_view_if_needed()
+        targets = await slider_targets(page)
         n = 0
         while not stop.is_set():
             n += 1
-            await buttons.filter(has_text="Reset" if n % 9 == 0 else "Next").click()
+            x, y = targets[n % N_POSITIONS]  # the slider at the next window position, 1 after the last
+            await page.mouse.click(x, y)
             counts.append(1)
             await asyncio.sleep(interval_s)
     finally:
@@ -104,7 +74,7 @@ async def measure(browser, base_url: str, drawings: int, timeout_ms: float):
     try:
         await open_page(page, "/Draw", "Draw", timeout_ms)
         await page.locator(strokes.CANVAS_SELECTOR).first.wait_for(timeout=timeout_ms)
-        await page.evaluate(_WATCH_JS)
+        await page.evaluate(WATCH_PREDICTION_JS)
         for k in range(drawings):
             digit = k % 10
             if k:
@@ -112,9 +82,7 @@ async def measure(browser, base_url: str, drawings: int, timeout_ms: float):
                 await page.get_by_text("Draw a digit on the canvas").wait_for(timeout=timeout_ms)
                 await wait_for_run(page, timeout_ms)
             await draw_digit(page, digit)
-            handle = await page.wait_for_function(
-                "() => window.__dl.done && [window.__dl.fresh - window.__dl.up, window.__dl.started - window.__dl.up]",
-                timeout=timeout_ms, polling=50)
+            handle = await page.wait_for_function(PREDICTION_DONE_JS, timeout=timeout_ms, polling=50)
             ms, to_run = await handle.json_value()
             times.append(ms)
             run_starts.append(to_run)

@@ -1,33 +1,37 @@
-"""Many learners at once: one ConvViz server, 2 training runs, and N browser pages stepping and drawing.
+"""A class at once: one ConvViz server, training runs on its Dask workers, and N browser pages stepping and drawing.
 
-Not a test: run from the repository root, e.g.::
+Not a test: run from the repository root (needs Debian's Chromium; loopback only; stops by itself after
+``--timeout-s`` at the latest)::
 
-    python benchmarks/load_test.py --pages 8 --steps 20 --timeout-s 600
+    python benchmarks/load_test.py --pages 16 --steps 20 --timeout-s 1200
 
-What it does (loopback only; it stops by itself, after ``--timeout-s`` seconds at the latest):
+What it does, against one fresh ``streamlit run app.py`` (``tests/e2e/server.py``; the embedded Dask cluster,
+``CONVVIZ_MAX_JOBS`` = 2 workers):
 
-1. Starts ``streamlit run app.py`` on 127.0.0.1 and a free port (``tests/e2e/server.py``), and
-   samples the resident memory of the server's whole process group every 0.2 s (``/proc``).
-2. Starts two training runs from two browser pages on the Train page (the bundled sample, 50
-   epochs, so they train for the whole test) and keeps those pages open.
-3. From a third page asks for a third run: with ``CONVVIZ_MAX_JOBS`` at its default of 2 (two Dask
-   workers) the page must queue it ("Queued, position 1", with a Stop button), not refuse it; it is
-   then stopped while queued.
-4. Opens ``--pages`` headless Chromium pages at once (one browser, one context each). Each steps
-   the Convolution page ``--steps`` times (the step-through figure's own Next button; Reset after the
-   last of the 9 window positions: plotly.js in the browser, no server run) and times each click until
-   the figure's title (the written sum) names the new window position, then draws a digit
-   on the Draw page (``tests/e2e/strokes.py``'s paths) and waits for the network's prediction.
-5. Checks the two runs are still training, stops them, and prints a summary block.
+1. **A lone run.** A Train page starts run A (the bundled sample, 50 epochs, so it trains throughout); once
+   it trains, its digits/s (the page's progress line: the throughput of its last 50 batches) is read every
+   second for ``--lone-s`` seconds with nothing else on the server: the lone run's figure (median).
+2. **Two runs.** A second Train page starts run B. A third and a fourth ask for runs C and D: with both
+   workers busy the pages must say "Queued, position 1" and "Queued, position 2" (with a Stop button).
+3. **The class.** ``--pages`` headless Chromium pages open at once (one browser, one context each). Each
+   steps the Convolution page ``--steps`` times by clicking the figure's slider at the next window position
+   (9 positions, then back to 1), pausing ``--think-s`` seconds (×0.5–1.5, seeded) between steps like a
+   reader, then opens the Draw page, draws a digit (``tests/e2e/strokes.py``'s paths) and waits for the
+   network's answer. Meanwhile runs A and B's digits/s are read from their pages every 2 s.
+4. **The queue moves.** Runs A and B must still be training. A is stopped: C must start (leave "Queued");
+   D moves to "Queued, position 1". B is stopped: D must start. Then C and D are stopped.
 
-Step times are measured in the browser (``performance.now()`` at the click, by a capturing click
-listener, and when the figure's title has changed), so they do not include Playwright's own
-overhead. ``errors`` counts exception boxes and error alerts on the pages, timeouts and other
-failures of a page's script, and tracebacks in the server log; the target is 0. The memory
-target is a peak under 3 GB.
+Measured in the browser: a **step** from the ``mousedown`` on the slider (a capturing listener) to the
+written sum above the panels naming the new window position; a **classification** from the last stroke's
+``mouseup`` to the "Prediction: d" heading turning current after it (the finished drawing's, not a partial
+one's: the same watcher as ``benchmarks/draw_latency.py``). **Memory**: ``VmRSS`` sampled every 0.2 s, the
+server process apart from the rest of its process group (the Dask workers and their nannies), peaks of each.
+``errors``: exception boxes and error alerts on any page, failed or timed-out page actions, and tracebacks in
+the server log.
 
-Exit status: 0 when every check passed (errors 0, third job queued, both runs training
-throughout, peak memory under 3 GB), 1 otherwise, 2 on a setup failure or the overall timeout.
+Targets (issue 12): errors 0; step p95 <= 100 ms; classification p95 <= 2 s; runs A and B each at >= 70% of
+the lone run's digits/s while the class works; C and D queued, then started in order as workers free.
+Exit status: 0 when every target is met, 1 otherwise, 2 on a setup failure or the overall timeout.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import statistics
 import sys
@@ -46,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e import strokes  # noqa: E402
-from tests.e2e.server import StreamlitServer, server_log_errors  # noqa: E402
+from tests.e2e.server import StreamlitServer, group_pids, server_log_errors  # noqa: E402
 
 CHROMIUM = os.environ.get("CONVVIZ_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -54,22 +59,53 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORT = {"width": 1280, "height": 800}
 ERROR_SELECTORS = ("[data-testid=stException]", "[data-testid=stAlertContentError]")
 TRAIN_EPOCHS = 50
-"""Epochs of each background run: far more than the test lasts, so both train throughout."""
-MEMORY_TARGET_MB = 3000
+"""Epochs of each background run: far more than the test lasts, so the runs train throughout."""
 N_POSITIONS, OUT_COLS = 9, 3
 """The Convolution page's default 5x5 input and 3x3 kernel give a 3x3 map: 9 window positions."""
+STEP_P95_MS, CLASSIFY_P95_MS, RUN_SHARE = 100, 2000, 0.7
+"""Targets: step p95, classification p95, and each run's digits/s under load as a share of the lone run's."""
 
-_CLICK_LISTENER_JS = """() => {
+_SUM_SELECTOR = '.st-key-conv_fig_steps .js-plotly-plot .annotation[data-index="0"] .annotation-text'
+_MOUSEDOWN_JS = """() => {
     if (window.__lt_listening) return;
     window.__lt_listening = true;
-    document.addEventListener('click', e => {
-        if (e.target.closest && e.target.closest('button, .updatemenu-button')) window.__lt_click = performance.now();
-    }, true);
+    document.addEventListener('mousedown', () => { window.__lt_down = performance.now(); }, true);
 }"""
-_STEPPER_UPDATED_JS = """(expected) => {
-    const t = document.querySelector('.st-key-conv_fig_steps .js-plotly-plot .gtitle');
+_SUM_SHOWS_JS = """([selector, expected]) => {
+    const t = document.querySelector(selector);
     return t && t.textContent.startsWith(expected) ? performance.now() : null;
 }"""
+WATCH_PREDICTION_JS = """() => {
+    if (window.__dl) return;
+    // up: the last mouseup; started: the first script run seen after it; fresh: the last time the
+    // "Prediction:" heading turned current (present, not stale) after it; done: the page's runs have ended.
+    const d = window.__dl = {up: null, started: null, fresh: null, done: false};
+    const app = document.querySelector('[data-testid=stApp]');
+    const state = () => app.getAttribute('data-test-script-state');
+    document.addEventListener('mouseup', () => {
+        Object.assign(d, {up: performance.now(), started: state() === 'running' ? performance.now() : null,
+                          fresh: null, done: false});
+    }, true);
+    new MutationObserver(() => {
+        if (d.up === null || d.done) return;
+        if (state() === 'running' && d.started === null) d.started = performance.now();
+        if (state() === 'notRunning' && d.started !== null && d.fresh !== null) d.done = true;
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    let current = false;
+    const loop = () => {
+        const h = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] h2'))
+            .find(h => h.textContent.startsWith('Prediction:'));
+        const box = h && h.closest('[data-testid=stElementContainer]');
+        const now = !!box && box.getAttribute('data-stale') !== 'true';
+        if (now && !current && d.up !== null && d.started !== null && !d.done) d.fresh = performance.now();
+        current = now;
+        requestAnimationFrame(loop);
+    };
+    loop();
+}"""
+"""Browser-side timing of one drawing (see the module docstring); read ``window.__dl`` once ``done``."""
+PREDICTION_DONE_JS = ("() => window.__dl.done && [window.__dl.fresh - window.__dl.up, "
+                      "window.__dl.started - window.__dl.up]")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,24 +118,37 @@ def percentile(values: list[float], q: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class MemorySampler(threading.Thread):
-    """Samples :meth:`StreamlitServer.rss_bytes` every ``every_s`` seconds and keeps the peak."""
+    """Every ``every_s`` s: ``VmRSS`` of the server process and, apart, of the rest of its process group (the Dask
+    workers and nannies it started); keeps the peak of each and of their sum."""
 
     def __init__(self, server: StreamlitServer, every_s: float = 0.2):
         super().__init__(daemon=True)
         self.server, self.every_s = server, every_s
-        self.peak = self.last = 0
+        self.peak_server = self.peak_workers = self.peak_total = 0
         self.samples = 0
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            try:
-                self.last = self.server.rss_bytes()
-            except Exception:  # the server is stopping
-                self.last = 0
-            self.peak = max(self.peak, self.last)
-            self.samples += 1
+            proc = self.server.proc
+            if proc is not None:
+                main = _rss(proc.pid)
+                others = sum(_rss(p) for p in group_pids(proc.pid) if p != proc.pid)
+                self.peak_server = max(self.peak_server, main)
+                self.peak_workers = max(self.peak_workers, others)
+                self.peak_total = max(self.peak_total, main + others)
+                self.samples += 1
             self._halt.wait(self.every_s)
 
     def stop(self) -> None:
@@ -112,14 +161,16 @@ class Report:
 
     def __init__(self):
         self.step_ms: list[float] = []
-        self.step_wall_ms: list[float] = []
         self.classify_ms: list[float] = []
+        self.run_start_ms: list[float] = []
         self.errors: list[str] = []
         self.predictions: list[tuple[int, int | None]] = []
-        self.third_job_queued = False
-        self.third_job_message = ""
+        self.lone_dps: list[float] = []
+        self.loaded_dps: dict[str, list[float]] = {"A": [], "B": []}
+        self.queue: dict[str, str] = {}
+        self.queue_ok: dict[str, bool] = {}
         self.training_throughout = 0
-        self.train_progress: list[str] = []
+        self.learners_s = float("nan")
         self.t0 = time.perf_counter()
 
     def error(self, where: str, what: str) -> None:
@@ -157,7 +208,7 @@ async def page_errors(page) -> list[str]:
 
 
 async def start_training(page, timeout_ms: float) -> None:
-    """On the Train page: the bundled sample, TRAIN_EPOCHS epochs, Start training; until "Stop training" shows."""
+    """On the Train page: the bundled sample, TRAIN_EPOCHS epochs, Start training (returns after the click)."""
     dataset = page.get_by_role("radiogroup", name="Dataset")
     if await dataset.count():  # the full MNIST is available: pick the bundled sample
         await dataset.get_by_text("Bundled sample").click()
@@ -170,6 +221,38 @@ async def start_training(page, timeout_ms: float) -> None:
         arg=str(TRAIN_EPOCHS), timeout=timeout_ms)
     await wait_for_run(page, timeout_ms)
     await page.get_by_role("button", name="Start training", exact=True).click()
+
+
+async def progress_text(page) -> str:
+    """The Train page's progress line ("Epoch 3/50 · batch 17/157 · 2,950 digits/s · …", "Queued, position 1…")."""
+    bar = page.locator("[data-testid=stProgress]").first
+    try:
+        return (await bar.inner_text(timeout=2000)).strip() if await bar.count() else ""
+    except Exception:  # redrawn meanwhile
+        return ""
+
+
+def digits_per_second(text: str) -> float | None:
+    """The digits/s of a progress line, or None when it names none (queued, loading, first batch)."""
+    found = re.search(r"batch \d+/\d+ · ([\d,]+) digits/s", text)
+    return float(found.group(1).replace(",", "")) if found else None
+
+
+async def wait_training(page, timeout_ms: float) -> str:
+    """Until the page's progress line shows a training batch; returns the line."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < deadline:
+        text = await progress_text(page)
+        if digits_per_second(text) is not None:
+            return text
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"no training batch shown within {timeout_ms / 1000:.0f} s")
+
+
+async def stop_run(page, timeout_ms: float) -> None:
+    await page.get_by_role("button", name="Stop training", exact=True).click()
+    await page.locator("[data-testid=stProgress]").first.filter(has_text=re.compile("Stopped after|Stopped")).wait_for(
+        timeout=timeout_ms)
 
 
 async def draw_digit(page, digit: int) -> None:
@@ -191,62 +274,101 @@ async def draw_digit(page, digit: int) -> None:
 
 
 def position_text(position: int) -> str:
-    """The start of the stepper's sentence at 1-based window ``position`` on the default 3x3 map."""
+    """The start of the written sum at 1-based window ``position`` on the default 3x3 map."""
     return f"Output cell (row {(position - 1) // OUT_COLS + 1}, column {(position - 1) % OUT_COLS + 1})"
 
 
-async def learner(browser, base_url: str, index: int, steps: int, report: Report, timeout_ms: float) -> None:
-    """One learner: step the Convolution page ``steps`` times, then draw and classify a digit."""
+async def slider_targets(page, key: str = "conv_fig_steps") -> list[tuple[float, float]]:
+    """Page coordinates to click on the figure's slider rail for each window position (above its number)."""
+    return await page.evaluate("""(key) => {
+        const root = document.querySelector(`.st-key-${key}`);
+        const rail = root.querySelector('.slider-rail-rect').getBoundingClientRect();
+        return Array.from(root.querySelectorAll('.slider-label-group')).map(g => {
+            const b = g.getBoundingClientRect();
+            return [b.x + b.width / 2, rail.y + rail.height / 2];
+        });
+    }""", key)
+
+
+async def learner(browser, base_url: str, index: int, args, report: Report, timeout_ms: float) -> None:
+    """One learner: step the Convolution page ``args.steps`` times with the slider, then draw and classify a digit."""
     where = f"page {index}"
+    rng = random.Random(index)
     context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
     context.set_default_timeout(timeout_ms)
     page = await context.new_page()
     try:
         await open_page(page, "/Convolution", "Convolution", timeout_ms)
-        await page.evaluate(_CLICK_LISTENER_JS)
-        await page.wait_for_function(_STEPPER_UPDATED_JS, arg=position_text(1), timeout=timeout_ms)
+        await page.evaluate(_MOUSEDOWN_JS)
+        await page.wait_for_function(_SUM_SHOWS_JS, arg=[_SUM_SELECTOR, position_text(1)], timeout=timeout_ms)
+        await page.locator(".st-key-conv_fig_steps .slider-rail-rect").scroll_into_view_if_needed()
+        targets = await slider_targets(page)
+        if len(targets) != N_POSITIONS:
+            raise RuntimeError(f"the slider shows {len(targets)} positions, expected {N_POSITIONS}")
         position = 1
-        for _ in range(steps):
-            name = "Next" if position < N_POSITIONS else "Reset"
-            position = position + 1 if name == "Next" else 1
-            await page.evaluate("() => { window.__lt_click = null; }")
-            t0 = time.perf_counter()
-            await page.locator(".st-key-conv_fig_steps .updatemenu-button").filter(has_text=name).click()
-            done = await (await page.wait_for_function(_STEPPER_UPDATED_JS, arg=position_text(position),
-                                                       timeout=timeout_ms)).json_value()
-            wall = (time.perf_counter() - t0) * 1000
-            clicked = await page.evaluate("() => window.__lt_click")
-            if clicked is None:
-                report.error(where, f"the {name} click was not seen by the page")
+        for _ in range(args.steps):
+            await asyncio.sleep(args.think_s * rng.uniform(0.5, 1.5))
+            position = position % N_POSITIONS + 1
+            await page.evaluate("() => { window.__lt_down = null; }")
+            x, y = targets[position - 1]
+            await page.mouse.click(x, y)
+            done = await (await page.wait_for_function(_SUM_SHOWS_JS, arg=[_SUM_SELECTOR, position_text(position)],
+                                                       timeout=timeout_ms, polling="raf")).json_value()
+            down = await page.evaluate("() => window.__lt_down")
+            if down is None:
+                report.error(where, f"the click at position {position} was not seen by the page")
             else:
-                report.step_ms.append(done - clicked)
-            report.step_wall_ms.append(wall)
-            await wait_for_run(page, timeout_ms)  # like a reader: look at the new window before the next click
+                report.step_ms.append(done - down)
         for text in await page_errors(page):
             report.error(f"{where} /Convolution", text)
-        print(f"{where}: {steps} steps done at {time.perf_counter() - report.t0:.0f} s", flush=True)
 
         digit = index % 10
         await open_page(page, "/Draw", "Draw", timeout_ms)
         await page.locator(strokes.CANVAS_SELECTOR).first.wait_for(timeout=timeout_ms)
         await page.get_by_text("Draw a digit on the canvas").wait_for(timeout=timeout_ms)
+        await page.evaluate(WATCH_PREDICTION_JS)
         await draw_digit(page, digit)
-        t0 = time.perf_counter()
-        heading = page.get_by_role("heading", name=re.compile(r"^Prediction: \d"))
-        await heading.wait_for(timeout=timeout_ms)
-        report.classify_ms.append((time.perf_counter() - t0) * 1000)
+        ms, to_run = await (await page.wait_for_function(PREDICTION_DONE_JS, timeout=timeout_ms,
+                                                         polling=50)).json_value()
+        report.classify_ms.append(ms)
+        report.run_start_ms.append(to_run)
         await wait_for_run(page, timeout_ms)
-        got = re.match(r"Prediction: (\d)", await heading.inner_text())
+        heading = await page.get_by_role("heading", name=re.compile(r"^Prediction: \d")).first.inner_text()
+        got = re.match(r"Prediction: (\d)", heading)
         report.predictions.append((digit, int(got.group(1)) if got else None))
-        print(f"{where}: drew a {digit}, predicted {report.predictions[-1][1]}, "
-              f"{report.classify_ms[-1] / 1000:.1f} s after the last stroke; done at "
-              f"{time.perf_counter() - report.t0:.0f} s", flush=True)
+        print(f"{where}: {args.steps} steps, then drew a {digit}: predicted {report.predictions[-1][1]} "
+              f"{ms:.0f} ms after the last stroke; done at {time.perf_counter() - report.t0:.0f} s", flush=True)
         for text in await page_errors(page):
             report.error(f"{where} /Draw", text)
     except Exception as exc:  # a timeout or a failed action: count it, keep the other pages going
         report.error(where, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     finally:
         await context.close()
+
+
+async def watch_rates(pages: dict, report: Report, stop: asyncio.Event, every_s: float = 2.0) -> None:
+    """Read runs A and B's digits/s from their pages every ``every_s`` s until ``stop`` is set."""
+    while not stop.is_set():
+        for name, page in pages.items():
+            rate = digits_per_second(await progress_text(page))
+            if rate is not None:
+                report.loaded_dps[name].append(rate)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every_s)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def wait_started(page, timeout_ms: float) -> str:
+    """Until a queued run's page no longer says "Queued" (loading, first batch or training); returns the line."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    text = ""
+    while time.monotonic() < deadline:
+        text = await progress_text(page)
+        if text and not text.startswith("Queued"):
+            return text
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"still queued after {timeout_ms / 1000:.0f} s: {text!r}")
 
 
 async def scenario(server: StreamlitServer, args, report: Report) -> None:
@@ -257,70 +379,100 @@ async def scenario(server: StreamlitServer, args, report: Report) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            # -- two training runs, each from its own browser session, kept open throughout
-            trainers = []
-            for i in range(2):
-                page = await new_page(browser, base_url, timeout_ms)
-                await open_page(page, "/Train", "Train", timeout_ms)
-                await start_training(page, timeout_ms)
-                await page.get_by_role("button", name="Stop training", exact=True).wait_for(timeout=timeout_ms)
-                trainers.append(page)
-                print(f"training run {i + 1} started", flush=True)
+            # -- 1. run A alone: the lone run's digits/s
+            trainers = {}
+            for name in "ABCD":
+                trainers[name] = await new_page(browser, base_url, timeout_ms)
+                await open_page(trainers[name], "/Train", "Train", timeout_ms)
+            await start_training(trainers["A"], timeout_ms)
+            await wait_training(trainers["A"], timeout_ms)
+            await asyncio.sleep(5)  # past the first batches' warm-up
+            end = time.monotonic() + args.lone_s
+            while time.monotonic() < end:
+                rate = digits_per_second(await progress_text(trainers["A"]))
+                if rate is not None:
+                    report.lone_dps.append(rate)
+                await asyncio.sleep(1)
+            print(f"run A alone: median {statistics.median(report.lone_dps):,.0f} digits/s "
+                  f"({len(report.lone_dps)} readings)", flush=True)
 
-            # -- a third run while two train: queued (two workers), then stopped while it waits
-            context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
-            context.set_default_timeout(timeout_ms)
-            third = await context.new_page()
-            await open_page(third, "/Train", "Train", timeout_ms)
-            await start_training(third, timeout_ms)
-            progress = third.locator("[data-testid=stProgress]").first.filter(has_text="Queued, position")
-            try:
-                await progress.wait_for(timeout=timeout_ms)
-                report.third_job_message = (await progress.inner_text()).strip()
-                stop = third.get_by_role("button", name="Stop training", exact=True)
-                report.third_job_queued = await stop.count() == 1
-                await stop.click()
-            except Exception as exc:
-                report.error("third training page", f"not queued: {type(exc).__name__}")
-            print(f"third run queued: {report.third_job_queued} ({report.third_job_message[:120]!r})", flush=True)
-            await context.close()
+            # -- 2. run B; C and D must queue, in order
+            await start_training(trainers["B"], timeout_ms)
+            await wait_training(trainers["B"], timeout_ms)
+            for name, place in (("C", 1), ("D", 2)):
+                await start_training(trainers[name], timeout_ms)
+                queued = trainers[name].locator("[data-testid=stProgress]").first.filter(
+                    has_text=f"Queued, position {place}")
+                try:
+                    await queued.wait_for(timeout=timeout_ms)
+                    report.queue[f"{name} asked"] = (await queued.inner_text()).strip()
+                    stop = trainers[name].get_by_role("button", name="Stop training", exact=True)
+                    report.queue_ok[f"{name} queued at position {place}"] = await stop.count() == 1
+                except Exception as exc:
+                    report.queue_ok[f"{name} queued at position {place}"] = False
+                    report.error(f"training page {name}", f"not queued at position {place}: {type(exc).__name__}")
+            print(f"queued: {report.queue}", flush=True)
 
-            # -- the learners, all at once
+            # -- 3. the class, while A and B train
+            stop_watch = asyncio.Event()
+            watcher = asyncio.create_task(watch_rates({"A": trainers["A"], "B": trainers["B"]}, report, stop_watch))
             t0 = report.t0 = time.perf_counter()
-            await asyncio.gather(*(learner(browser, base_url, i, args.steps, report, timeout_ms)
-                                   for i in range(args.pages)))
-            print(f"{args.pages} learners done in {time.perf_counter() - t0:.1f} s", flush=True)
+            await asyncio.gather(*(learner(browser, base_url, i, args, report, timeout_ms) for i in range(args.pages)))
+            report.learners_s = time.perf_counter() - t0
+            stop_watch.set()
+            await watcher
+            print(f"{args.pages} learners done in {report.learners_s:.1f} s", flush=True)
 
-            # -- both runs trained throughout: still training now; then stop them
-            for i, page in enumerate(trainers):
-                stop = page.get_by_role("button", name="Stop training", exact=True)
-                progress = page.locator("[data-testid=stProgress]").first
-                text = (await progress.inner_text()).strip() if await progress.count() else ""
-                report.train_progress.append(text)
-                if await stop.count() and re.search(r"^Epoch \d+/\d+ · batch", text):
+            # -- 4. A and B trained throughout; stopping them starts C, then D
+            for name in "AB":
+                text = await progress_text(trainers[name])
+                if digits_per_second(text) is not None:
                     report.training_throughout += 1
                 else:
-                    report.error(f"training page {i + 1}", f"not training any more: {text!r}")
+                    report.error(f"training page {name}", f"not training any more: {text!r}")
+            await stop_run(trainers["A"], timeout_ms)
+            try:
+                report.queue["C after A stopped"] = await wait_started(trainers["C"], timeout_ms)
+                report.queue_ok["C started when A's worker freed"] = True
+                d_text = await progress_text(trainers["D"])
+                report.queue["D after A stopped"] = d_text
+                report.queue_ok["D moved to position 1"] = d_text.startswith("Queued, position 1")
+            except Exception as exc:
+                report.queue_ok["C started when A's worker freed"] = False
+                report.error("training page C", f"{type(exc).__name__}: {exc}")
+            await stop_run(trainers["B"], timeout_ms)
+            try:
+                report.queue["D after B stopped"] = await wait_started(trainers["D"], timeout_ms)
+                report.queue_ok["D started when B's worker freed"] = True
+            except Exception as exc:
+                report.queue_ok["D started when B's worker freed"] = False
+                report.error("training page D", f"{type(exc).__name__}: {exc}")
+            for name in "CD":
+                if await trainers[name].get_by_role("button", name="Stop training", exact=True).count():
+                    await stop_run(trainers[name], timeout_ms)
+            for name, page in trainers.items():
                 for err in await page_errors(page):
-                    report.error(f"training page {i + 1}", err)
-                if await stop.count():
-                    await stop.click()
-                    await progress.filter(has_text=re.compile("Stopped after")).wait_for(timeout=timeout_ms)
+                    report.error(f"training page {name}", err)
         finally:
             await browser.close()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=int, default=8, help="learner pages at once (default 8)")
-    parser.add_argument("--steps", type=int, default=20, help="Convolution steps per page (default 20)")
-    parser.add_argument("--timeout-s", type=float, default=600, help="the whole run stops after this (default 600)")
-    parser.add_argument("--action-timeout-s", type=float, default=120,
-                        help="longest wait for one page action (default 120)")
+    parser.add_argument("--pages", type=int, default=16, help="learner pages at once (default 16)")
+    parser.add_argument("--steps", type=int, default=20, help="slider steps per page (default 20)")
+    parser.add_argument("--think-s", type=float, default=1.0,
+                        help="a learner's pause between two steps, seconds, x0.5-1.5 at random (default 1)")
+    parser.add_argument("--lone-s", type=float, default=30, help="seconds the lone run's digits/s is read (default 30)")
+    parser.add_argument("--timeout-s", type=float, default=1200, help="the whole run stops after this (default 1200)")
+    parser.add_argument("--action-timeout-s", type=float, default=180,
+                        help="longest wait for one page action (default 180)")
     args = parser.parse_args(argv)
-    if args.pages < 1 or args.steps < 1 or args.timeout_s <= 0 or args.action_timeout_s <= 0:
-        parser.error(f"--pages and --steps must be >= 1 and the timeouts > 0, got pages={args.pages}, "
-                     f"steps={args.steps}, timeout_s={args.timeout_s}, action_timeout_s={args.action_timeout_s}")
+    if args.pages < 1 or args.steps < 1 or args.think_s < 0 or args.lone_s <= 0 or args.timeout_s <= 0 \
+            or args.action_timeout_s <= 0:
+        parser.error(f"--pages and --steps must be >= 1, --think-s >= 0 and the durations > 0, got pages={args.pages}, "
+                     f"steps={args.steps}, think_s={args.think_s}, lone_s={args.lone_s}, timeout_s={args.timeout_s}, "
+                     f"action_timeout_s={args.action_timeout_s}")
     if not os.access(CHROMIUM, os.X_OK):
         print(f"Chromium not found at {CHROMIUM} (set CONVVIZ_E2E_CHROMIUM or `apt-get install chromium`)")
         return 2
@@ -337,8 +489,7 @@ def main(argv=None) -> int:
             print(f"the server did not start: {exc}")
             return 2
         sampler.start()
-        idle_mb = server.rss_bytes() / 2**20
-        print(f"server on {server.url}, {idle_mb:.0f} MB resident before any page", flush=True)
+        print(f"server on {server.url}", flush=True)
         log_start = server.log_size()
         try:
             asyncio.run(asyncio.wait_for(scenario(server, args, report), timeout=args.timeout_s))
@@ -356,35 +507,49 @@ def main(argv=None) -> int:
 
     expected_steps = args.pages * args.steps
     correct = sum(1 for d, p in report.predictions if d == p)
-    peak_mb = sampler.peak / 2**20
+    lone = statistics.median(report.lone_dps) if report.lone_dps else float("nan")
+    shares = {name: (statistics.median(v) / lone if v and lone == lone else float("nan"))
+              for name, v in report.loaded_dps.items()}
+    checks = {
+        "errors = 0": not report.errors,
+        f"every step measured ({expected_steps})": len(report.step_ms) == expected_steps,
+        f"step p95 <= {STEP_P95_MS} ms": percentile(report.step_ms, 95) <= STEP_P95_MS,
+        f"classification p95 <= {CLASSIFY_P95_MS} ms": percentile(report.classify_ms, 95) <= CLASSIFY_P95_MS,
+        f"runs A and B at >= {RUN_SHARE:.0%} of the lone run": all(s >= RUN_SHARE for s in shares.values()),
+        "A and B trained throughout": report.training_throughout == 2,
+        **report.queue_ok,
+    }
     print("\n==== load test summary ====")
-    print(f"command=python benchmarks/load_test.py --pages {args.pages} --steps {args.steps} "
-          f"--timeout-s {args.timeout_s:g}")
-    print(f"cpu_cores={os.cpu_count()} elapsed_s={elapsed:.0f}")
+    print(f"command=python benchmarks/load_test.py --pages {args.pages} --steps {args.steps} --think-s {args.think_s:g} "
+          f"--lone-s {args.lone_s:g} --timeout-s {args.timeout_s:g}")
+    print(f"cpu_cores={os.cpu_count()} elapsed_s={elapsed:.0f} learners_s={report.learners_s:.0f} "
+          f"load_average_1min_at_end={os.getloadavg()[0]:.1f}")
     print(f"pages={args.pages} steps_per_page={args.steps} steps_measured={len(report.step_ms)}/{expected_steps}")
-    print(f"step_p50_ms={percentile(report.step_ms, 50):.0f}")
-    print(f"step_p95_ms={percentile(report.step_ms, 95):.0f}")
-    print(f"step_max_ms={max(report.step_ms, default=float('nan')):.0f}")
-    print(f"step_wall_p50_ms={percentile(report.step_wall_ms, 50):.0f}  (Playwright click() to text seen, "
-          "includes the driver's own overhead)")
-    print(f"classify_p50_ms={percentile(report.classify_ms, 50):.0f}  (last stroke drawn to prediction shown)")
-    print(f"classify_p95_ms={percentile(report.classify_ms, 95):.0f}")
+    print(f"step_ms p50={percentile(report.step_ms, 50):.0f} p95={percentile(report.step_ms, 95):.0f} "
+          f"max={max(report.step_ms, default=float('nan')):.0f}  (mousedown on the slider to the new written sum)")
+    print(f"classify_ms p50={percentile(report.classify_ms, 50):.0f} p95={percentile(report.classify_ms, 95):.0f} "
+          f"max={max(report.classify_ms, default=float('nan')):.0f}  (last stroke's mouseup to the prediction; "
+          f"the page's script run started after p50 {percentile(report.run_start_ms, 50):.0f} ms)")
     print(f"digits_classified={len(report.predictions)}/{args.pages} correct={correct} "
           f"(drawn->predicted: {' '.join(f'{d}->{p}' for d, p in report.predictions)})")
-    print(f"errors={len(report.errors)}")
-    print(f"peak_rss_mb={peak_mb:.0f}  (server process group, {sampler.samples} samples every 0.2 s; "
-          f"idle before pages {idle_mb:.0f})")
-    print(f"third_job_queued={report.third_job_queued}")
-    print(f"training_runs_throughout={report.training_throughout}/2  (at the end: "
-          f"{' | '.join(report.train_progress)})")
-    print(f"timed_out={timed_out}")
+    print(f"lone_run_digits_per_s={lone:,.0f} (median of {len(report.lone_dps)} readings)")
+    for name, values in report.loaded_dps.items():
+        med = statistics.median(values) if values else float("nan")
+        print(f"run_{name}_digits_per_s_during_class={med:,.0f} (median of {len(values)} readings; "
+              f"{shares[name]:.0%} of the lone run)")
+    print(f"peak_rss_mb server={sampler.peak_server / 2**20:.0f} workers={sampler.peak_workers / 2**20:.0f} "
+          f"together={sampler.peak_total / 2**20:.0f}  ({sampler.samples} samples every 0.2 s; workers = the rest of "
+          "the server's process group: Dask nannies and worker processes)")
+    for what, text in report.queue.items():
+        print(f"queue: {what}: {text[:110]!r}")
+    print(f"errors={len(report.errors)} timed_out={timed_out}")
     for e in report.errors:
         print(f"  error: {e[:300]}")
+    for what, ok in checks.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {what}")
     if timed_out:
         return 2
-    ok = (not report.errors and report.third_job_queued and report.training_throughout == 2
-          and len(report.step_ms) == expected_steps and peak_mb < MEMORY_TARGET_MB)
-    return 0 if ok else 1
+    return 0 if all(checks.values()) else 1
 
 
 if __name__ == "__main__":

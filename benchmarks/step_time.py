@@ -2,7 +2,7 @@
 
 Not a test: run ``python benchmarks/step_time.py [repeats]`` from the repository root.
 
-Stepping (the slider, Previous / Next, Play) is plotly.js animating the frames of one figure in the
+Stepping (the slider, Play) is plotly.js animating the frames of one figure in the
 browser: it costs the server nothing (the browser test
 ``tests/e2e/test_pages.py::test_convolution_steps_in_the_browser_without_a_server_run`` checks that no
 script run happens). What the server still does is build that figure once per input, kernel and

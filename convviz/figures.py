@@ -9,6 +9,7 @@ drawn as heatmaps with row 0 at the top, one square per cell.
 from __future__ import annotations
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 
 from convviz.ops import WindowStep, describe_sum
@@ -147,17 +148,23 @@ def matrix_figure(z, title: str = "", signed: bool = False, show_numbers: bool =
 
 # --------------------------------------------------------------------------- step-through animations
 # The Convolution and Stacked Channels pages send every window position to the browser as the frames of one
-# Plotly figure: the slider, Play / Pause and Previous / Next are plotly.js animations, so stepping never
-# reruns the page on the server. What does not change between positions (the input, the kernel, the
-# finished output map) is drawn once; a frame carries only what moves: the products, the written sum
-# (the figure's title), the window and output-cell outlines, and the grey cover over the output cells
-# not computed yet (two rectangles: the rest of the current row and the rows below).
+# Plotly figure: the slider and Play / Pause / Reset are plotly.js animations, so stepping never reruns the
+# page on the server. What does not change between positions (the input, the kernel, the finished output
+# map) is drawn once, as heatmaps. Everything that moves is a layout shape or annotation, so that a frame
+# is applied without redrawing the figure (``redraw: False``: plotly.js then redraws only the shapes and
+# annotations, about half the browser's work of a full redraw): the written sum (an annotation above the
+# panels), the window and output-cell outlines, the grey cover over the output cells not computed yet (two
+# rectangles: the rest of the current row and the rows below) and, on the Convolution page, the products
+# (one filled, labelled square per kernel tap). A relative Previous / Next needs a full redraw per step in
+# plotly.js (each frame must re-aim the buttons), so the standard slider is the stepping control.
 
 _PENDING_COLOR = "#eeeeee"
+_SUM_COLOR = "#31333f"
+"""The written sum's colour: the page's own text colour (Streamlit's theme greys annotations)."""
 _MENU_GAP = 46
-"""Pixels between the written sum and the panels, where the Previous / Next and Play buttons sit."""
-_STILL = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
-"""Animation options that jump to one frame at once (the slider, Previous / Next, Reset)."""
+"""Pixels between the written sum and the panels, where the Play / Pause / Reset buttons sit."""
+_STILL = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+"""Animation options that jump to one frame at once, redrawing only the shapes and annotations (slider, Reset)."""
 _MAX_SUM_LINE = 96
 """Characters per line of the written sum before it wraps (``<br>``)."""
 
@@ -256,11 +263,10 @@ def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], li
     """The slider over the positions and the Play / Pause / Reset buttons (all plotly.js: no server rerun).
 
     Returns:
-        ``(sliders, updatemenus)``; ``updatemenus[0]`` is the Previous / Next pair that every frame points at
-        its neighbours (:func:`_nav_menu`), ``updatemenus[1]`` Play, Pause and Reset.
+        ``(sliders, updatemenus)``.
     """
     n = len(names)
-    play = {"frame": {"duration": round(1000 / steps_per_second), "redraw": True}, "transition": {"duration": 0},
+    play = {"frame": {"duration": round(1000 / steps_per_second), "redraw": False}, "transition": {"duration": 0},
             "fromcurrent": True, "mode": "immediate"}
     pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
     many = n > 30
@@ -273,74 +279,84 @@ def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], li
         "ticklen": 0 if many else 4, "minorticklen": 0,
         "steps": [{"label": str(k + 1), "method": "animate", "args": [[name], _STILL]} for k, name in enumerate(names)],
     }
-    # the buttons sit above the panels, under the written sum: reading the sum and pressing Next need no scrolling
+    # the buttons sit above the panels, under the written sum: reading the sum and pressing Play need no scrolling
     buttons = {"type": "buttons", "direction": "left", "showactive": False, "x": 0.0, "xanchor": "left",
-               "y": 1.0, "yanchor": "bottom", "pad": {"b": _MENU_GAP - 34, "r": 6},
-               "font": {"size": 13}}
-    menus = [
-        {**buttons, "x": 0.0, "buttons": _nav_buttons(names, 0)},
-        {**buttons, "x": 0.3, "buttons": [
-            {"label": "▶ Play", "method": "animate", "args": [None, play]},
-            {"label": "Pause", "method": "animate", "args": [[None], pause]},
-            {"label": "Reset", "method": "animate", "args": [[names[0]], _STILL]},
-        ]},
-    ]
-    return [slider], menus
+               "y": 1.0, "yanchor": "bottom", "pad": {"b": _MENU_GAP - 34, "r": 6}, "font": {"size": 13},
+               "buttons": [
+                   {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                   {"label": "Pause", "method": "animate", "args": [[None], pause]},
+                   {"label": "Reset", "method": "animate", "args": [[names[0]], _STILL]},
+               ]}
+    return [slider], [buttons]
 
 
-def _nav_buttons(names: list[str], k: int) -> list[dict]:
-    prev_k, next_k = max(k - 1, 0), min(k + 1, len(names) - 1)
-    return [{"label": "◀ Previous", "method": "animate", "args": [[names[prev_k]], _STILL]},
-            {"label": "Next ▶", "method": "animate", "args": [[names[next_k]], _STILL]}]
-
-
-def _nav_menu(names: list[str], k: int) -> list[dict]:
-    """The frame's update of ``updatemenus``: Previous / Next now lead to positions k-1 and k+1."""
-    return [{"buttons": _nav_buttons(names, k)}]
-
-
-def _moved(shapes: list[dict]) -> list[dict]:
-    """What a frame sends of each moving shape: its place (plotly.js merges a frame's shapes into the layout's by
-    index, so colours and line styles are sent once, in the layout)."""
-    keep = ("x0", "x1", "y0", "y1", "path", "visible")
+def _moved(shapes: list[dict], keep: tuple[str, ...] = ("x0", "x1", "y0", "y1", "path", "visible")) -> list[dict]:
+    """What a frame sends of each shape: only the ``keep`` keys (plotly.js merges a frame's shapes into the layout's
+    by index, so colours, line styles and fonts are sent once, in the layout)."""
     return [{k: v for k, v in shape.items() if k in keep} for shape in shapes]
 
 
 def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
-              height: int, steps_per_second: float, frame_trace: int | None = None,
-              frame_data: list[dict] | None = None) -> go.Figure:
+              height: int, steps_per_second: float, cells: list[list[dict]] | None = None) -> go.Figure:
     """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
 
     Args:
-        traces, layout: the panels (``layout`` is completed here: title, size, shapes, controls).
+        traces, layout: the panels (``layout`` is completed here: the written sum, size, shapes, controls;
+            its own ``annotations``, if any, keep their places after the written sum's).
         names: frame names, one per position.
-        titles: the written sum of each position (the figure's title).
+        titles: the written sum of each position (an annotation above the panels, anchored to panel 1's x axis so
+            that plotly.js redraws it with the shapes).
         shapes: the moving shapes of each position (the same count and kinds at every position).
-        height: pixels of the panels, without the title's lines.
+        height: pixels of the panels, without the written sum's lines.
         steps_per_second: Play's speed.
-        frame_trace, frame_data: the one trace a frame changes and its data at each position, if any.
+        cells: shapes that stay in place but change colour and label at each position (the products), if any:
+            full shapes, the same count at every position; a frame sends their ``fillcolor`` and ``label``.
     """
-    top_margin = 18 + 19 * (max(t.count("<br>") for t in titles) + 1) + 22 + _MENU_GAP
+    lines = max(t.count("<br>") for t in titles) + 1
+    top_margin = _MENU_GAP + 16 + 20 * lines
     sliders, menus = _controls(names, steps_per_second)
+    cells = cells or [[] for _ in names]
+    written = {"text": titles[0], "xref": "x domain", "yref": "paper", "x": 0.0, "y": 1.0, "xanchor": "left",
+               "yanchor": "bottom", "yshift": _MENU_GAP + 4, "align": "left", "showarrow": False,
+               "font": {"size": 15, "color": _SUM_COLOR}}
     layout.update(
-        title={"text": titles[0], "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "top", "yref": "container",
-               "pad": {"t": 10, "l": 6}, "font": {"size": 15}},
+        annotations=[written, *layout.get("annotations", [])],
         height=height + top_margin + 70, margin={"l": 6, "r": 6, "t": top_margin, "b": 70},
         plot_bgcolor="white", paper_bgcolor="white", showlegend=False,
-        shapes=shapes[0], sliders=sliders, updatemenus=menus,
+        shapes=shapes[0] + cells[0], sliders=sliders, updatemenus=menus,
     )
-    frames = []
-    for k, name in enumerate(names):
-        frame = {"name": name, "layout": {"title": {"text": titles[k]}, "shapes": _moved(shapes[k]),
-                                          "updatemenus": _nav_menu(names, k)}}
-        if frame_data is not None:
-            frame.update(traces=[frame_trace], data=[frame_data[k]])
-        frames.append(frame)
+    frames = [{"name": name, "layout": {"annotations": [{"text": titles[k]}],
+                                        "shapes": _moved(shapes[k]) + [_recoloured(c) for c in cells[k]]}}
+              for k, name in enumerate(names)]
     return go.Figure(data=traces, layout=layout, frames=frames)
 
 
-def _round(values, digits: int = 6) -> list:
-    return np.round(np.asarray(values, dtype=float), digits).tolist()
+def _recoloured(cell: dict) -> dict:
+    """What a frame sends of a cell square: its fill and its label's text and colour."""
+    return {"fillcolor": cell["fillcolor"],
+            "label": {"text": cell["label"]["text"], "font": {"color": cell["label"]["font"]["color"]}}}
+
+
+def _text_color(rgb: tuple[float, float, float]) -> str:
+    """Dark text on a light fill, white on a dark one (tinycolor's brightness, the rule plotly.js applies to
+    heatmap numbers)."""
+    r, g, b = rgb
+    return "#444" if (r * 299 + g * 587 + b * 114) / 1000 > 128 else "white"
+
+
+def _cell_squares(refs: tuple[str, str], values: np.ndarray, bound: float, font_size: int) -> list[dict]:
+    """One filled square per cell of ``values``, labelled with its number, on the signed scale ``[-bound, bound]``."""
+    values = np.asarray(values, dtype=float)
+    where = ((np.clip(values, -bound, bound) + bound) / (2 * bound)).ravel().tolist()
+    squares = []
+    for (r, c), fill in zip(np.ndindex(values.shape), pc.sample_colorscale(_SIGNED_SCALE, where)):
+        rgb = pc.unlabel_rgb(fill)
+        squares.append({"type": "rect", "xref": refs[0], "yref": refs[1], "x0": c - 0.5, "x1": c + 0.5,
+                        "y0": r - 0.5, "y1": r + 0.5, "fillcolor": "#%02x%02x%02x" % tuple(round(v) for v in rgb),
+                        "line": {"color": "white", "width": 1}, "layer": "below",
+                        "label": {"text": format_number(values[r, c]), "textposition": "middle center",
+                                  "font": {"size": font_size, "color": _text_color(rgb)}}})
+    return squares
 
 
 def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], steps: list[WindowStep],
@@ -350,10 +366,11 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
 
     Four panels: the (padded) input with the padding cells shaded and each kernel tap outlined (dilation
     shows as gaps; a dashed box marks the window's span), the kernel, the element-wise products, and the
-    output feature map filling in with the current cell outlined. The title writes the current sum out with
-    its numbers and the bias (``Output cell (row 1, column 1) = 1·1 + 1·0 + … = 4``). A slider over the
-    positions, Previous / Next, Play / Pause and Reset are plotly.js animation controls: moving between
-    positions never asks the server. Frame ``k`` (named ``str(k + 1)``) is window position ``k + 1``.
+    output feature map filling in with the current cell outlined. Above the panels, ``layout.annotations[0]``
+    writes the current sum out with its numbers and the bias (``Output cell (row 1, column 1) = 1·1 + 1·0 + … =
+    4``). A slider over the positions and Play / Pause / Reset are plotly.js animation controls: moving between
+    positions never asks the server. Frame ``k`` (named ``str(k + 1)``) is window position ``k + 1``; it changes
+    only layout shapes and that annotation, so plotly.js applies it without redrawing the figure.
 
     Args:
         x: the unpadded input ``(height, width)``.
@@ -365,7 +382,8 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
         steps_per_second: Play's speed, window positions per second, > 0.
 
     Returns:
-        The figure; its layout and traces show position 1. Frame data: trace 4 (the products) only.
+        The figure; its layout shows position 1. The products are ``layout.shapes`` after the moving ones: one
+        filled square per kernel tap, in row-major order, labelled with its number (``shape.label.text``).
 
     Raises:
         ValueError: no steps, a multi-channel step, or a speed that is not > 0.
@@ -422,11 +440,9 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
     traces.append(_on(_heatmap(kernel, _SIGNED_SCALE, _text(kernel), zmin=-kbound, zmax=kbound, font_size=fs_k,
                                hovertemplate="weight %{z:.4g}<extra></extra>"), ref_k))
     pbound = max(float(np.abs(s.products).max()) for s in steps) or 1.0
-    product_trace = len(traces)
-
-    traces.append(_on(_heatmap(steps[0].products, _SIGNED_SCALE, None, zmin=-pbound, zmax=pbound, font_size=fs_k,
-                               hovertemplate="product %{z:.4g}<extra></extra>"), ref_p))
-    traces[-1].update(texttemplate="%{z:.2~f}")  # the numbers written from z: a frame carries z alone
+    # the products are filled, labelled squares (layout shapes, which a frame updates without a redraw); this empty
+    # trace only holds the panel's axes
+    traces.append(_on(go.Heatmap(z=np.full((kh, kw), np.nan), showscale=False, hoverinfo="skip"), ref_p))
 
     # the finished map, drawn once; the frames cover what is not computed yet
     out_lo, out_hi = float(feature_map.min()), float(feature_map.max())
@@ -448,7 +464,7 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
                 *_pending_cover(ref_out, i, j, h_out, w_out)]
 
     return _animated(traces, layout, names, [_written_sum(s) for s in steps], [moving(s) for s in steps], height,
-                     steps_per_second, product_trace, [{"type": "heatmap", "z": _round(s.products)} for s in steps])
+                     steps_per_second, cells=[_cell_squares(ref_p, s.products, pbound, fs_k) for s in steps])
 
 
 def _mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
@@ -461,7 +477,7 @@ def _mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:
 
 
 def _channel_sums_text(step: WindowStep, depthwise: bool, decimals: int = 2) -> str:
-    """The stacked page's title: the per-channel sums adding up (or kept apart, for depthwise)."""
+    """The stacked page's written sum: the per-channel sums adding up (or kept apart, for depthwise)."""
     i, j = step.out_index
     head = f"Window (row {i + 1}, column {j + 1}): "
     sums = [format_number(v, decimals) for v in step.channel_sums]
@@ -480,8 +496,8 @@ def stacked_steps_figure(x: np.ndarray, kernel: np.ndarray, steps: list[WindowSt
 
     Three panels: a few channels of the input side by side with the same window outlined in each, the same
     channels of the kernel (one ``(kh, kw)`` slice per channel), and the output map filling in with the
-    current cell outlined. The title writes the per-channel sums adding up to the output cell
-    (``4 + 4 + … = 128 (the sum of 32 channel sums)``) or, for depthwise convolution, kept apart. Controls
+    current cell outlined. Above the panels, ``layout.annotations[0]`` writes the per-channel sums adding up to
+    the output cell (``4 + 4 + … = 128 (the sum of 32 channel sums)``) or, for depthwise convolution, kept apart. Controls
     as :func:`conv_steps_figure` (plotly.js animation: no server rerun between positions).
 
     Args:

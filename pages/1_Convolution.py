@@ -69,8 +69,9 @@ except ValueError as exc:
     st.stop()
 animation = ui.conv_animation(x, k, strides, padding, dilation, float(bias), flip, max(h, w) <= 16, speed)
 
-st.markdown("Move the **slider**, press **Next ▶** / **◀ Previous**, or **▶ Play**: every window position is already "
-            "in your browser. Red outlines: the cells under the kernel's taps (beige cells are padding zeros).")
+st.markdown("Click a number on the **slider** under the panels (or drag it), or press **▶ Play**: every window "
+            "position is already in your browser. Red outlines: the cells under the kernel's taps (beige cells are "
+            "padding zeros).")
 ui.show_animation(animation, "conv_fig_steps", "conv")
 
 pads = (padding_amounts(h, kh, strides, padding, dilation), padding_amounts(w, kw, strides, padding, dilation))

@@ -69,7 +69,7 @@ def shoot_mid_play(page, key: str, title: str):
     scroll_under_header(figure)
     figure.locator(".updatemenu-button").filter(has_text="Play").click()
     page.mouse.move(5, 790)  # off the figure: no hover label over it
-    figure.locator(".gtitle").filter(has_text=title).wait_for(timeout=TIMEOUT)
+    figure.locator('.annotation[data-index="0"] .annotation-text').filter(has_text=title).wait_for(timeout=TIMEOUT)
 
 
 def shoot_convolution(page):

@@ -33,16 +33,35 @@ def squares(path: str) -> list[tuple[int, int]]:
                   for c, r in re.findall(r"M(-?[\d.]+),(-?[\d.]+)h1v1h-1Z", path))
 
 
+def written(layout) -> str:
+    """The written sum a layout or frame shows (``annotations[0]``)."""
+    return layout.annotations[0].text
+
+
+N_MOVING = 5
+"""Moving shapes of the Convolution figure before the product squares: window, taps, output cell, two covers."""
+
+
 def test_every_position_is_a_frame_and_the_first_is_drawn():
     fig, steps = conv_figure()
     assert [f.name for f in fig.frames] == [str(k) for k in range(1, 10)]
-    assert fig.layout.title.text == fig.frames[0].layout.title.text
-    assert "Output cell (row 1, column 1)" in fig.layout.title.text and fig.layout.title.text.endswith("= <b>4</b>")
+    assert written(fig.layout) == written(fig.frames[0].layout)
+    assert "Output cell (row 1, column 1)" in written(fig.layout) and written(fig.layout).endswith("= <b>4</b>")
+    assert fig.layout.annotations[0].xref == "x domain"  # on an axis: plotly.js redraws it with the shapes
     for frame, step in zip(fig.frames, steps):
-        (products,) = frame.data
-        np.testing.assert_array_equal(np.array(products.z), step.products)
-        assert frame.traces == (3,)
-    assert fig.data[3].texttemplate  # the products' numbers are written from z, which is all a frame sends
+        assert not frame.data  # a frame changes the layout only: applied without a redraw
+        cells = frame.layout.shapes[N_MOVING:]
+        assert [c.label.text for c in cells] == [figures.format_number(v) for v in step.products.ravel()]
+        assert all(set(c.to_plotly_json()) == {"fillcolor", "label"} for c in cells)  # places and fonts: once, in the layout
+    placed = fig.layout.shapes[N_MOVING:]
+    assert [(s.y0 + 0.5, s.x0 + 0.5) for s in placed] == [(r, c) for r in range(3) for c in range(3)]
+    assert all(s.xref == "x3" and s.yref == "y3" for s in placed)
+    # the signed scale: a product of 1 (the largest) is the darkest red, with white text; 0 is the pale middle
+    reds = {s.label.text: (s.fillcolor, s.label.font.color) for s in placed}
+    assert reds["1"] == ("#67001f", "white") and reds["0"][1] == "#444"
+    slider = fig.layout.sliders[0]
+    assert [list(step.args[0]) for step in slider.steps] == [[str(k)] for k in range(1, 10)]
+    assert all(step.args[1]["frame"]["redraw"] is False for step in slider.steps)
 
 
 def test_dilated_taps_are_outlined_one_by_one_and_padding_is_shaded():
@@ -53,8 +72,8 @@ def test_dilated_taps_are_outlined_one_by_one_and_padding_is_shaded():
     assert pad_z.shape == (7, 7) and np.isfinite(pad_z[0]).all() and np.isnan(pad_z[1:6, 1:6]).all()
     assert values_trace.text[1][1] == "1" and values_trace.text[0][0] == ""
     assert "padded to 7×7" in fig.layout.xaxis.title.text
-    written = re.sub(r"<[^>]+>", "", fig.frames[4].layout.title.text)  # window 5, checked by hand
-    assert written == "Output cell (row 2, column 2) = 1·1 + 1·0 + 0·1 + 0·0 + 1·1 + 1·0 + 0·1 + 1·0 + 0·1 = 2"
+    window5 = re.sub(r"<[^>]+>", "", written(fig.frames[4].layout))  # window 5, checked by hand
+    assert window5 == "Output cell (row 2, column 2) = 1·1 + 1·0 + 0·1 + 0·0 + 1·1 + 1·0 + 0·1 + 1·0 + 0·1 = 2"
 
 
 def test_the_output_fills_in_and_the_current_cell_is_outlined():
@@ -69,20 +88,20 @@ def test_the_output_fills_in_and_the_current_cell_is_outlined():
     assert fig.layout.shapes[3].fillcolor == "#eeeeee"  # styles are sent once, in the layout
 
 
-def test_previous_and_next_point_at_the_neighbours_in_each_frame():
+def test_play_pause_and_reset():
     fig, _ = conv_figure()
-    for k, frame in enumerate(fig.frames):
-        prev, nxt = frame.layout.updatemenus[0].buttons
-        assert list(prev.args[0]) == [str(max(k, 1))] and list(nxt.args[0]) == [str(min(k + 2, 9))]
-    play = fig.layout.updatemenus[1].buttons[0]
-    assert play.label == "▶ Play" and play.args[1]["frame"]["duration"] == 500  # 2 steps/s by default
+    play, pause, reset = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in (play, pause, reset)] == ["▶ Play", "Pause", "Reset"]
+    assert play.args[0] is None and play.args[1]["fromcurrent"] is True  # every frame, from the current position
+    assert play.args[1]["frame"] == {"duration": 500, "redraw": False}  # 2 steps/s by default
+    assert list(reset.args[0]) == ["1"]
     fast, _ = conv_figure(steps_per_second=4.0)
-    assert fast.layout.updatemenus[1].buttons[0].args[1]["frame"]["duration"] == 250
+    assert fast.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"] == 250
 
 
 def test_bias_is_written_and_bad_arguments_raise():
     fig, _ = conv_figure(bias=-0.5)
-    assert "+ (-0.5) = <b>3.5</b>" in fig.layout.title.text
+    assert "+ (-0.5) = <b>3.5</b>" in written(fig.layout)
     with pytest.raises(ValueError, match="steps_per_second must be > 0, got steps_per_second=0"):
         conv_figure(steps_per_second=0)
     with pytest.raises(ValueError, match="at least one window position"):
@@ -93,7 +112,7 @@ def test_long_sums_wrap():
     assert figures.wrap_terms(["1·1", "1·0"], width=5) == "1·1 +<br>1·0"
     kernel = np.ones((7, 7))
     fig, _ = conv_figure(x=np.ones((7, 7)), kernel=kernel)
-    assert fig.layout.title.text.count("<br>") >= 3
+    assert written(fig.layout).count("<br>") >= 3
     assert fig.layout.margin.t > 80  # room for every line
 
 
@@ -115,11 +134,14 @@ def test_stacked_figure_outlines_the_window_in_each_channel_and_writes_the_chann
     steps = conv2d_steps(x, kernel)
     out = np.array([s.value for s in steps]).reshape(3, 3)
     fig = figures.stacked_steps_figure(x, kernel, steps, out, [0, 1, 2])
-    assert len(fig.frames) == 9 and "4 + 4 + 4 + 4 = <b>16</b>" in fig.layout.title.text
+    assert len(fig.frames) == 9 and "4 + 4 + 4 + 4 = <b>16</b>" in written(fig.layout)
+    # the written sum comes first; the channel labels keep their places after it (a frame updates index 0 only)
+    assert [a.text for a in fig.layout.annotations[1:]] == ["channel 1", "channel 2", "channel 3"]
+    assert all(len(f.layout.annotations) == 1 for f in fig.frames)
     path = fig.frames[2].layout.shapes[0].path  # position 3: columns 2-4 in each of the 3 channels (6 wide apart)
     starts = sorted({float(v) for v in re.findall(r"M(-?[\d.]+),-0.5H", path)})
     assert starts == [1.5, 7.5, 13.5]
     depthwise = figures.stacked_steps_figure(x, kernel, steps, out, [0], depthwise=True)
-    assert "channel 1: 4" in depthwise.layout.title.text and "no sum" not in depthwise.layout.title.text
+    assert "channel 1: 4" in written(depthwise.layout) and "no sum" not in written(depthwise.layout)
     with pytest.raises(ValueError, match="channels must list 1 to 8"):
         figures.stacked_steps_figure(x, kernel, steps, out, [5])

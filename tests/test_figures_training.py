@@ -30,8 +30,8 @@ def test_metric_figure_lines_up_batches_and_epochs():
     fig = ft.metric_figure(snap, "loss")
     raw, smooth, test = fig.data
     np.testing.assert_allclose(raw.x, np.arange(1, 11) / 4)  # batch i at epoch i / batches_per_epoch
-    np.testing.assert_allclose(raw.y, snap["batch_loss"])
-    np.testing.assert_allclose(smooth.y, ft.ema(snap["batch_loss"]))
+    np.testing.assert_allclose(raw.y, snap["batch_loss"], atol=1e-5)  # rounded to 5 decimals
+    np.testing.assert_allclose(smooth.y, ft.ema(snap["batch_loss"]), atol=1e-5)
     assert list(test.x) == [1, 2] and list(test.y) == [0.5, 0.3]
     assert fig.layout.uirevision == "loss" and tuple(fig.layout.xaxis.range) == pytest.approx((0, 3.06))
     acc = ft.metric_figure(snap, "accuracy")
@@ -40,6 +40,23 @@ def test_metric_figure_lines_up_batches_and_epochs():
     assert len(empty.data[0].x) == 0
     with pytest.raises(ValueError, match="metric='f1'"):
         ft.metric_figure(snap, "f1")
+
+
+def test_long_curves_are_thinned_to_a_bounded_size():
+    n = 5000
+    snap = {"batch_loss": list(np.linspace(2.0, 0.1, n)), "batches_per_epoch": 100, "epochs": 50}
+    fig = ft.metric_figure(snap, "loss")
+    raw, smooth, _ = fig.data
+    assert len(raw.x) == len(smooth.x) == ft.MAX_CURVE_POINTS
+    assert raw.x[0] == pytest.approx(0.01) and raw.x[-1] == pytest.approx(50.0)  # the first and the last batch
+    assert raw.y[0] == pytest.approx(2.0) and raw.y[-1] == pytest.approx(0.1)
+    full = ft.ema(np.linspace(2.0, 0.1, n), 0.9)  # smoothed over every batch, then thinned
+    assert smooth.y[-1] == pytest.approx(full[-1], abs=1e-5)
+    assert len(fig.to_json()) < 40_000
+    np.testing.assert_array_equal(ft.thinned(5, 10), np.arange(5))
+    np.testing.assert_array_equal(ft.thinned(11, 3), [0, 5, 10])
+    with pytest.raises(ValueError, match="max_points=1"):
+        ft.thinned(10, 1)
 
 
 def test_tile():

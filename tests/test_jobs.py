@@ -200,3 +200,23 @@ def test_commands_cluster_killed_worker_and_a_web_server_restart(dask_cluster, f
     finally:
         manager.close()
         print(log_path.read_text()[-3000:])
+
+
+def test_the_worker_preload_lowers_priority_and_gives_tensorflow_one_thread():
+    """dask_setup (the preload of every worker) in a fresh process: niceness, TensorFlow's threads, env kept if set."""
+    import subprocess
+    import sys
+
+    code = ("import os; from convviz import jobs; jobs.dask_setup(); import tensorflow as tf; "
+            "print(os.getpriority(os.PRIO_PROCESS, 0), os.environ['TF_NUM_INTRAOP_THREADS'], "
+            "os.environ['TF_NUM_INTEROP_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    nice, intra, inter = out.stdout.split()
+    assert int(nice) >= jobs.WORKER_NICENESS and intra == inter == str(jobs.WORKER_TF_THREADS)
+    env["TF_NUM_INTRAOP_THREADS"] = "2"  # an operator's own setting wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split()[1] == "2"
+

@@ -30,10 +30,10 @@ def steps_figure(app) -> dict:
 
 
 def written_sum(app, position: int = 1) -> str:
-    """The figure's title at 1-based window ``position``, as the browser shows it (tags and line breaks removed)."""
+    """The figure's written sum (its first annotation) at 1-based window ``position``, as the browser shows it (tags and line breaks removed)."""
     fig = steps_figure(app)
     frame = next(f for f in fig["frames"] if f["name"] == str(position))
-    return re.sub(r"<[^>]+>", "", frame["layout"]["title"]["text"].replace("<br>", " "))
+    return re.sub(r"<[^>]+>", "", frame["layout"]["annotations"][0]["text"].replace("<br>", " "))
 
 
 def server_runs(app) -> int:
@@ -51,7 +51,7 @@ def test_defaults_reproduce_the_notebook(at):
 def test_every_window_position_is_a_frame_with_its_sum(at):
     fig = steps_figure(at)
     assert [f["name"] for f in fig["frames"]] == [str(k) for k in range(1, 10)]
-    assert re.sub(r"<[^>]+>", "", fig["layout"]["title"]["text"]) == written_sum(at, 1)  # shown first
+    assert re.sub(r"<[^>]+>", "", fig["layout"]["annotations"][0]["text"]) == written_sum(at, 1)  # shown first
     assert written_sum(at, 2).startswith("Output cell (row 1, column 2)")
     assert written_sum(at, 2).endswith("= 3")
     assert written_sum(at, 5).endswith("= 4")

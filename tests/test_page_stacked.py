@@ -27,10 +27,10 @@ def tables(app):
 
 
 def window_line(app, position: int = 1) -> str:
-    """The step-through figure's title at 1-based window ``position`` (tags and line breaks removed)."""
+    """The step-through figure's written sum (first annotation) at 1-based window ``position`` (tags and line breaks removed)."""
     chart = next(el for el in app.get("plotly_chart") if "stack_fig_steps" in el.proto.id)
     frame = next(f for f in json.loads(chart.proto.spec)["frames"] if f["name"] == str(position))
-    return re.sub(r"<[^>]+>", "", frame["layout"]["title"]["text"].replace("<br>", " "))
+    return re.sub(r"<[^>]+>", "", frame["layout"]["annotations"][0]["text"].replace("<br>", " "))
 
 
 def png(arr, fmt="PNG"):

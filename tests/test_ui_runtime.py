@@ -51,7 +51,7 @@ def test_without_the_hook_streamlit_would_reset_keras(monkeypatch):
 
 def test_freeze_long_lived_moves_objects_out_of_the_collectors_way():
     try:
-        frozen = runtime.freeze_long_lived()
-        assert frozen == gc.get_freeze_count() > 1000
+        frozen = runtime.freeze_long_lived()  # other threads may free or create objects meanwhile: no exact count
+        assert frozen > 1000 and gc.get_freeze_count() > 1000
     finally:
         gc.unfreeze()

@@ -4,7 +4,7 @@
   and presets that keeps the user's edits across reruns and resizes.
 * :func:`parse_matrix` — edited table -> numbers, or a message naming the bad cell.
 * :func:`conv_animation` / :func:`stacked_animation` — every window position as one Plotly
-  figure whose frames step in the browser (slider, Previous / Next, Play / Pause), cached per
+  figure whose frames step in the browser (slider, Play / Pause / Reset), cached per
   input; :func:`show_animation` places it, :func:`count_server_run`
   counts the server's runs of the page.
 * :func:`tf_reference_map` — the same convolution by ``tf.nn.conv2d``
@@ -296,8 +296,8 @@ def show_animation(animation: Animation, key: str, prefix: str) -> None:
     st.plotly_chart(animation.figure, key=key, width="stretch", config={"displayModeBar": False})
     kb = animation.size_bytes / 1000
     runs = st.session_state.get(f"_{prefix}_server_runs", 0)
-    text = (f"All {animation.positions} window positions are in your browser ({kb:,.0f} kB): the slider, Previous / "
-            f"Next and Play move between them without asking the server. Server runs of this page for you: {runs} "
+    text = (f"All {animation.positions} window positions are in your browser ({kb:,.0f} kB): the slider and Play "
+            f"move between them without asking the server. Server runs of this page for you: {runs} "
             "(one each time you change the input, the kernel or a setting).")
     if animation.size_bytes > LARGE_FIGURE_BYTES:
         st.info(f"This input has many window positions, so the animation is large and may take a moment to arrive "

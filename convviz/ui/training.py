@@ -9,7 +9,7 @@ worker processes, in the background, so no page waits for it.
 The session remembers which run it shows under the non-widget key :data:`RUN_KEY` (Streamlit drops
 the widget-keyed state of a page that is not shown, never the other keys); without one, the page
 shows the learner's run that is still going, if any, wherever it was started (another web server,
-an earlier server process): runs are found by learner key. A fragment that reruns every 0.5 s shows
+an earlier server process): runs are found by learner key. A fragment that reruns every second shows
 the run's progress; when an epoch ends or the run ends it reruns the whole page so the test-set
 results refresh.
 
@@ -43,6 +43,10 @@ DRAW_MODEL_KEY = "_draw_model"
 
 _RETRY_FULL_AFTER_S = 300.0
 _EPOCH_RERUN_S = 10.0
+LIVE_REFRESH_S = 1.0
+"""Seconds between two refreshes of a watched run's live panel (progress, curves, kernels). Each refresh costs the
+server a fragment run and the browser three charts redrawn: at 0.5 s, one watching learner kept the web server
+at ~50% of a core, which the training workers (at a lower priority) lost."""
 """While a run trains, the whole page (test-set results) refreshes for a new epoch at most this often, seconds."""
 
 
@@ -364,7 +368,7 @@ def _phase(run: jobs.RunState) -> tuple:
     return run.run_id, "active" if run.active else run.state, run.history.get("epoch", 0)
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=LIVE_REFRESH_S)
 def _live_panel() -> None:
     run = current_run()
     if run is None:
@@ -372,7 +376,7 @@ def _live_panel() -> None:
     _panel(run)
     phase = _phase(run)
     # Rerun the whole page once per change (an epoch or the run ended), never again while that rerun is
-    # under way (a full run can take longer than 0.5 s, and each st.rerun would interrupt it), and for a
+    # under way (a full run can take longer than a refresh, and each st.rerun would interrupt it), and for a
     # new epoch at most every _EPOCH_RERUN_S seconds (short epochs on a busy server would keep it rerunning).
     recent = time.monotonic() - st.session_state.get("_train_shown_at", 0.0) < _EPOCH_RERUN_S
     if phase != st.session_state.get("_train_shown") and phase != st.session_state.get("_train_rerun_for") \

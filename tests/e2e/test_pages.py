@@ -77,13 +77,23 @@ def table_after(page: Page, text: str) -> list[list[str]]:
 
 
 def stepper_text(page: Page, key: str = "conv_fig_steps"):
-    """The step-through figure's title: the current window's sum written out ("Output cell (row i, column j) = ...")."""
-    return page.locator(f".st-key-{key} .js-plotly-plot .gtitle")
+    """The step-through figure's written sum (its first annotation): the current window's sum written out
+    ("Output cell (row i, column j) = ...")."""
+    return page.locator(f'.st-key-{key} .js-plotly-plot .annotation[data-index="0"] .annotation-text')
 
 
 def figure_button(page: Page, label: str, key: str = "conv_fig_steps"):
-    """One of the Plotly figure's own buttons (Previous / Next, Play / Pause / Reset): plotly.js, not Streamlit."""
+    """One of the Plotly figure's own buttons (Play / Pause / Reset): plotly.js, not Streamlit."""
     return page.locator(f".st-key-{key} .updatemenu-button").filter(has_text=label)
+
+
+def click_slider(page: Page, position: int, key: str = "conv_fig_steps") -> None:
+    """Click the figure's slider at 1-based window ``position`` (on the rail, above that position's number)."""
+    label = page.locator(f".st-key-{key} .slider-label-group").nth(position - 1)
+    label.scroll_into_view_if_needed()
+    rail = page.locator(f".st-key-{key} .slider-rail-rect").bounding_box()
+    box = label.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, rail["y"] + rail["height"] / 2)
 
 
 def server_runs(page: Page) -> int:
@@ -95,17 +105,19 @@ def server_runs(page: Page) -> int:
 
 _POSITION_JS = """(key) => {
     const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
-    const t = el && el.querySelector('.gtitle');
+    const t = el && el.querySelector('.annotation[data-index="0"] .annotation-text');
     if (!el || !el._fullLayout || !t) return null;
     const s = el._fullLayout.shapes;
+    const drawn = Array.from(el.querySelectorAll('.shapelayer .shape-group')).length;
     return {active: el._fullLayout.sliders[0].active, title: t.textContent,
             window: [s[0].x0, s[0].y0, s[0].x1, s[0].y1], cell: [s[2].x0, s[2].y0],
-            products: el._fullData[3].z.map(r => Array.from(r))};
+            products: s.slice(5).map(p => Number(p.label.text)), drawn: drawn};
 }"""
 
 
 def position(page: Page, key: str = "conv_fig_steps") -> dict:
-    """What the figure shows now, read in one go: slider position (0-based), title, window and output-cell outlines."""
+    """What the figure shows now, read in one go: slider position (0-based), written sum, window and output-cell
+    outlines, the products' labels (row-major)."""
     return page.evaluate(_POSITION_JS, key)
 
 
@@ -127,16 +139,16 @@ def test_convolution_steps_in_the_browser_without_a_server_run(page: Page):
         if (s === 'running') window.__e2e_runs += 1; }).observe(document.querySelector('[data-testid=stApp]'),
         {attributes: true, attributeFilter: ['data-test-script-state']}); }""")
 
-    # Next x3, then Previous and Next: the figure's own buttons
-    for row, col in [(1, 2), (1, 3), (2, 1)]:
-        figure_button(page, "Next").click()
+    # step with the slider: positions 2, 3, 4, back to 3, then 4 again
+    for k, (row, col) in [(2, (1, 2)), (3, (1, 3)), (4, (2, 1))]:
+        click_slider(page, k)
         expect(stepper).to_contain_text(f"Output cell (row {row}, column {col}) =")
     expect(stepper).to_have_text(FOURTH_SUM)
     now = position(page)
     assert now["active"] == 3 and now["window"] == cell_box(1, 0, 3, 2) and now["cell"] == [-0.5, 0.5]
-    figure_button(page, "Previous").click()
+    click_slider(page, 3)
     expect(stepper).to_contain_text("Output cell (row 1, column 3) =")
-    figure_button(page, "Next").click()
+    click_slider(page, 4)
     expect(stepper).to_have_text(FOURTH_SUM)
 
     # scrub: drag the slider's handle along its rail; window 5 is output cell (2, 2), its sum is 4
@@ -153,7 +165,8 @@ def test_convolution_steps_in_the_browser_without_a_server_run(page: Page):
     expect(stepper).to_have_text(re.compile(r"^Output cell \(row 2, column 2\) = .* = 4$"))
     now = position(page)
     assert now["active"] == 4 and now["window"] == cell_box(1, 1, 3, 3) and now["cell"] == [0.5, 0.5]
-    assert now["products"] == [[1, 0, 1], [0, 1, 0], [0, 0, 1]]
+    assert now["products"] == [1, 0, 1, 0, 1, 0, 0, 0, 1]
+    shapes_drawn = now["drawn"]
 
     # Reset, then Play: it moves on its own, every panel at the same position, and stops at the last one
     figure_button(page, "Reset").click()
@@ -166,6 +179,7 @@ def test_convolution_steps_in_the_browser_without_a_server_run(page: Page):
     assert mid["window"] == cell_box(i, j, i + 2, j + 2) and mid["cell"] == [j - 0.5, i - 0.5]
     expect(stepper).to_have_text(re.compile(r"^Output cell \(row 3, column 3\) = .* = 4$"), timeout=30_000)
     assert position(page)["window"] == cell_box(2, 2, 4, 4)
+    assert position(page)["drawn"] == shapes_drawn  # the frames moved the shapes; none were added or lost
 
     # none of that asked the server: the page's own count of its runs did not move, no script run started
     assert server_runs(page) == runs
@@ -193,7 +207,7 @@ def test_stacked_channels_sum_over_32_channels(page: Page):
     window = stepper_text(page, "stack_fig_steps")
     expect(window).to_contain_text("Window (row 1, column 1):")
     expect(window).to_contain_text("= 128 (the sum of 32 channel sums)")
-    figure_button(page, "Next", "stack_fig_steps").click()
+    click_slider(page, 2, "stack_fig_steps")
     expect(window).to_contain_text("Window (row 1, column 2):")
     expect(window).to_contain_text("= 96 (the sum of 32 channel sums)")
 

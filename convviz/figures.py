@@ -201,6 +201,21 @@ def _rect(refs: tuple[str, str], r0: float, c0: float, r1: float, c1: float, col
             "visible": visible}
 
 
+def squares_path(cells) -> str:
+    """An SVG path of one unit square around each ``(row, col)`` cell, in the axes' data coordinates.
+
+    Absolute commands only: plotly.js maps every number of a shape's path from data to pixels, so a relative
+    ``h1v1`` would come out as ``NaN`` in the browser (no outline at all).
+
+    Args:
+        cells: ``(row, col)`` pairs.
+
+    Returns:
+        e.g. ``squares_path([(0, 1)])`` is ``"M0.5,-0.5H1.5V0.5H0.5Z"``; empty for no cells.
+    """
+    return "".join(f"M{c - 0.5:g},{r - 0.5:g}H{c + 0.5:g}V{r + 0.5:g}H{c - 0.5:g}Z" for r, c in cells)
+
+
 def _taps_path(refs: tuple[str, str], rows, cols, r_offset: int = 0, c_offset: int = 0, width: float = 3) -> dict:
     """One path shape outlining each kernel tap's cell (dilation shows as gaps between the outlined cells).
 
@@ -214,7 +229,7 @@ def _taps_path(refs: tuple[str, str], rows, cols, r_offset: int = 0, c_offset: i
         path = "".join(f"M{left:g},{r - 0.5:g}H{right:g}" for r in rows + [rows[-1] + 1])
         path += "".join(f"M{c - 0.5:g},{top:g}V{bottom:g}" for c in cols + [cols[-1] + 1])
     else:
-        path = "".join(f"M{c - 0.5:g},{r - 0.5:g}h1v1h-1Z" for r in rows for c in cols)
+        path = squares_path([(r, c) for r in rows for c in cols])
     return {"type": "path", "xref": refs[0], "yref": refs[1], "path": path, "layer": "above",
             "line": {"color": TAP_COLOR, "width": width}, "fillcolor": "rgba(0,0,0,0)"}
 
@@ -259,14 +274,18 @@ def _written_sum(step: WindowStep, decimals: int = 2) -> str:
     return f"<b>{head}</b>" + wrap_terms(body.split(" + "), first=len(head)) + f" = <b>{value}</b>"
 
 
-def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], list[dict]]:
+def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -> tuple[list[dict], list[dict]]:
     """The slider over the positions and the Play / Pause / Reset buttons (all plotly.js: no server rerun).
+
+    Args:
+        redraw: whether moving to a frame redraws the figure (needed when frames change traces' data).
 
     Returns:
         ``(sliders, updatemenus)``.
     """
     n = len(names)
-    play = {"frame": {"duration": round(1000 / steps_per_second), "redraw": False}, "transition": {"duration": 0},
+    still = {**_STILL, "frame": {"duration": 0, "redraw": redraw}}
+    play = {"frame": {"duration": round(1000 / steps_per_second), "redraw": redraw}, "transition": {"duration": 0},
             "fromcurrent": True, "mode": "immediate"}
     pause = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
     many = n > 30
@@ -277,7 +296,7 @@ def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], li
                          "xanchor": "left", "offset": 6},
         "font": {"size": 10, "color": "rgba(0,0,0,0)" if many else "#444"},
         "ticklen": 0 if many else 4, "minorticklen": 0,
-        "steps": [{"label": str(k + 1), "method": "animate", "args": [[name], _STILL]} for k, name in enumerate(names)],
+        "steps": [{"label": str(k + 1), "method": "animate", "args": [[name], still]} for k, name in enumerate(names)],
     }
     # the buttons sit above the panels, under the written sum: reading the sum and pressing Play need no scrolling
     buttons = {"type": "buttons", "direction": "left", "showactive": False, "x": 0.0, "xanchor": "left",
@@ -285,7 +304,7 @@ def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], li
                "buttons": [
                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
                    {"label": "Pause", "method": "animate", "args": [[None], pause]},
-                   {"label": "Reset", "method": "animate", "args": [[names[0]], _STILL]},
+                   {"label": "Reset", "method": "animate", "args": [[names[0]], still]},
                ]}
     return [slider], [buttons]
 
@@ -297,7 +316,8 @@ def _moved(shapes: list[dict], keep: tuple[str, ...] = ("x0", "x1", "y0", "y1", 
 
 
 def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
-              height: int, steps_per_second: float, cells: list[list[dict]] | None = None) -> go.Figure:
+              height: int, steps_per_second: float, cells: list[list[dict]] | None = None,
+              frame_traces: tuple[int, ...] = (), frame_data: list[list[dict]] | None = None) -> go.Figure:
     """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
 
     Args:
@@ -311,10 +331,13 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
         steps_per_second: Play's speed.
         cells: shapes that stay in place but change colour and label at each position (the products), if any:
             full shapes, the same count at every position; a frame sends their ``fillcolor`` and ``label``.
+        frame_traces, frame_data: traces whose data a frame changes and, at each position, that data (one dict per
+            trace, e.g. ``{"type": "heatmap", "z": ...}``), if any. Then every move redraws the figure (plotly.js
+            redraws a heatmap's data only so), about twice the browser's work of a layout-only frame.
     """
     lines = max(t.count("<br>") for t in titles) + 1
     top_margin = _MENU_GAP + 16 + 20 * lines
-    sliders, menus = _controls(names, steps_per_second)
+    sliders, menus = _controls(names, steps_per_second, redraw=frame_data is not None)
     cells = cells or [[] for _ in names]
     written = {"text": titles[0], "xref": "x domain", "yref": "paper", "x": 0.0, "y": 1.0, "xanchor": "left",
                "yanchor": "bottom", "yshift": _MENU_GAP + 4, "align": "left", "showarrow": False,
@@ -328,6 +351,9 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
     frames = [{"name": name, "layout": {"annotations": [{"text": titles[k]}],
                                         "shapes": _moved(shapes[k]) + [_recoloured(c) for c in cells[k]]}}
               for k, name in enumerate(names)]
+    if frame_data is not None:
+        for frame, data in zip(frames, frame_data):
+            frame.update(traces=list(frame_traces), data=data)
     return go.Figure(data=traces, layout=layout, frames=frames)
 
 

@@ -180,7 +180,12 @@ def _check_progress(record: dict, where: str) -> dict:
         raise ValueError(f"{where}['error'] must be text of at most 4000 characters or null")
     progress = {"submission": _text(record, "submission", 32, where), "status": status, "error": error,
                 "heartbeat": _time(record, "heartbeat", where),
-                "history": check_history(record.get("history") or {}, f"{where}['history']"), "first_kernel": None}
+                "history": check_history(record.get("history") or {}, f"{where}['history']"), "first_kernel": None,
+                "host": _text(record, "host", 255, where)}
+    pid = record.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31):
+        raise ValueError(f"{where}['pid'] must be a process id, got {str(pid)[:60]}")
+    progress["pid"] = pid
     kernel = record.get("first_kernel")
     if kernel is not None:
         try:

@@ -222,7 +222,7 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
             padding = cfg.get("padding", "valid")
             if not (padding in ("valid", "same") or (isinstance(padding, int) and not isinstance(padding, bool)
                                                      and 0 <= padding <= MAX_WINDOW)):
-                raise ValueError(f"padding must be 'valid', 'same' or an int from 0 to MAX_WINDOW={MAX_WINDOW}, "
+                raise ValueError(f"padding must be 'valid', 'same' or an int from 0 to the limit MAX_WINDOW={MAX_WINDOW}, "
                                  f"got padding={str(padding)[:80]}")
             _activation(cfg.get("activation", "linear"))
             return (output_size(shape[0], kh, sh, padding, dh), output_size(shape[1], kw, sw, padding, dw), filters)
@@ -249,7 +249,7 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
 
 def _at_most(value: int, name: str, limit: int, limit_name: str) -> int:
     if value > limit:
-        raise ValueError(f"{name} must be at most {limit_name}={limit}, got {name}={str(value)[:40]}")
+        raise ValueError(f"{name} must be at most the limit {limit_name}={limit}, got {name}={str(value)[:40]}")
     return value
 
 

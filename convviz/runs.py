@@ -398,7 +398,7 @@ class RunStore:
         return load_model(self.path(run_id)), record
 
     def discard(self, name: str) -> None:
-        """Delete a file that :meth:`list_runs` skipped, by its name in the folder (the page's "Delete this file").
+        """Delete a file that :meth:`list_runs` skipped, by its name in the folder (the Train page's "Delete…").
 
         A name that is a run id's file also loses the run's job files, as :meth:`delete`.
 

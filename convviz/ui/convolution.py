@@ -182,12 +182,13 @@ def _on_resize(prefix: str, limit: int, label: str) -> None:
 
 
 def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[str],
-                  make_preset: Callable[[str, int, int, int], np.ndarray], label: str) -> tuple[np.ndarray, list[str]]:
+                  make_preset: Callable[[str, int, int, int], np.ndarray], label: str) -> np.ndarray:
     """Size controls, a preset picker and an editable table for one matrix; bad edits are refused, never kept.
 
     Every cell is text in the editor and checked here (:func:`apply_edits`): a refused cell keeps its
     previous value and the editor is rebuilt showing it; a size left empty or out of range keeps the
-    previous size. Shrinking hides rows and columns without forgetting them: growing brings them back.
+    previous size. Each refusal is a warning right under the table, where the learner is typing.
+    Shrinking hides rows and columns without forgetting them: growing brings them back.
 
     Widget keys: ``{prefix}_rows``, ``{prefix}_cols``, ``{prefix}_preset``,
     ``{prefix}_reload`` and the data editor :func:`editor_key` ``(prefix)``.
@@ -202,8 +203,7 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         label: the matrix's name in messages, e.g. ``"Input"``.
 
     Returns:
-        ``(matrix, notes)``: float64 ``(rows, cols)`` with ``1 <= rows, cols <= limit``, every cell finite
-        and within ±:data:`MAX_CELL`; and a message for each edit refused in this run.
+        float64 ``(rows, cols)`` with ``1 <= rows, cols <= limit``, every cell finite and within ±:data:`MAX_CELL`.
     """
     ss = st.session_state
     if f"{prefix}_base" not in ss:
@@ -253,7 +253,9 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
                    column_config={c: st.column_config.TextColumn(c, width="small") for c in names})
     st.caption(f"The page uses this {matrix.shape[0]}×{matrix.shape[1]} {label.lower()}. Type numbers such as "
                "2, -0.5 or 1e-3.")
-    return matrix, notes
+    for note in notes:
+        st.warning(note)
+    return matrix
 
 
 def matrix_table(values: np.ndarray, decimals: int = 2) -> pd.DataFrame:

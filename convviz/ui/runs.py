@@ -99,9 +99,9 @@ def skipped_file(item) -> None:
                  "your other runs are listed as usual.")
     digest = hashlib.sha1(item.name.encode("utf-8", "replace")).hexdigest()[:12]
     pending = st.session_state.get(_PENDING_DISCARD) == item.name
-    button.button("Delete this file…", key=f"runs_discard_{digest}", disabled=pending,
+    button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending,
                   on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD, item.name),
-                  help="Asks for confirmation before deleting it.")
+                  help=f"Delete the file {item.name} (asks for confirmation first).")
     if pending:
         yes, no, _ = st.columns([3, 1, 2])
         yes.button(f"Yes, delete {item.name}", key="runs_discard_yes", type="primary", on_click=_discard,

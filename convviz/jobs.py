@@ -71,7 +71,7 @@ LEARNER_RE = re.compile(r"[a-z0-9]{8,32}")
 _SUBMISSION_RE = re.compile(r"[0-9]{19,20}-[0-9a-f]{6}")
 MAX_RECORD_BYTES = MAX_METADATA_CHARS + 4 * 1024 * 1024
 """Largest job or progress record read back, bytes: a run's history plus the first layer's kernel."""
-_MAX_KERNEL_NUMBERS = 28 * 28 * 3 * 1024
+_MAX_KERNEL_NUMBERS = 28 * 28 * 1024  # the first layer: kernel size and filters at their limits, one input channel
 
 
 def max_jobs() -> tuple[int, str | None]:

@@ -9,8 +9,9 @@
 4. a download by Keras (the same URL and SHA-256 as ``tf.keras.datasets.mnist.load_data()``)
    into a fresh temporary directory; the verified file is then moved into the cache of step 3.
 
-A local file is read with ``np.load(path, allow_pickle=False)`` and checked
-(keys, shapes, dtypes, labels 0-9). It is only ever read: never modified,
+A local file is read by :func:`convviz.npzfile.read_npz` (within
+:data:`convviz.npzfile.MNIST_LIMITS`, checked before anything is decompressed; never unpickled)
+and checked (keys, shapes, dtypes, labels 0-9). It is only ever read: never modified,
 moved or deleted. (Keras's own ``get_file`` deletes a cached file whose hash
 does not match when it cannot download again, which is why no user file is
 ever handed to Keras, and why the download goes to an empty temporary
@@ -36,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convviz.npzfile import read_npz
+from convviz.npzfile import MNIST_LIMITS, read_npz
 
 __all__ = ["ENV_VAR", "MNIST_SHA256", "MNIST_URL", "MNISTUnavailableError", "SAMPLE_PATH", "keras_cache_path",
            "load_mnist", "load_sample", "read_mnist_file"]
@@ -80,11 +81,12 @@ def read_mnist_file(path, sizes: tuple[int, int] | None = FULL_SIZES):
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        ValueError: the file is not a readable ``.npz`` or its contents are
-            wrong (missing keys, shapes, dtypes, labels outside 0-9), naming it.
+        ValueError: the file is not a readable ``.npz``, is over a limit of
+            :data:`convviz.npzfile.MNIST_LIMITS` (checked before anything is decompressed), or its
+            contents are wrong (missing keys, shapes, dtypes, labels outside 0-9), naming it.
     """
     path = Path(path)
-    arrays = read_npz(path, "MNIST", keys=_KEYS)
+    arrays = read_npz(path, "MNIST", keys=_KEYS, limits=MNIST_LIMITS)
     missing = [key for key in _KEYS if key not in arrays]
     if missing:
         raise ValueError(f"MNIST file {str(path)!r} is invalid: missing arrays {missing}")

@@ -4,17 +4,24 @@ An upload is untrusted bytes. :func:`decode_upload` checks, in order: that
 there are bytes at all, the file size (at most :data:`MAX_UPLOAD_BYTES`), the
 format (PNG or JPEG only, by content, not by file name), the pixel count
 before decoding (a "decompression bomb" — a small file that expands to a
-huge image — is refused), then decodes and converts to grayscale or RGB.
-Every refusal is a ``ValueError`` whose message says what to fix.
+huge image — is refused, and so is a PNG text chunk that inflates past
+Pillow's limit), then decodes, turns the picture upright as its EXIF
+orientation says (a phone photo; Pillow's ``ImageOps.exif_transpose``), converts
+to grayscale or RGB and, when asked, shrinks it (Pillow's ``thumbnail``, which
+first reduces by whole factors, so a long thin strip costs no more than a square).
+Every refusal is a ``ValueError`` whose message says what to fix; every image
+that decodes is answered, however small or thin (:func:`fit_image` widens an
+image thinner than a kernel).
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 __all__ = ["ALLOWED_FORMATS", "MAX_PIXELS", "MAX_UPLOAD_BYTES", "decode_upload", "fit_image", "to_model_input"]
 
@@ -28,25 +35,47 @@ ALLOWED_FORMATS = ("PNG", "JPEG")
 """Pillow format names accepted."""
 
 
-def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
-    """Decode an uploaded PNG or JPEG into a uint8 array.
+class _Refused(ValueError):
+    """A check of this module refused the upload; the message says what to do."""
+
+
+def _text_chunk_message(exc: ValueError) -> str | None:
+    """Pillow's refusal of a PNG text / ICC chunk that inflates too far, as advice; None for other errors."""
+    text = str(exc)
+    if "MAX_TEXT_CHUNK" in text or "Decompressed data too large" in text or "text chunks" in text:
+        return (f"the uploaded PNG carries a metadata chunk (text or colour profile) that unpacks to more than "
+                f"{PngImagePlugin.MAX_TEXT_CHUNK // (1024 * 1024)} MB (at most "
+                f"{PngImagePlugin.MAX_TEXT_MEMORY // (1024 * 1024)} MB of text in all), more than is safe to read "
+                "(it may be a decompression bomb); save the picture again without its metadata (for example "
+                "export it as a new PNG or JPEG, or take a screenshot of it) and upload that")
+    return None
+
+
+def decode_upload(data: bytes, mode: str = "L", max_side: int | None = None) -> np.ndarray:
+    """Decode an uploaded PNG or JPEG into a uint8 array, upright as its EXIF orientation says.
 
     Args:
         data: the file's bytes.
         mode: ``"L"`` for grayscale (one channel) or ``"RGB"`` (three channels).
+        max_side: shrink the picture (keeping its aspect ratio) so its longer side is at most this
+            many pixels, >= 1; None keeps its size. JPEGs are decoded at a reduced scale when that suffices.
 
     Returns:
-        uint8 ``(height, width, channels)`` with channels 1 for ``"L"``, 3 for ``"RGB"``.
+        uint8 ``(height, width, channels)`` with channels 1 for ``"L"``, 3 for ``"RGB"``; every side >= 1.
         Transparency is composited onto a contrasting background; 16-bit grayscale is scaled
-        to 8 bits (0-65535 -> 0-255); CMYK JPEGs are converted by Pillow.
+        to 8 bits (0-65535 -> 0-255); CMYK JPEGs are converted by Pillow; an EXIF orientation
+        (a phone photo taken sideways) is applied with ``PIL.ImageOps.exif_transpose``.
 
     Raises:
         ValueError: empty file, file over 5 MB, not a PNG/JPEG, more than
-            :data:`MAX_PIXELS` pixels (decompression bomb), or an unreadable
-            (truncated, corrupt) file; the message names the problem and the fix.
+            :data:`MAX_PIXELS` pixels (decompression bomb), a PNG metadata chunk that
+            inflates past Pillow's limit, or an unreadable (truncated, corrupt) file; the
+            message names the problem and the fix.
     """
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be 'L' (grayscale) or 'RGB', got mode={mode!r}")
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
+        raise ValueError(f"max_side must be an integer >= 1 or None, got max_side={max_side!r}")
     if data is None or len(data) == 0:
         raise ValueError("the uploaded file is empty (0 bytes); choose a PNG or JPEG image")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -59,25 +88,37 @@ def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
             img = Image.open(io.BytesIO(data))
             fmt = img.format
             if fmt not in ALLOWED_FORMATS:
-                raise ValueError(
+                raise _Refused(
                     f"the uploaded file is a {fmt or 'unknown'} image; only PNG and JPEG are accepted"
                 )
             w, h = img.size
             if w < 1 or h < 1:
-                raise ValueError(f"the uploaded image has no pixels ({w}x{h}); choose another image")
+                raise _Refused(f"the uploaded image has no pixels ({w}x{h}); choose another image")
             if w * h > MAX_PIXELS:
-                raise ValueError(
+                raise _Refused(
                     f"the uploaded image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,} "
                     "(it may be a decompression bomb); upload a smaller image"
                 )
+            if max_side is not None and fmt == "JPEG":
+                img.draft(img.mode, (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale when that is enough
             img.load()
+    except _Refused:
+        raise
+    except ValueError as exc:  # Pillow's own refusals (a PNG text chunk that inflates too far, ...)
+        advice = _text_chunk_message(exc)
+        raise ValueError(advice or f"the uploaded image could not be decoded ({exc}); it may be corrupt") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ValueError(f"the uploaded image is too large to decode safely ({exc}); upload a smaller image") from None
     except UnidentifiedImageError:
         raise ValueError("the uploaded file is not a readable image; upload a PNG or JPEG") from None
-    except (OSError, SyntaxError, EOFError) as exc:
-        raise ValueError(f"the uploaded image could not be decoded ({exc}); it may be truncated or corrupt") from None
+    except (OSError, SyntaxError, EOFError, struct.error, IndexError, TypeError, MemoryError) as exc:
+        raise ValueError(f"the uploaded image could not be decoded ({type(exc).__name__}: {exc}); it may be "
+                         "truncated or corrupt") from None
 
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block: keep the picture as it was stored
+        pass
     if img.mode.startswith("I;16") or img.mode == "I":
         # A 16-bit grayscale PNG: Pillow's convert("L") clips every value above 255 to white;
         # scale 0-65535 down to 0-255 instead.
@@ -93,7 +134,10 @@ def decode_upload(data: bytes, mode: str = "L") -> np.ndarray:
         shade = 255 if ink < 128 else 0
         background = Image.new("RGBA", rgba.size, (shade, shade, shade, 255))
         img = Image.alpha_composite(background, rgba)
-    arr = np.asarray(img.convert(mode), dtype=np.uint8)
+    img = img.convert(mode)
+    if max_side is not None and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
@@ -134,33 +178,51 @@ def to_model_input(image: np.ndarray, size: int = 28) -> tuple[np.ndarray, bool]
     h, w = gray.shape
     scale = size / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray((gray * 255).astype(np.uint8), "L").resize((new_w, new_h), Image.Resampling.LANCZOS)
+    resized = Image.fromarray((gray * 255).astype(np.uint8), "L").resize((new_w, new_h), Image.Resampling.LANCZOS,
+                                                                         reducing_gap=3.0)
     square = np.zeros((size, size), dtype=np.float32)
     top, left = (size - new_h) // 2, (size - new_w) // 2
     square[top:top + new_h, left:left + new_w] = np.asarray(resized, dtype=np.float32) / 255.0
     return square, inverted
 
 
-def fit_image(image: np.ndarray, size: int = 28) -> np.ndarray:
-    """Shrink an image so its longer side is at most ``size`` pixels, keeping its channels.
+def fit_image(image: np.ndarray, size: int = 28, min_side: int = 1) -> np.ndarray:
+    """Shrink an image so its longer side is at most ``size`` pixels, keeping its channels, and widen a thin one.
+
+    A side shorter than ``min_side`` after fitting (a thin strip, a tiny icon) is widened to
+    ``min_side`` by repeating its edge pixels equally on both sides, so a ``min_side x min_side``
+    kernel always fits.
 
     Args:
         image: uint8 ``(height, width, channels)`` with 1 or 3 channels.
         size: the longest side allowed (pixels), >= 1.
+        min_side: the shortest side returned (pixels), 1 to ``size``.
 
     Returns:
-        float64 ``(h, w, channels)`` in [0, 1], ``max(h, w) <= size``.
+        float64 ``(h, w, channels)`` in [0, 1], ``min_side <= h, w`` and ``max(h, w) <= size``.
 
     Raises:
-        ValueError: not a non-empty 3-D array with 1 or 3 channels.
+        ValueError: not a non-empty 3-D array with 1 or 3 channels, or ``min_side`` out of range.
+
+    Example:
+        >>> fit_image(np.zeros((1, 500, 1), np.uint8), 28, min_side=3).shape
+        (3, 28, 1)
     """
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] not in (1, 3) or arr.size == 0:
         raise ValueError(f"image must be a non-empty (height, width, 1 or 3) array, got shape {arr.shape}")
+    if isinstance(min_side, bool) or not isinstance(min_side, int) or not 1 <= min_side <= size:
+        raise ValueError(f"min_side must be an integer from 1 to size={size}, got min_side={min_side!r}")
     h, w, c = arr.shape
     scale = min(1.0, size / max(h, w))
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     mode = "L" if c == 1 else "RGB"
-    pil = Image.fromarray(arr[:, :, 0] if c == 1 else arr, mode).resize(new, Image.Resampling.LANCZOS)
+    pil = Image.fromarray(arr[:, :, 0] if c == 1 else arr, mode)
+    if new != pil.size:
+        pil = pil.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
     out = np.asarray(pil, dtype=np.float64) / 255.0
-    return out[:, :, None] if c == 1 else out
+    out = out[:, :, None] if c == 1 else out
+    grow = [max(0, min_side - n) for n in out.shape[:2]]
+    if any(grow):
+        out = np.pad(out, [(g // 2, g - g // 2) for g in grow] + [(0, 0)], mode="edge")
+    return out

@@ -23,7 +23,11 @@ How a run travels:
 
 Files of one learner live in ``<runs root>/<learner key>/`` (the :class:`convviz.runs.RunStore`
 folder); every file is replaced atomically (write a temporary file, then ``os.replace``). Across
-machines the runs root must be shared storage.
+machines the runs root must be shared storage. Job and progress records are read back like user
+input: at most :data:`MAX_RECORD_BYTES` and :data:`convviz.npzfile.MAX_JSON_DEPTH` levels deep,
+settings and history checked by :func:`convviz.runs.check_settings` / :func:`convviz.runs.check_history`;
+an invalid job record counts as none (the run's checkpoint is still listed), an invalid progress
+record makes the run ``failed`` with the reason.
 
 The cluster: with no configuration an embedded ``LocalCluster`` of ``CONVVIZ_MAX_JOBS`` (default 2)
 worker processes, one thread each, at a lower CPU priority than the web server; with
@@ -42,12 +46,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from convviz.runs import RunStore
+import numpy as np
+
+from convviz.npzfile import MAX_METADATA_CHARS, read_json_file
+from convviz.runs import HISTORY_STATUSES, RunStore, check_history, check_settings
 
 __all__ = [
-    "DEFAULT_MAX_JOBS", "FULL_LABEL", "JobFiles", "JobManager", "MAX_JOBS_ENV", "RunState", "SAMPLE_LABEL",
-    "SCHEDULER_ENV", "WORKER_NICENESS", "WORKER_TF_THREADS", "dask_setup", "load_dataset", "max_jobs", "run_state",
-    "scheduler_address", "train_task",
+    "DEFAULT_MAX_JOBS", "FULL_LABEL", "JobFiles", "JobManager", "LEARNER_RE", "MAX_JOBS_ENV", "MAX_RECORD_BYTES",
+    "RunState", "SAMPLE_LABEL", "SCHEDULER_ENV", "WORKER_NICENESS", "WORKER_TF_THREADS", "dask_setup", "load_dataset",
+    "max_jobs", "run_state", "scheduler_address", "train_task",
 ]
 
 MAX_JOBS_ENV = "CONVVIZ_MAX_JOBS"
@@ -58,8 +65,12 @@ SAMPLE_LABEL = "Bundled sample (5,000 training / 1,000 test digits)"
 ACTIVE = ("waiting", "queued", "loading", "running")
 """States of a run that has not ended (see :class:`RunState`)."""
 ENDED = ("stopped", "finished", "failed", "interrupted")
-_LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
-_SUBMISSION_RE = re.compile(r"^[0-9]{19,20}-[0-9a-f]{6}$")
+LEARNER_RE = re.compile(r"[a-z0-9]{8,32}")
+"""A learner key, matched whole (``LEARNER_RE.fullmatch``: ``$`` would let a trailing newline through)."""
+_SUBMISSION_RE = re.compile(r"[0-9]{19,20}-[0-9a-f]{6}")
+MAX_RECORD_BYTES = MAX_METADATA_CHARS + 4 * 1024 * 1024
+"""Largest job or progress record read back, bytes: a run's history plus the first layer's kernel."""
+_MAX_KERNEL_NUMBERS = 28 * 28 * 1024  # the first layer: kernel size and filters at their limits, one input channel
 
 
 def max_jobs() -> tuple[int, str | None]:
@@ -128,12 +139,78 @@ def _write_json(path: Path, payload: dict) -> None:
             tmp.unlink()
 
 
-def _read_json(path: Path) -> dict | None:
+def _text(record: dict, key: str, limit: int, where: str) -> str:
+    value = record.get(key, "")
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError(f"{where}[{key!r}] must be text of at most {limit} characters, got {str(value)[:60]}")
+    return value
+
+
+def _time(record: dict, key: str, where: str) -> float:
+    value = record.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e11:
+        raise ValueError(f"{where}[{key!r}] must be seconds since 1970, got {str(value)[:60]}")
+    return float(value)
+
+
+def _check_job(record: dict, where: str) -> dict:
+    """A job record read back from disk: the fields used, checked (see :meth:`JobFiles.read_job`)."""
+    job = {"run_id": _text(record, "run_id", 64, where), "submission": _text(record, "submission", 32, where),
+           "submitted_at": _time(record, "submitted_at", where), "submitted": record.get("submitted") is True,
+           "name": _text(record, "name", 64, where), "dataset": _text(record, "dataset", 200, where),
+           "created": _text(record, "created", 64, where), "resume": record.get("resume") is True,
+           "settings": check_settings(record.get("settings") or {}, f"{where}['settings']")}
+    number = record.get("number")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int) or not 1 <= number < 10**9):
+        raise ValueError(f"{where}['number'] must be a run number >= 1, got {str(number)[:60]}")
+    job["number"] = number
+    if record.get("history") is not None:
+        job["history"] = check_history(record["history"], f"{where}['history']")
+    return job
+
+
+def _check_progress(record: dict, where: str) -> dict:
+    """A progress record read back from disk: the fields used, checked (see :meth:`JobFiles.read_progress`)."""
+    status = record.get("status")
+    if status not in HISTORY_STATUSES:
+        raise ValueError(f"{where}['status'] must be one of {list(HISTORY_STATUSES)}, got {str(status)[:60]}")
+    error = record.get("error")
+    if error is not None and (not isinstance(error, str) or len(error) > 4000):
+        raise ValueError(f"{where}['error'] must be text of at most 4000 characters or null")
+    progress = {"submission": _text(record, "submission", 32, where), "status": status, "error": error,
+                "heartbeat": _time(record, "heartbeat", where),
+                "history": check_history(record.get("history") or {}, f"{where}['history']"), "first_kernel": None,
+                "host": _text(record, "host", 255, where)}
+    pid = record.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31):
+        raise ValueError(f"{where}['pid'] must be a process id, got {str(pid)[:60]}")
+    progress["pid"] = pid
+    kernel = record.get("first_kernel")
+    if kernel is not None:
+        try:
+            values = np.asarray(kernel, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            values = None
+        if values is None or values.ndim != 4 or values.size > _MAX_KERNEL_NUMBERS or not np.all(np.isfinite(values)):
+            raise ValueError(f"{where}['first_kernel'] must be a (height, width, channels, filters) array of at most "
+                             f"{_MAX_KERNEL_NUMBERS:,} finite numbers")
+        progress["first_kernel"] = kernel
+    return progress
+
+
+def _read_record(path: Path, what: str, check, problems: list | None) -> dict | None:
+    """The checked JSON object in ``path``, or None when it is missing or invalid (the reason goes to ``problems``)."""
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
+        value = read_json_file(path, what, max_bytes=MAX_RECORD_BYTES)
+        if not isinstance(value, dict):
+            raise ValueError(f"{what} {str(path)!r} is not a JSON object")
+        return check(value, f"{what} {path.name!r}")
+    except FileNotFoundError:
         return None
-    return value if isinstance(value, dict) else None
+    except ValueError as exc:
+        if problems is not None:
+            problems.append(str(exc))
+        return None
 
 
 class JobFiles:
@@ -149,8 +226,8 @@ class JobFiles:
     """
 
     def __init__(self, runs_root, learner: str):
-        if not isinstance(learner, str) or not _LEARNER_RE.match(learner):
-            raise ValueError(f"learner must be 8-32 lowercase letters or digits, got learner={learner!r}")
+        if not isinstance(learner, str) or not LEARNER_RE.fullmatch(learner):
+            raise ValueError(f"learner must be 8-32 lowercase letters or digits, got learner={str(learner)[:80]!r}")
         self.runs_root = Path(runs_root)
         self.learner = learner
         self.store = RunStore(self.runs_root / learner)
@@ -173,8 +250,8 @@ class JobFiles:
 
     def claim_path(self, run_id: str, submission: str) -> Path:
         """``<run id>.<submission>.claim``: created (exclusively) by the task that trains this submission."""
-        if not _SUBMISSION_RE.match(submission):
-            raise ValueError(f"not a submission id: {submission!r}")
+        if not isinstance(submission, str) or not _SUBMISSION_RE.fullmatch(submission):
+            raise ValueError(f"not a submission id: {str(submission)[:80]!r}")
         return self._path(run_id, f".{submission}.claim")
 
     def marker_path(self, run_id: str, submission: str) -> Path:
@@ -182,13 +259,19 @@ class JobFiles:
         self.store.path(run_id)
         return self.queue_dir / f"{submission}--{self.learner}--{run_id}"
 
-    def read_job(self, run_id: str) -> dict | None:
-        """The job record, or None (no such run, or unreadable)."""
-        return _read_json(self.job_path(run_id))
+    def read_job(self, run_id: str, problems: list | None = None) -> dict | None:
+        """The job record, checked like user input, or None (no such run, or unreadable or invalid).
 
-    def read_progress(self, run_id: str) -> dict | None:
-        """The progress record, or None."""
-        return _read_json(self.progress_path(run_id))
+        Args:
+            run_id: the run.
+            problems: a list that gets the reason when the record exists but is invalid
+                (over :data:`MAX_RECORD_BYTES`, not JSON, a setting or the history out of range).
+        """
+        return _read_record(self.job_path(run_id), "job record", _check_job, problems)
+
+    def read_progress(self, run_id: str, problems: list | None = None) -> dict | None:
+        """The progress record, checked like user input, or None (none yet, or invalid: see ``problems``)."""
+        return _read_record(self.progress_path(run_id), "progress record", _check_progress, problems)
 
     def write_progress(self, run_id: str, progress: dict) -> None:
         """Replace the progress record atomically."""
@@ -204,8 +287,12 @@ class JobFiles:
             return []
         jobs = []
         for path in self.store.root.glob("*.job.json"):
-            record = _read_json(path)
-            if record and record.get("run_id") == path.name[: -len(".job.json")]:
+            run_id = path.name[: -len(".job.json")]
+            try:
+                record = self.read_job(run_id)
+            except ValueError:  # not a run id
+                continue
+            if record and record.get("run_id") == run_id:
                 jobs.append((record.get("submission", ""), record["run_id"]))
         return [run_id for _, run_id in sorted(jobs)]
 
@@ -227,7 +314,7 @@ class JobFiles:
         entries = []
         for path in self.queue_dir.iterdir():
             parts = path.name.split("--")
-            if len(parts) == 3 and _SUBMISSION_RE.match(parts[0]):
+            if len(parts) == 3 and _SUBMISSION_RE.fullmatch(parts[0]):
                 entries.append(tuple(parts))
         return sorted(entries)
 
@@ -316,7 +403,13 @@ def run_state(files: JobFiles, run_id: str, stale_after_s: float = 20.0, owned: 
     now = _now() if now is None else now
     settings = dict(job.get("settings") or {})
     submission = job.get("submission", "")
-    progress = files.read_progress(run_id)
+    problems = []
+    progress = files.read_progress(run_id, problems)
+    if problems:
+        history = dict(job.get("history") or _empty_history(settings), status="failed")
+        return RunState(run_id=run_id, name=str(job.get("name") or run_id), state="failed", position=None,
+                        history=history, settings=settings, dataset=str(job.get("dataset", "")),
+                        error=f"its progress cannot be read: {problems[0]}", updated=job["submitted_at"])
     if progress is not None and progress.get("submission") != submission:
         progress = None  # from an earlier submission (before a resume)
     history = dict(job.get("history") or _empty_history(settings))

@@ -23,7 +23,10 @@ A model file is one ``.npz``: the spec as JSON text (key ``spec``), a format
 version (key ``format_version``) and one array per variable (keys like
 ``conv1/kernel``, ``dense/w``). It is written atomically and read with
 ``allow_pickle=False``; the spec is checked against the known layer types and
-argument names, so nothing in a model file is ever executed.
+argument names, so nothing in a model file is ever executed. Before anything is built, the file is
+read within :data:`convviz.npzfile.MODEL_LIMITS` and the spec is checked against the size limits
+below (:data:`MAX_LAYERS`, :data:`MAX_FILTERS`, :data:`MAX_WINDOW`, :data:`MAX_UNITS`,
+:data:`MAX_ACTIVATION`, :data:`MAX_PARAMS`), so a small file can never ask for gigabytes.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ import tensorflow as tf
 
 from convviz.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool, conv2d_maxpool,
                              get_activation)
-from convviz.npzfile import read_npz
+from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz
 from convviz.ops import _pair, _positive_int, output_size
 
-__all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "NUM_CLASSES", "PRESETS",
+__all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "MAX_ACTIVATION", "MAX_FILTERS",
+           "MAX_LAYERS", "MAX_PARAMS", "MAX_SPEC_CHARS", "MAX_UNITS", "MAX_WINDOW", "NUM_CLASSES", "PRESETS",
            "ScratchCNN", "load_checkpoint", "load_model", "make_spec", "validate_spec"]
 
 INPUT_SHAPE = (28, 28, 1)
@@ -71,7 +75,23 @@ LAYER_ARGS = {
 }
 """Known layer types and the argument names each accepts (besides ``type`` and ``name``)."""
 
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+
+MAX_LAYERS = 24
+"""Most layers in a spec."""
+MAX_FILTERS = 1024
+"""Most filters of one convolution (the Train page offers up to 128)."""
+MAX_WINDOW = 28
+"""Largest kernel size, stride, dilation rate, pool size and integer padding (pixels): the input's side."""
+MAX_UNITS = 4096
+"""Most units of one dense layer."""
+MAX_ACTIVATION = 1_048_576
+"""Most numbers in one layer's output for one image (28 x 28 x 1024 = 802,816 fits)."""
+MAX_PARAMS = 5_000_000
+"""Most weights and biases in a model (20 MB of float32; the largest Train page model has about 0.9 M)."""
+MAX_SPEC_CHARS = 65_536
+"""Longest spec JSON text in a model file, characters."""
+_MAX_SPEC_DEPTH = 4  # list of layers -> layer dict -> a (rows, cols) pair
 
 
 def make_spec(preset: str, filters=(32, 64), kernel_size=3, dropout: float = 0.5) -> list[dict]:
@@ -142,17 +162,20 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
     """
     if not isinstance(spec, list) or not spec:
         raise ValueError(f"spec must be a non-empty list of layer configs, got {type(spec).__name__}")
+    if len(spec) > MAX_LAYERS:
+        raise ValueError(f"spec has {len(spec)} layers, over the limit of MAX_LAYERS={MAX_LAYERS}")
     shape: tuple[int, ...] = INPUT_SHAPE
-    shapes, names = [], set()
+    shapes, names, params = [], set(), 0
     for index, layer in enumerate(spec):
         if not isinstance(layer, dict):
-            raise ValueError(f"spec[{index}] must be a dict, got {layer!r}")
+            raise ValueError(f"spec[{index}] must be a dict, got {str(layer)[:80]}")
         kind = layer.get("type")
-        if kind not in LAYER_ARGS:
-            raise ValueError(f"spec[{index}] has unknown type={kind!r}; choose one of {sorted(LAYER_ARGS)}")
+        if not isinstance(kind, str) or kind not in LAYER_ARGS:
+            raise ValueError(f"spec[{index}] has unknown type={str(kind)[:80]!r}; choose one of {sorted(LAYER_ARGS)}")
         name = layer.get("name")
-        if not isinstance(name, str) or not _NAME_RE.match(name) or name == "softmax":
-            raise ValueError(f"spec[{index}] needs a name of letters, digits and _ (not 'softmax'), got name={name!r}")
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name == "softmax":
+            raise ValueError(f"spec[{index}] needs a name of letters, digits and _ (not 'softmax'), "
+                             f"got name={str(name)[:80]!r}")
         if name in names:
             raise ValueError(f"spec[{index}] repeats name={name!r}")
         names.add(name)
@@ -165,7 +188,19 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
         missing = allowed["required"] - keys
         if missing:
             raise ValueError(f"layer {name!r} ({kind}) is missing {sorted(missing)}")
-        shape = _output_shape(kind, layer, shape, name)
+        in_shape, shape = shape, _output_shape(kind, layer, shape, name)
+        cells = int(np.prod(shape, dtype=object))
+        if cells > MAX_ACTIVATION:
+            raise ValueError(f"layer {name!r} ({kind}) outputs {shape} = {cells:,} numbers per image, over the limit "
+                             f"of MAX_ACTIVATION={MAX_ACTIVATION:,}")
+        if kind == "conv2d":
+            kh, kw = _pair(layer["kernel_size"], "kernel_size")
+            params += kh * kw * in_shape[-1] * shape[-1] + shape[-1]
+        elif kind == "dense":
+            params += in_shape[0] * shape[0] + shape[0]
+        if params > MAX_PARAMS:
+            raise ValueError(f"the model up to layer {name!r} has {params:,} weights, over the limit of "
+                             f"MAX_PARAMS={MAX_PARAMS:,}")
         shapes.append(shape)
     if shapes[-1] != (NUM_CLASSES,):
         raise ValueError(f"the last layer must output {NUM_CLASSES} class scores, got shape {shapes[-1]}")
@@ -173,26 +208,28 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
 
 
 def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tuple[int, ...]:
-    """Output shape of one layer given its input shape (no batch axis); validates the config."""
+    """Output shape of one layer given its input shape (no batch axis); validates the config and its limits."""
     try:
         if kind in ("conv2d", "maxpool2d") and len(shape) != 3:
             raise ValueError(f"needs an image input (height, width, channels), got shape {shape}")
         if kind == "dense" and len(shape) != 1:
             raise ValueError(f"needs a flat input (features,), got shape {shape}; add a flatten layer before it")
         if kind == "conv2d":
-            filters = _positive_int(cfg["filters"], "filters")
-            kh, kw = _pair(cfg["kernel_size"], "kernel_size")
-            sh, sw = _pair(cfg.get("strides", 1), "strides")
-            dh, dw = _pair(cfg.get("dilation_rate", 1), "dilation_rate")
+            filters = _at_most(_positive_int(cfg["filters"], "filters"), "filters", MAX_FILTERS, "MAX_FILTERS")
+            kh, kw = _window(cfg["kernel_size"], "kernel_size")
+            sh, sw = _window(cfg.get("strides", 1), "strides")
+            dh, dw = _window(cfg.get("dilation_rate", 1), "dilation_rate")
             padding = cfg.get("padding", "valid")
-            if not (padding in ("valid", "same") or (isinstance(padding, int) and not isinstance(padding, bool))):
-                raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got padding={padding!r}")
-            get_activation(cfg.get("activation", "linear"))
+            if not (padding in ("valid", "same") or (isinstance(padding, int) and not isinstance(padding, bool)
+                                                     and 0 <= padding <= MAX_WINDOW)):
+                raise ValueError(f"padding must be 'valid', 'same' or an int from 0 to the limit MAX_WINDOW={MAX_WINDOW}, "
+                                 f"got padding={str(padding)[:80]}")
+            _activation(cfg.get("activation", "linear"))
             return (output_size(shape[0], kh, sh, padding, dh), output_size(shape[1], kw, sw, padding, dw), filters)
         if kind == "maxpool2d":
-            ph, pw = _pair(cfg.get("pool_size", 2), "pool_size")
+            ph, pw = _window(cfg.get("pool_size", 2), "pool_size")
             strides = cfg.get("strides")
-            sh, sw = (ph, pw) if strides is None else _pair(strides, "strides")
+            sh, sw = (ph, pw) if strides is None else _window(strides, "strides")
             if shape[0] < ph or shape[1] < pw:
                 raise ValueError(f"pool_size={(ph, pw)} is larger than the input {shape[0]}x{shape[1]}")
             return ((shape[0] - ph) // sh + 1, (shape[1] - pw) // sw + 1, shape[2])
@@ -201,13 +238,33 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
         if kind == "dropout":
             rate = cfg["rate"]
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
-                raise ValueError(f"rate must be in [0, 1), got rate={rate!r}")
+                raise ValueError(f"rate must be in [0, 1), got rate={str(rate)[:80]}")
             return shape
-        units = _positive_int(cfg["units"], "units")
-        get_activation(cfg.get("activation", "linear"))
+        units = _at_most(_positive_int(cfg["units"], "units"), "units", MAX_UNITS, "MAX_UNITS")
+        _activation(cfg.get("activation", "linear"))
         return (units,)
-    except ValueError as exc:
-        raise ValueError(f"layer {name!r} ({kind}): {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"layer {name!r} ({kind}): {str(exc)[:300]}") from None
+
+
+def _at_most(value: int, name: str, limit: int, limit_name: str) -> int:
+    if value > limit:
+        raise ValueError(f"{name} must be at most the limit {limit_name}={limit}, got {name}={str(value)[:40]}")
+    return value
+
+
+def _window(value, name: str) -> tuple[int, int]:
+    """:func:`convviz.ops._pair`, each side at most :data:`MAX_WINDOW`."""
+    if isinstance(value, tuple | list) and len(value) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {name}={str(value)[:80]}")
+    rows, cols = _pair(value, name)
+    return (_at_most(rows, name, MAX_WINDOW, "MAX_WINDOW"), _at_most(cols, name, MAX_WINDOW, "MAX_WINDOW"))
+
+
+def _activation(name) -> None:
+    if not isinstance(name, str):
+        raise ValueError(f"activation must be a name, got {str(name)[:80]}")
+    get_activation(name)
 
 
 def _layer_seed(seed: int | None, index: int) -> int | None:
@@ -488,10 +545,7 @@ def load_checkpoint(path) -> tuple[ScratchCNN, dict]:
     model, text = _read_model_file(path)
     if text is None:
         return model, {}
-    try:
-        metadata = json.loads(str(text))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"model file {str(path)!r} has metadata that is not valid JSON ({exc})") from None
+    metadata = parse_json(text, f"model file {str(path)!r}: metadata", max_chars=MAX_METADATA_CHARS)
     if not isinstance(metadata, dict):
         raise ValueError(f"model file {str(path)!r} has metadata that is not a JSON object")
     return model, metadata
@@ -499,21 +553,18 @@ def load_checkpoint(path) -> tuple[ScratchCNN, dict]:
 
 def _read_model_file(path) -> tuple[ScratchCNN, object]:
     """The checked model and its raw metadata text (or None); see :func:`load_model`."""
-    arrays = read_npz(path, "model")
+    arrays = read_npz(path, "model", limits=MODEL_LIMITS)
     try:
         metadata_text = arrays.pop("metadata", None)
         if metadata_text is not None and (metadata_text.shape != () or metadata_text.dtype.kind != "U"):
             raise ValueError("'metadata' must be JSON text")
         version = arrays.pop("format_version", None)
-        if version is None or version.shape != () or int(version) != FORMAT_VERSION:
+        if version is None or version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
             raise ValueError(f"format_version must be {FORMAT_VERSION}, got {version!r}")
         spec_text = arrays.pop("spec", None)
-        if spec_text is None or spec_text.shape != () or spec_text.dtype.kind != "U":
+        if spec_text is None:
             raise ValueError("missing the 'spec' text")
-        try:
-            spec = json.loads(str(spec_text))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the spec is not valid JSON ({exc})") from None
+        spec = parse_json(spec_text, "the spec", max_chars=MAX_SPEC_CHARS, max_depth=_MAX_SPEC_DEPTH)
         model = ScratchCNN(spec, seed=None)
         expected = model.weights()
         if set(arrays) != set(expected):
@@ -530,4 +581,6 @@ def _read_model_file(path) -> tuple[ScratchCNN, object]:
                     getattr(module, attr).assign(arrays[f"{name}/{attr}"])
     except ValueError as exc:
         raise ValueError(f"model file {str(path)!r} is invalid: {exc}") from None
+    except Exception as exc:  # TypeError, MemoryError, a TensorFlow error...: never past the loader
+        raise ValueError(f"model file {str(path)!r} is invalid ({type(exc).__name__}: {str(exc)[:300]})") from None
     return model, metadata_text

@@ -1,46 +1,302 @@
-"""Reading ``.npz`` files that come from outside (MNIST copies, model files, saved runs) safely.
+"""Reading files that come from outside (MNIST copies, model files, saved runs, job records) safely.
 
-One place for the checks every such file gets: it must exist and be a zip archive, it is read with
-``allow_pickle=False`` (nothing in it is ever executed), and every failure is a ``ValueError`` that
-names the file. Nothing here modifies, moves or deletes the file.
+One place for the checks every such file gets, **before** anything is allocated for its contents:
+
+* :func:`read_npz` — an ``.npz`` must exist, be at most :attr:`NpzLimits.max_file_bytes` on disk,
+  and be a plain zip archive whose central directory lists at most :attr:`NpzLimits.max_members`
+  ``.npy`` members (checked from the archive's end record before Python's ``zipfile`` builds its
+  list). Each member read must declare at most :attr:`NpzLimits.max_member_bytes` uncompressed
+  (:attr:`NpzLimits.max_total_bytes` for all members read together); its ``.npy`` header must
+  describe a plain array (bool, integer, float or text; no objects, no pickles, at most 8
+  dimensions) whose data fits in what the member declares. Only then is the array read, with
+  ``allow_pickle=False``. The reader never decompresses more than a member declares.
+* :func:`parse_json` / :func:`read_json_file` — JSON text at most ``max_chars`` characters (a
+  file at most ``max_bytes`` bytes) and at most ``max_depth`` levels of nesting; ``NaN`` and
+  ``Infinity`` are refused.
+
+Every refusal is a ``ValueError`` that names the file and, for a limit, the limit. ``MemoryError``,
+``RecursionError``, ``TypeError`` and the errors of ``zipfile`` / ``zlib`` / numpy never escape:
+each becomes such a ``ValueError``. Nothing here modifies, moves or deletes a file.
+
+The limits (:data:`MODEL_LIMITS` for model files and saved runs, :data:`MNIST_LIMITS` for MNIST
+copies) are documented in ``docs/robustness.md``.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import struct
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_npz"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits", "parse_json", "read_json_file",
+           "read_npz"]
+
+_MiB = 1024 * 1024
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of lists / objects accepted in any JSON read back from disk (a run's metadata needs 3)."""
+MAX_METADATA_CHARS = 24_000_000
+"""Longest metadata JSON (a saved run's settings and history) in a model file, characters. A run of 50
+epochs at batch size 8 on the full MNIST (375,000 batches) writes about 11 million."""
+_MAX_NDIM = 8
+_MAX_HEADER_BYTES = 10_000  # numpy's own default for .npy headers
+_ALLOWED_KINDS = "biufU"  # bool, signed / unsigned integers, floats, unicode text
+_EOCD = struct.Struct("<4s4H2LH")  # the zip "end of central directory" record
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_CENTRAL_ENTRY_BYTES = 46 + 1024  # one central directory entry, with a generous name and extra field
 
 
-def read_npz(path, what: str, keys=None) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file, read without unpickling anything.
+@dataclass(frozen=True)
+class NpzLimits:
+    """What an ``.npz`` may declare before :func:`read_npz` refuses it (bytes are uncompressed unless said).
+
+    Attributes:
+        max_file_bytes: size of the file on disk, bytes.
+        max_members: entries in the archive's central directory.
+        max_member_bytes: declared uncompressed size of one member read (its ``.npy`` header and data), bytes.
+        max_total_bytes: declared uncompressed sizes of all members read by one call, together, bytes.
+        max_text_chars: characters of one text member (JSON such as a model's spec or a run's metadata).
+    """
+
+    max_file_bytes: int
+    max_members: int
+    max_member_bytes: int
+    max_total_bytes: int
+    max_text_chars: int = 0
+
+
+MODEL_LIMITS = NpzLimits(max_file_bytes=128 * _MiB, max_members=64, max_member_bytes=100 * _MiB,
+                         max_total_bytes=128 * _MiB, max_text_chars=MAX_METADATA_CHARS)
+"""Model files and saved runs: weights of up to :data:`convviz.model.MAX_PARAMS` float32 numbers (20 MB)
+and a run's metadata of up to :data:`MAX_METADATA_CHARS` characters (stored as 4-byte text)."""
+
+MNIST_LIMITS = NpzLimits(max_file_bytes=64 * _MiB, max_members=16, max_member_bytes=64 * _MiB,
+                         max_total_bytes=96 * _MiB, max_text_chars=0)
+"""MNIST copies: the full set is 4 members, 55 MB uncompressed (``x_train`` 47 MB), 11.5 MB on disk."""
+
+
+class _Refused(ValueError):
+    """A check of this module failed; the message already names the file."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _check_directory(handle, size: int, where: str, limits: NpzLimits) -> None:
+    """Refuse an archive whose end record announces more members (or a larger directory) than allowed.
+
+    Python's ``zipfile`` builds one object per central directory entry when it opens an archive,
+    so the counts are read from the end record first.
+    """
+    tail_size = min(size, _EOCD.size + 65535)
+    handle.seek(size - tail_size)
+    tail = handle.read(tail_size)
+    at = tail.rfind(_EOCD_SIGNATURE)
+    if at < 0 or len(tail) - at < _EOCD.size:
+        raise _Refused(f"{where} is not a .npz archive (truncated, or another kind of file)")
+    _, disk, _, _, entries, directory_bytes, _, _ = _EOCD.unpack(tail[at:at + _EOCD.size])
+    if disk != 0 or entries == 0xFFFF or directory_bytes == 0xFFFFFFFF:
+        raise _Refused(f"{where} is a multi-part or ZIP64 archive; a .npz written by numpy is neither")
+    if entries > limits.max_members or directory_bytes > limits.max_members * _CENTRAL_ENTRY_BYTES:
+        raise _Refused(f"{where} lists {entries:,} members ({directory_bytes:,} directory bytes), over the limit "
+                       f"of {limits.max_members} members")
+
+
+def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limits: NpzLimits) -> None:
+    """Read and check one member's ``.npy`` header; refuse it unless its array is plain and fits."""
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise _Refused(f"{where}: member {name!r} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _Refused(f"{where}: member {name!r} uses compression method {info.compress_type}; numpy writes "
+                       "only stored or deflated members")
+    if info.file_size > limits.max_member_bytes:
+        raise _Refused(f"{where}: member {name!r} declares {_mb(info.file_size)} uncompressed, over the limit of "
+                       f"{_mb(limits.max_member_bytes)} per member")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member, _MAX_HEADER_BYTES)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member, _MAX_HEADER_BYTES)
+        else:
+            raise _Refused(f"{where}: member {name!r} has .npy format version {version}; expected 1.0 or 2.0")
+        header_bytes = member.tell()
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _ALLOWED_KINDS:
+        raise _Refused(f"{where}: member {name!r} holds {dtype!s} values; only plain numbers and text are read "
+                       "(never objects or pickles)")
+    if dtype.kind == "U" and math.prod(shape) * (dtype.itemsize // 4) > limits.max_text_chars:
+        raise _Refused(f"{where}: member {name!r} declares {math.prod(shape) * (dtype.itemsize // 4):,} characters "
+                       f"of text, over the limit of {limits.max_text_chars:,}")
+    if len(shape) > _MAX_NDIM:
+        raise _Refused(f"{where}: member {name!r} has {len(shape)} dimensions, over the limit of {_MAX_NDIM}")
+    data_bytes = math.prod(shape) * dtype.itemsize
+    if data_bytes > limits.max_member_bytes:
+        raise _Refused(f"{where}: member {name!r} declares an array of shape {shape} {dtype!s} "
+                       f"({_mb(data_bytes)}), over the limit of {_mb(limits.max_member_bytes)} per member")
+    if header_bytes + data_bytes > info.file_size:
+        raise _Refused(f"{where}: member {name!r} declares shape {shape} {dtype!s} ({data_bytes:,} bytes) but "
+                       f"holds only {max(0, info.file_size - header_bytes):,} bytes of data (truncated)")
+
+
+def read_npz(path, what: str, keys=None, limits: NpzLimits = MODEL_LIMITS) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file, each checked against ``limits`` before it is read.
 
     Args:
         path: the file.
         what: how messages call it, e.g. ``"MNIST"`` or ``"model"`` (-> ``"model file '...' ..."``).
         keys: names of the arrays to read (those present; the rest are not decompressed), or None for all.
+        limits: the :class:`NpzLimits` to enforce (:data:`MODEL_LIMITS` by default).
 
     Returns:
         ``{name: np.ndarray}``.
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        ValueError: not a zip archive (truncated, or another kind of file), an array that needs
-            pickles, or a damaged member; the message names the file.
+        ValueError: a file over a limit (its size, member count, a member's or all members' declared
+            uncompressed size, an array's declared size, the number of dimensions), not a zip archive
+            (truncated, or another kind of file), an array of objects (pickles), duplicate or foreign
+            members, or a damaged member. The message names the file and, for a limit, the limit.
+
+    Example:
+        >>> read_npz(DEFAULT_MODEL_PATH, "model", keys=["format_version"])  # doctest: +SKIP
+        {'format_version': array(1)}
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no {what} file at {str(path)!r}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{what} file {str(path)!r} is not a .npz archive (truncated, or another kind of file)")
+    where = f"{what} file {str(path)!r}"
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = data.files if keys is None else [k for k in keys if k in data.files]
-            return {name: data[name] for name in names}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zipfile.LargeZipFile) as exc:
-        raise ValueError(f"{what} file {str(path)!r} is not a readable .npz ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # zlib.error and friends from a damaged member
-        raise ValueError(f"{what} file {str(path)!r} is corrupt ({type(exc).__name__}: {exc})") from None
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            raise _Refused(f"{where} is {_mb(size)}, over the limit of {_mb(limits.max_file_bytes)} for a {what} file")
+        with open(path, "rb") as handle:
+            _check_directory(handle, size, where, limits)
+            handle.seek(0)
+            with zipfile.ZipFile(handle) as archive:
+                infos = archive.infolist()
+                if len(infos) > limits.max_members:
+                    raise _Refused(f"{where} has {len(infos):,} members, over the limit of {limits.max_members}")
+                names = [info.filename for info in infos]
+                if len(set(names)) != len(names) or not all(n.endswith(".npy") for n in names):
+                    raise _Refused(f"{where} has duplicate members or members that are not .npy arrays: "
+                                   f"{sorted(names)[:10]}")
+                by_key = {info.filename[:-4]: info for info in infos}
+                wanted = list(by_key) if keys is None else [k for k in keys if k in by_key]
+                total = sum(by_key[k].file_size for k in wanted)
+                if total > limits.max_total_bytes:
+                    raise _Refused(f"{where} declares {_mb(total)} uncompressed, over the limit of "
+                                   f"{_mb(limits.max_total_bytes)} for a {what} file")
+                for key in wanted:
+                    _check_member(archive, by_key[key], where, limits)
+                arrays = {}
+                for key in wanted:
+                    with archive.open(by_key[key]) as member:
+                        arrays[key] = np.lib.format.read_array(member, allow_pickle=False,
+                                                               max_header_size=_MAX_HEADER_BYTES)
+                return arrays
+    except _Refused:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{where} is not a .npz archive (truncated, or another kind of file: {exc})") from None
+    except MemoryError:
+        raise ValueError(f"{where} needs more memory than is available to read, though it is within the limits "
+                         f"({limits})") from None
+    except Exception as exc:  # zlib.error, EOFError, OSError, numpy's header errors, a damaged member...
+        raise ValueError(f"{where} is not a readable .npz ({type(exc).__name__}: {exc})") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _depth(value, limit: int) -> int:
+    """Nesting depth of lists / dicts in ``value`` (iterative: no recursion); stops counting past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH):
+    """Parse JSON text read back from a file, within limits.
+
+    Args:
+        text: the text (a ``str``, or a 0-d numpy text array as stored in an ``.npz``).
+        where: the file (or part of it) in messages, e.g. ``"run file '/x/y.npz': metadata"``.
+        max_chars: the most characters accepted.
+        max_depth: the deepest nesting of lists / objects accepted.
+
+    Returns:
+        The parsed value (dicts, lists, str, int, finite float, bool, None).
+
+    Raises:
+        ValueError: not text, over ``max_chars`` or ``max_depth``, invalid JSON, or ``NaN`` /
+            ``Infinity``; the message names ``where`` and the limit.
+    """
+    if isinstance(text, np.ndarray):
+        if text.shape != () or text.dtype.kind != "U":
+            raise ValueError(f"{where} is not JSON text (an array of {text.dtype!s}, shape {text.shape})")
+        chars = text.dtype.itemsize // 4
+        if chars > max_chars:
+            raise ValueError(f"{where} is {chars:,} characters of JSON, over the limit of {max_chars:,}")
+        text = str(text)
+    if not isinstance(text, str):
+        raise ValueError(f"{where} is not JSON text (got {type(text).__name__})")
+    if len(text) > max_chars:
+        raise ValueError(f"{where} is {len(text):,} characters of JSON, over the limit of {max_chars:,}")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"{where} is nested deeper than Python can parse (the limit is {max_depth} levels)") from None
+    except MemoryError:
+        raise ValueError(f"{where} needs more memory than is available to parse ({len(text):,} characters)") from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError, as is a refused NaN
+        raise ValueError(f"{where} is not valid JSON ({exc})") from None
+    depth = _depth(value, max_depth)
+    if depth > max_depth:
+        raise ValueError(f"{where} is nested {depth}+ levels deep, over the limit of {max_depth}")
+    return value
+
+
+def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH):
+    """Read a JSON file, checking its size on disk before reading it.
+
+    Args:
+        path: the file.
+        what: how messages call it, e.g. ``"job record"``.
+        max_bytes: the largest file accepted, bytes.
+        max_depth: as :func:`parse_json`.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        ValueError: over a limit, not UTF-8, or not valid JSON; the message names the file and the limit.
+    """
+    path = Path(path)
+    where = f"{what} {str(path)!r}"
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _Refused(f"{where} is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+        raw = path.read_bytes()[: max_bytes + 1]  # the file may have grown since
+        text = raw.decode("utf-8")
+    except (_Refused, FileNotFoundError):
+        raise
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where} is not UTF-8 text ({exc})") from None
+    except (OSError, MemoryError) as exc:
+        raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
+    return parse_json(text, where, max_chars=max_bytes, max_depth=max_depth)

@@ -6,7 +6,12 @@ atomically at the end of every epoch and when the run stops. A crash in the
 middle of an epoch therefore leaves the file of the last completed epoch; a
 half-written temporary file is never listed as a run (temporary files start
 with ``.`` and end in ``.tmp``). A corrupt or foreign file in the folder is
-skipped with a warning.
+skipped with a warning (:class:`SkippedFile`), whatever went wrong reading it,
+and can be deleted (:meth:`RunStore.discard`) while the other runs are listed.
+
+Everything read back from a run's metadata is validated like user input
+(:func:`check_settings`, :func:`check_history`): types, ranges, finite numbers,
+list lengths that agree; a file that fails is skipped, never shown half-read.
 
 The folder is ``$CONVVIZ_RUNS_DIR`` when set, else ``~/.convviz/runs``.
 Nothing here imports Streamlit.
@@ -14,7 +19,7 @@ Nothing here imports Streamlit.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import re
 import secrets
@@ -23,18 +28,170 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from convviz.npzfile import read_npz
+from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz
 
-__all__ = ["RUNS_DIR_ENV", "RunRecord", "RunStore", "default_runs_dir"]
+__all__ = ["HISTORY_STATUSES", "MAX_EPOCHS", "RUNS_DIR_ENV", "RunRecord", "RunStore", "SkippedFile", "check_history",
+           "check_settings", "default_runs_dir"]
 
 RUNS_DIR_ENV = "CONVVIZ_RUNS_DIR"
-_RUN_ID_RE = re.compile(r"^\d{8}-\d{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}$")
+_RUN_ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}")
+MAX_EPOCHS = 10_000
+"""Most epochs a run read back from disk may have planned or done."""
+HISTORY_STATUSES = ("pending", "waiting", "queued", "loading", "running", "stopped", "finished", "failed",
+                    "interrupted")
+"""Statuses a history read back from disk may have."""
+_MAX_COUNT = 10**9  # batches, steps: far beyond any real run
+_MAX_TEXT = 4000  # characters of an error message kept from disk
 
 
 def default_runs_dir() -> Path:
     """``$CONVVIZ_RUNS_DIR`` if set (and non-empty), else ``~/.convviz/runs``."""
     value = os.environ.get(RUNS_DIR_ENV, "").strip()
     return Path(value).expanduser() if value else Path.home() / ".convviz" / "runs"
+
+
+def _problem(where: str, key: str, expected: str, value) -> ValueError:
+    return ValueError(f"{where}[{key!r}] must be {expected}, got {str(value)[:60]}")
+
+
+def _integer(d: dict, key: str, where: str, low: int, high: int) -> int:
+    value = d[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _problem(where, key, f"an integer from {low} to {high:,}", value)
+    return value
+
+
+def _number(value, where: str, key: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise _problem(where, key, f"a number from {low:g} to {high:g}", value)
+    return float(value)
+
+
+def _numbers(d: dict, key: str, where: str, low: float, high: float) -> list[float]:
+    values = d[key]
+    if not isinstance(values, list):
+        raise _problem(where, key, "a list of numbers", values)
+    return [_number(v, where, key, low, high) for v in values]
+
+
+def _text(value, where: str, key: str, limit: int, optional: bool = False) -> str | None:
+    if optional and value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise _problem(where, key, f"text of at most {limit} characters", value)
+    return value
+
+
+def check_settings(settings, where: str = "config") -> dict:
+    """A run's settings as read back from disk, checked like user input.
+
+    Known keys are checked when present (others are dropped): ``preset`` (``"fast"`` / ``"seed"``),
+    ``filters`` (two integers 1 to :data:`convviz.model.MAX_FILTERS`), ``kernel_size`` (1 to 28),
+    ``epochs`` (1 to :data:`MAX_EPOCHS`), ``batch_size`` (1 to 65,536), ``learning_rate`` (a number
+    in (0, 1]), ``seed`` (0 to 2**63 - 1).
+
+    Args:
+        settings: the value read (a dict).
+        where: its name in messages.
+
+    Returns:
+        A new dict of the known keys present.
+
+    Raises:
+        ValueError: a value of the wrong type or out of range, naming the key and the value.
+    """
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where} must be an object, got {str(settings)[:60]}")
+    out = {}
+    if "preset" in settings:
+        if settings["preset"] not in ("fast", "seed"):
+            raise _problem(where, "preset", "'fast' or 'seed'", settings["preset"])
+        out["preset"] = settings["preset"]
+    if "filters" in settings:
+        filters = settings["filters"]
+        if not isinstance(filters, list) or len(filters) != 2:
+            raise _problem(where, "filters", "a pair of integers", filters)
+        out["filters"] = [_integer({"filters": f}, "filters", where, 1, 1024) for f in filters]
+    for key, low, high in (("kernel_size", 1, 28), ("epochs", 1, MAX_EPOCHS), ("batch_size", 1, 65536),
+                           ("seed", 0, 2**63 - 1)):
+        if key in settings:
+            out[key] = _integer(settings, key, where, low, high)
+    if "learning_rate" in settings:
+        rate = _number(settings["learning_rate"], where, "learning_rate", 0.0, 1.0)
+        if rate <= 0.0:
+            raise _problem(where, "learning_rate", "a number in (0, 1]", rate)
+        out["learning_rate"] = rate
+    return out
+
+
+def check_history(history, where: str = "history") -> dict:
+    """A training history as read back from disk (see :meth:`convviz.train.History.snapshot`), checked.
+
+    Missing keys get their empty values (``[]``, ``0``, ``None``, status ``"pending"``); present ones must
+    be: ``batch_loss`` / ``epoch_test_loss`` lists of finite numbers >= 0; ``batch_accuracy`` /
+    ``epoch_test_accuracy`` lists of numbers in [0, 1]; as many batch accuracies as losses, and one
+    test loss and accuracy per finished ``epoch``; ``epoch``, ``batch``, ``batches_per_epoch``
+    integers >= 0; ``epochs`` 0 to :data:`MAX_EPOCHS`; ``samples_per_second``, ``elapsed_s`` finite
+    numbers >= 0; ``eta_s`` and ``final_test_loss`` / ``final_test_accuracy`` such a number or None;
+    ``status`` one of :data:`HISTORY_STATUSES`; ``error`` text or None. Other keys are dropped.
+
+    Args:
+        history: the value read (a dict).
+        where: its name in messages.
+
+    Returns:
+        A new, complete history dict.
+
+    Raises:
+        ValueError: a value of the wrong type or out of range, or lengths that disagree, naming the key.
+    """
+    if not isinstance(history, dict):
+        raise ValueError(f"{where} must be an object, got {str(history)[:60]}")
+    h = {"batch_loss": [], "batch_accuracy": [], "epoch_test_loss": [], "epoch_test_accuracy": [], "epoch": 0,
+         "batch": 0, "batches_per_epoch": 0, "epochs": 0, "samples_per_second": 0.0, "elapsed_s": 0.0, "eta_s": None,
+         "status": "pending", "error": None}
+    h.update({k: v for k, v in history.items() if k in h or k in ("final_test_loss", "final_test_accuracy")})
+    for key in ("batch_loss", "epoch_test_loss"):
+        h[key] = _numbers(h, key, where, 0.0, math.inf)
+    for key in ("batch_accuracy", "epoch_test_accuracy"):
+        h[key] = _numbers(h, key, where, 0.0, 1.0)
+    for key, high in (("epoch", MAX_EPOCHS), ("batch", _MAX_COUNT), ("batches_per_epoch", _MAX_COUNT),
+                      ("epochs", MAX_EPOCHS)):
+        h[key] = _integer(h, key, where, 0, high)
+    for key in ("samples_per_second", "elapsed_s"):
+        h[key] = _number(h[key], where, key, 0.0, 1e15)
+    for key in ("eta_s", "final_test_loss", "final_test_accuracy"):
+        if h.get(key) is not None:
+            h[key] = _number(h[key], where, key, 0.0, 1.0 if key == "final_test_accuracy" else 1e15)
+    if (h.get("final_test_loss") is None) != (h.get("final_test_accuracy") is None):
+        raise ValueError(f"{where} has only one of final_test_loss and final_test_accuracy")
+    if h["status"] not in HISTORY_STATUSES:
+        raise _problem(where, "status", f"one of {list(HISTORY_STATUSES)}", h["status"])
+    h["error"] = _text(h["error"], where, "error", _MAX_TEXT, optional=True)
+    if len(h["batch_accuracy"]) != len(h["batch_loss"]):
+        raise ValueError(f"{where} has {len(h['batch_loss'])} batch losses but {len(h['batch_accuracy'])} "
+                         "batch accuracies")
+    if not len(h["epoch_test_loss"]) == len(h["epoch_test_accuracy"]) == h["epoch"]:
+        raise ValueError(f"{where} has {h['epoch']} finished epochs but {len(h['epoch_test_loss'])} test losses "
+                         f"and {len(h['epoch_test_accuracy'])} test accuracies")
+    return h
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of the runs folder that :meth:`RunStore.list_runs` could not list as a run.
+
+    Attributes:
+        name: the file's name in the folder.
+        reason: why, e.g. ``"not a .npz archive (truncated, or another kind of file)"``.
+    """
+
+    name: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.name}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -109,8 +266,8 @@ class RunStore:
         Raises:
             ValueError: a malformed run id (this also keeps paths inside the folder).
         """
-        if not isinstance(run_id, str) or not _RUN_ID_RE.match(run_id):
-            raise ValueError(f"not a run id: {run_id!r}")
+        if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
+            raise ValueError(f"not a run id: {str(run_id)[:80]!r}")
         return self.root / f"{run_id}.npz"
 
     def save(self, run_id: str, model, *, preset: str, dataset: str, config: dict, history: dict,
@@ -146,74 +303,84 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return model.save(path, metadata=metadata)
 
-    def list_runs(self) -> tuple[list[RunRecord], list[str]]:
-        """Every readable run, newest first, and a warning for each file skipped.
+    def list_runs(self) -> tuple[list[RunRecord], list[SkippedFile]]:
+        """Every readable run, newest first, and a :class:`SkippedFile` for each other ``.npz`` in the folder.
 
-        Only ``*.npz`` files whose names are run ids are considered; temporary
-        files (``.name.tmp``) are ignored silently. Reading is metadata only;
-        :meth:`load` checks the weights.
+        Only ``*.npz`` files whose names are run ids can be runs; temporary files
+        (``.name.tmp``) are ignored silently. Reading is metadata only (within
+        :data:`convviz.npzfile.MODEL_LIMITS`); :meth:`load` checks the weights. Whatever goes
+        wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
+        type, no memory for it) skips that file only.
 
         Returns:
-            ``(records, warnings)``.
+            ``(records, skipped)``.
+
+        Raises:
+            OSError: the folder itself cannot be read.
         """
-        records, warnings = [], []
+        records, skipped = [], []
         if not self.root.is_dir():
-            return records, warnings
+            return records, skipped
         for path in sorted(self.root.glob("*.npz")):
             if path.name.startswith("."):
                 continue
             try:
                 records.append(self._record(path))
-            except (ValueError, FileNotFoundError) as exc:  # FileNotFoundError: deleted meanwhile
-                warnings.append(f"skipped {path.name}: {exc}")
+            except (ValueError, OSError) as exc:  # FileNotFoundError: deleted meanwhile
+                skipped.append(SkippedFile(path.name, str(exc)))
+            except Exception as exc:  # anything else one file can cause stays with that file
+                skipped.append(SkippedFile(path.name, f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"))
         records.sort(key=lambda r: r.run_id, reverse=True)
-        return records, warnings
+        return records, skipped
 
     def _record(self, path: Path) -> RunRecord:
-        if not _RUN_ID_RE.match(path.stem):
+        if not _RUN_ID_RE.fullmatch(path.stem):
             raise ValueError("not a ConvViz run file name")
-        arrays = read_npz(path, "run", keys=["metadata"])
+        arrays = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS)
         if "metadata" not in arrays:
             raise ValueError("no run metadata (a plain model file?)")
-        text = arrays["metadata"]
-        if text.shape != () or text.dtype.kind != "U":
-            raise ValueError("metadata is not text")
-        try:
-            meta = json.loads(str(text))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"metadata is not JSON ({exc})") from None
+        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
-        history = meta.get("history") or {}
-        accuracies = history.get("epoch_test_accuracy") or []
+        missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
+        if missing:
+            raise ValueError(f"metadata is incomplete (no {', '.join(missing)})")
+        history = check_history(meta.get("history") or {}, "metadata['history']")
+        config = check_settings(meta["config"], "metadata['config']")
+        accuracies = history["epoch_test_accuracy"]
         final = history.get("final_test_accuracy")
-        name = str(meta.get("name") or path.stem)
-        number = re.fullmatch(r"Run (\d+)", name)
-        try:
-            return RunRecord(
-                run_id=path.stem, path=path, created=str(meta["created"]), updated=str(meta["updated"]),
-                preset=str(meta["preset"]), dataset=str(meta["dataset"]), config=dict(meta["config"]),
-                status=str(history.get("status", "unknown")), epochs_done=int(history.get("epoch", 0)),
-                test_accuracy=(float(final) if final is not None else float(accuracies[-1]) if accuracies else None),
-                history=history, name=name, number=int(number.group(1)) if number else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"metadata is incomplete ({exc})") from None
+        name = _text(meta.get("name") or path.stem, "metadata", "name", 64)
+        number = re.fullmatch(r"Run (\d{1,9})", name)
+        if not (isinstance(meta["preset"], str) and re.fullmatch(r"[a-z0-9_]{1,16}", meta["preset"])):
+            raise _problem("metadata", "preset", "1-16 lowercase letters, digits or _", meta["preset"])
+        return RunRecord(
+            run_id=path.stem, path=path, created=_text(meta["created"], "metadata", "created", 64),
+            updated=_text(meta["updated"], "metadata", "updated", 64), preset=meta["preset"],
+            dataset=_text(meta["dataset"], "metadata", "dataset", 200), config=config, status=history["status"],
+            epochs_done=history["epoch"],
+            test_accuracy=final if final is not None else accuracies[-1] if accuracies else None,
+            history=history, name=name, number=int(number.group(1)) if number else None,
+        )
 
     def record(self, run_id: str) -> RunRecord:
         """The run's record (metadata only, weights not read).
 
         Raises:
             FileNotFoundError: no such run.
-            ValueError: a malformed id or a corrupt checkpoint, naming the file.
+            ValueError: a malformed id, a corrupt checkpoint, or metadata over a limit or failing
+                :func:`check_settings` / :func:`check_history`, naming the file.
         """
         path = self.path(run_id)
         if not path.is_file():
             raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
         try:
             return self._record(path)
-        except ValueError as exc:
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError) as exc:
             raise ValueError(f"run file {str(path)!r} cannot be used: {exc}") from None
+        except Exception as exc:  # nothing one file can cause escapes as anything but a ValueError
+            raise ValueError(f"run file {str(path)!r} cannot be used ({type(exc).__name__}: {str(exc)[:200]})") from None
 
     def load(self, run_id: str):
         """The run's model (weights checked) and its record.
@@ -229,6 +396,30 @@ class RunStore:
 
         record = self.record(run_id)
         return load_model(self.path(run_id)), record
+
+    def discard(self, name: str) -> None:
+        """Delete a file that :meth:`list_runs` skipped, by its name in the folder (the Train page's "Delete…").
+
+        A name that is a run id's file also loses the run's job files, as :meth:`delete`.
+
+        Args:
+            name: a :attr:`SkippedFile.name`: a plain ``*.npz`` file name directly in the folder.
+
+        Raises:
+            ValueError: not such a name (a path, a hidden file, another suffix).
+            FileNotFoundError: no such file.
+        """
+        if not isinstance(name, str) or Path(name).name != name or name.startswith(".") or not name.endswith(".npz") \
+                or "\x00" in name:
+            raise ValueError(f"not a file name of the runs folder: {str(name)[:80]!r}")
+        path = self.root / name
+        if not os.path.lexists(path):
+            raise FileNotFoundError(f"no file {name!r} in {str(self.root)!r}")
+        stem = name[: -len(".npz")]
+        if _RUN_ID_RE.fullmatch(stem) and path.is_file():
+            self.delete(stem)
+        else:
+            path.unlink()
 
     def delete(self, run_id: str) -> None:
         """Remove the run's checkpoint file and its job files (``<run id>.job.json``, ``.progress.json``,

@@ -33,10 +33,10 @@ with st.expander("✏️ Edit the input and the kernel (cell by cell, sizes, pre
     with col_x:
         st.caption("Input: up to 16×16 with the numbers shown, up to 28×28 without. The digit preset is "
                    "resampled to at least 14×14 (set 28×28 and Reload for full resolution).")
-        x, x_error = ui.matrix_editor("conv_x", NOTEBOOK_INPUT, 28, list(INPUT_PRESETS), make_input, "Input")
+        x = ui.matrix_editor("conv_x", NOTEBOOK_INPUT, 28, list(INPUT_PRESETS), make_input, "Input")
     with col_k:
         st.caption("Kernel: up to 7×7.")
-        k, k_error = ui.matrix_editor("conv_k", NOTEBOOK_KERNEL, 7, list(KERNEL_PRESETS),
+        k = ui.matrix_editor("conv_k", NOTEBOOK_KERNEL, 7, list(KERNEL_PRESETS),
                                       lambda name, r, c, n: kernel_preset(name), "Kernel")
 
 with st.sidebar:
@@ -53,11 +53,6 @@ with st.sidebar:
     st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first.")
     speed = ui.speed_picker("conv")
 
-for message in (x_error, k_error):
-    if message:
-        st.warning(f"{message} Nothing else changed; your other edits are kept.")
-if x_error or k_error:
-    st.stop()
 
 padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
 flip = mode == "True convolution"

@@ -68,7 +68,10 @@ seed = c3.number_input("Seed", 0, 10_000, 0, key="stack_seed")
 if image is None:
     st.info("Pick a digit or upload an image in the sidebar to see feature maps of a real input.")
     st.stop()
-real = fit_image(image, 28)
+real = fit_image(image, 28, min_side=3)
+if fit_image(image, 28).shape != real.shape:
+    st.caption(f"The input is thinner than the 3×3 kernels after fitting into 28×28, so its edge pixels were "
+               f"repeated to make it {real.shape[0]}×{real.shape[1]}.")
 bank = None
 if source.startswith("Random"):
     bank = random_filters(3, real.shape[2], filters, seed=int(seed))
@@ -82,6 +85,10 @@ else:
     if filters > learned.shape[3]:
         st.caption(f"conv1 has {learned.shape[3]} filters; showing all of them.")
     bank = learned[..., :filters]
+if bank is not None and min(real.shape[:2]) < max(bank.shape[:2]):
+    st.info(f"The {bank.shape[0]}×{bank.shape[1]} kernels do not fit the {real.shape[0]}×{real.shape[1]} input; "
+            "upload a larger picture.")
+    bank = None
 if bank is not None:
     maps = ui.conv_bank(real, bank)
     pic, text = st.columns([1, 7], vertical_alignment="center")

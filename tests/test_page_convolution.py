@@ -89,14 +89,16 @@ def test_same_padding_and_stride_follow_the_formula(at):
     assert formulas == ["- H′ = ⌊(5 + 1 + 1 − 1·(3 − 1) − 1) / 2⌋ + 1 = **3**"]
 
 
-def test_nan_cell_gives_a_warning_not_an_exception(at):
+def test_blank_cell_is_refused_and_keeps_its_value(at):
     key = f"conv_x_editor_{at.session_state['conv_x_ver']}"
     at.session_state[key] = {"edited_rows": {1: {"3": None}}}
     at.run()
     assert not at.exception
     (warning,) = at.warning
-    assert "Input cell (row 2, column 3)" in warning.value and "type a number" in warning.value
-    at.session_state[key] = {"edited_rows": {1: {"3": 7}}}
+    assert "Input cell (row 2, column 3) is blank" in warning.value and "keeps its previous value 1" in warning.value
+    assert output_table(at)[0][1] == 3  # computed with the kept value
+    key = f"conv_x_editor_{at.session_state['conv_x_ver']}"  # the editor was rebuilt showing the kept value
+    at.session_state[key] = {"edited_rows": {1: {"3": "7"}}}
     at.run()
     assert not at.warning and output_table(at)[0][1] == 9  # 3 + 1·7 − 1 (cell (2,3) was 1)
 
@@ -104,8 +106,8 @@ def test_nan_cell_gives_a_warning_not_an_exception(at):
 def test_size_past_the_limit_and_kernel_too_large(at):
     at.number_input(key="conv_x_rows").set_value(30).run()
     assert not at.exception
-    assert "past the limit of 28×28" in at.warning[0].value
-    at.number_input(key="conv_x_rows").set_value(5).run()
+    assert "Input Rows was left empty or out of range: it stays 5" in at.warning[0].value
+    assert at.number_input(key="conv_x_rows").value == 5 and at.session_state["conv_x_current"].shape == (5, 5)
     at.number_input(key="conv_k_rows").set_value(7).run()
     assert not at.exception
     assert "kernel does not fit" in at.error[0].value

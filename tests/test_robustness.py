@@ -51,14 +51,17 @@ def _output(app):
     return app.table[0].value.astype(float).values.tolist()
 
 
-# Each case edits (row 1, column 1) to 5 and puts the bad value into (row 2, column 3), then fixes it.
+# Each case edits (row 1, column 1) to 5 and puts the bad value into (row 2, column 3), then types a good one.
+# The browser's editor sends what was typed as text (the cells are text cells), so "abc" arrives as "abc".
 CELL_CASES = [
     ("blank", None, "is blank"),
-    ("text", "abc", "is blank or not a number"),  # Streamlit's editor turns text into an empty cell
+    ("empty_text", "", "is blank"),
+    ("text", "abc", "is not a number ('abc')"),
     ("nan", float("nan"), "is blank or not a number (NaN)"),
+    ("nan_text", "nan", "is blank or not a number (NaN)"),
     ("plus_inf", math.inf, "is infinite"),
-    ("minus_inf", -math.inf, "is infinite"),
-    ("huge_1e308", 1e308, "is too large"),
+    ("minus_inf", "-1e400", "is infinite"),
+    ("huge_1e308", 1e308, "is too large (1e+308)"),
 ]
 
 
@@ -66,44 +69,64 @@ CELL_CASES = [
 @pytest.mark.parametrize("case, bad, message", CELL_CASES, ids=[c[0] for c in CELL_CASES])
 def test_bad_matrix_cell(conv_shared, prefix, label, case, bad, message):
     conv = conv_shared
-    key = _editor(conv, prefix)
-    original = float(conv.session_state[f"{prefix}_base"][1][2])
-    conv.session_state[key] = {"edited_rows": {0: {"1": 5}, 1: {"3": bad}}}
+    original = float(conv.session_state[f"{prefix}_current"][1][2])
+    conv.session_state[_editor(conv, prefix)] = {"edited_rows": {0: {"1": 5}, 1: {"3": bad}}}
     conv.run()
     assert not conv.exception, [e.value for e in conv.exception]
     (warning,) = conv.warning
     assert f"{label} cell (row 2, column 3) {message}" in warning.value
-    assert "your other edits are kept" in warning.value
-    assert not conv.table  # no table of inf / NaN: the page stops after the message
-    assert conv.session_state[f"{prefix}_current"][0][0] == 5  # the other edit is kept
-    conv.session_state[key] = {"edited_rows": {0: {"1": 5}, 1: {"3": original}}}  # fix only the bad cell
+    assert f"keeps its previous value {original:g}" in warning.value and "your other edits are kept" in warning.value
+    current = conv.session_state[f"{prefix}_current"]
+    assert current[0][0] == 5 and current[1][2] == original  # the other edit kept, the bad one refused
+    x, k = (np.asarray(conv.session_state[f"{p}_current"]) for p in ("conv_x", "conv_k"))
+    assert _output(conv)[0][0] == float((x[:3, :3] * k).sum())  # the page goes on with the kept values
+    conv.session_state[_editor(conv, prefix)] = {"edited_rows": {1: {"3": f" {original:g} "}}}  # type it again
     conv.run()
     assert not conv.warning and not conv.exception
-    x, k = (np.asarray(conv.session_state[f"{p}_current"]) for p in ("conv_x", "conv_k"))
     assert conv.session_state[f"{prefix}_current"][0][0] == 5
-    assert _output(conv)[0][0] == float((x[:3, :3] * k).sum())  # the kept edit counts
+
+
+def test_numbers_are_kept_exactly_as_typed(conv):
+    """What the learner types is read as a number as written: no letters dropped, no 0 in place of text."""
+    conv.session_state[_editor(conv, "conv_x")] = {"edited_rows": {0: {"1": "1e-3", "2": "-2.5", "3": "−4"}}}
+    conv.run()
+    assert not conv.exception and not conv.warning
+    assert list(conv.session_state["conv_x_current"][0][:3]) == [0.001, -2.5, -4.0]
 
 
 def test_huge_cells_that_would_overflow_are_refused(conv):
-    """Two 1e308 cells under one window would sum to inf; the page says so instead of showing inf."""
-    key = _editor(conv, "conv_x")
-    conv.session_state[key] = {"edited_rows": {0: {"1": 1e308, "3": 1e308}}}
+    """Two 1e308 cells under one window would sum to inf; they are refused and the sums stay finite."""
+    conv.session_state[_editor(conv, "conv_x")] = {"edited_rows": {0: {"1": 1e308, "3": 1e308}}}
     conv.run()
     assert not conv.exception
-    assert "Input cell (row 1, column 1) is too large (1e+308)" in conv.warning[0].value
-    assert not conv.table
+    texts = [w.value for w in conv.warning]
+    assert any("Input cell (row 1, column 1) is too large (1e+308)" in t for t in texts)
+    assert any("Input cell (row 1, column 3) is too large (1e+308)" in t for t in texts)
+    assert np.isfinite(np.asarray(_output(conv))).all()
 
 
-@pytest.mark.parametrize("prefix, size, limit", [("conv_x", 30, 28), ("conv_k", 8, 7)])
-def test_size_over_the_limit_keeps_the_edits(conv, prefix, size, limit):
-    conv.session_state[_editor(conv, prefix)] = {"edited_rows": {0: {"1": 5}}}
+@pytest.mark.parametrize("prefix, size, limit, old", [("conv_x", 30, 28, 5), ("conv_x", None, 28, 5),
+                                                      ("conv_k", 8, 7, 3), ("conv_k", None, 7, 3)])
+def test_size_over_the_limit_keeps_the_edits(conv, prefix, size, limit, old):
+    """A cleared or too-large Rows keeps the previous size (the field shows it again), and nothing is cut."""
+    conv.session_state[_editor(conv, prefix)] = {"edited_rows": {0: {"1": 5}, old - 1: {"1": 6}}}
     conv.run()
     conv.number_input(key=f"{prefix}_rows").set_value(size).run()
     assert not conv.exception
-    assert f"past the limit of {limit}×{limit}" in conv.warning[0].value
-    conv.number_input(key=f"{prefix}_rows").set_value(3).run()  # back to a valid size
-    assert not conv.exception and not conv.warning
-    assert conv.session_state[f"{prefix}_current"][0][0] == 5
+    assert f"Rows was left empty or out of range: it stays {old} (type a whole number from 1 to {limit})" \
+        in conv.warning[0].value
+    assert conv.number_input(key=f"{prefix}_rows").value == old
+    current = conv.session_state[f"{prefix}_current"]
+    assert current.shape == (old, old) and current[0][0] == 5 and current[old - 1][0] == 6
+
+
+def test_shrinking_then_growing_brings_the_cells_back(conv):
+    conv.session_state[_editor(conv, "conv_x")] = {"edited_rows": {4: {"5": 9}}}
+    conv.run()
+    conv.number_input(key="conv_x_rows").set_value(1).run()
+    assert conv.session_state["conv_x_current"].shape == (1, 5)
+    conv.number_input(key="conv_x_rows").set_value(5).run()
+    assert not conv.exception and conv.session_state["conv_x_current"][4][4] == 9
 
 
 def test_kernel_larger_than_the_padded_input(conv):
@@ -226,7 +249,7 @@ MODEL_CASES = [
     ("truncated", lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "not a .npz archive"),
     ("pickle", lambda p: p.write_bytes(pickle.dumps({"weights": [1, 2, 3]})), "not a .npz archive"),
     ("npz_with_pickled_array", lambda p: np.savez(p, spec=np.array([{"a": 1}], dtype=object)),
-     "not a readable .npz"),
+     "holds object values; only plain numbers and text are read (never objects or pickles)"),
     ("wrong_spec", lambda p: _rewrite(p, _wrong_spec), "unknown type='transformer'"),
     ("wrong_shapes", lambda p: _rewrite(p, _wrong_shape), "conv1/kernel has shape (5, 5, 1, 2)"),
 ]

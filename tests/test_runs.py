@@ -131,8 +131,11 @@ def test_junk_in_the_runs_folder_is_skipped_with_a_warning(tmp_path):
     np.savez(tmp_path / "holiday.npz", a=np.zeros(3))  # foreign name
     (tmp_path / f".{run_id}.npz.abc.tmp").write_bytes(b"half-written")  # a crash's leftover
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    records, warnings = store.list_runs()
+    records, skipped = store.list_runs()
     assert [r.run_id for r in records] == [run_id]
+    assert sorted(s.name for s in skipped) == ["20260101-000000-fast-aaaaaa.npz", "20260101-000000-fast-bbbbbb.npz",
+                                               "20260101-000000-fast-cccccc.npz", "holiday.npz"]
+    warnings = [str(s) for s in skipped]
     assert len(warnings) == 4 and all(w.startswith("skipped ") for w in warnings)
     assert any("aaaaaa" in w and "not a .npz" in w for w in warnings)
     assert any("cccccc" in w and "no run metadata" in w for w in warnings)

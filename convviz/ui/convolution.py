@@ -1,8 +1,10 @@
 """Shared Streamlit widgets for the Convolution and Stacked Channels pages.
 
 * :func:`matrix_editor` — a cell-by-cell editable matrix with size controls
-  and presets that keeps the user's edits across reruns and resizes.
-* :func:`parse_matrix` — edited table -> numbers, or a message naming the bad cell.
+  and presets that keeps the user's edits across reruns and resizes, and refuses bad edits
+  (the previous value stays, with a message).
+* :func:`apply_edits` / :func:`parse_cell` — the editor's state (never trusted) -> numbers, refused
+  cells keep their previous values, edits outside the matrix are ignored.
 * :func:`conv_animation` / :func:`stacked_animation` — every window position as one Plotly
   figure whose frames step in the browser (slider, Play / Pause / Reset), cached per
   input; :func:`show_animation` places it, :func:`count_server_run`
@@ -28,52 +30,111 @@ from convviz.ui.resources import get_tensorflow
 MAX_CELL = 1e9
 """Largest magnitude accepted in a matrix cell: a 7x7 window of products stays far from float overflow."""
 
+UPLOAD_SIDE = 280
+"""An upload on the Stacked Channels page is shrunk to at most this many pixels a side when decoded (its
+feature maps are drawn at 28x28 at most), so a huge or very thin picture costs no more than a small one."""
+
 
 
 # --------------------------------------------------------------------------- matrices
-def parse_matrix(table, name: str) -> np.ndarray:
-    """Numbers from an edited table, or a ``ValueError`` naming the first bad cell.
+_MAX_CELL_TEXT = 64  # characters: longer text in a cell is not a number
+
+
+def parse_cell(raw, where: str) -> float:
+    """One matrix cell as the editor sends it (the text typed, or a number), checked.
 
     Args:
-        table: a ``pandas.DataFrame`` (or anything 2-D) from ``st.data_editor``.
-        name: what the message calls it, e.g. ``"Input"``.
+        raw: text such as ``"-2.5"`` or ``"1e-3"``, an int or a float; anything else is refused.
+        where: the cell in messages, e.g. ``"Input cell (row 2, column 3)"``.
 
     Returns:
-        float64 ``(rows, cols)``.
+        The number, finite and within ±:data:`MAX_CELL`.
 
     Raises:
-        ValueError: a blank, non-numeric, NaN or infinite cell, or one past :data:`MAX_CELL`, e.g.
-            ``"Input cell (row 2, column 3) is blank: type a number there."`` (1-based).
+        ValueError: blank, not a number, NaN, infinite or past :data:`MAX_CELL`, e.g.
+            ``"Input cell (row 2, column 3) is not a number ('abc')"``.
     """
-    df = pd.DataFrame(table)
-    if df.size == 0:
-        raise ValueError(f"{name} is empty: give it at least one row and one column.")
-    for r in range(df.shape[0]):
-        for c in range(df.shape[1]):
-            raw = df.iat[r, c]
-            where = f"{name} cell (row {r + 1}, column {c + 1})"
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                raise ValueError(f"{where} is blank: type a number there.")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise ValueError(f"{where} is blank")
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | np.integer | np.floating):
+        raise ValueError(f"{where} is not a number ({str(raw)[:40]!r})")
+    try:
+        if isinstance(raw, str):
+            if len(raw) > _MAX_CELL_TEXT:
+                raise ValueError
+            value = float(raw.strip().replace("−", "-"))
+        else:
+            value = float(raw)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{where} is not a number ({str(raw)[:40]!r})") from None
+    if np.isnan(value):
+        raise ValueError(f"{where} is blank or not a number (NaN)")
+    if np.isinf(value):
+        raise ValueError(f"{where} is infinite ({str(raw)[:40]!r}): type a finite number")
+    if abs(value) > MAX_CELL:
+        raise ValueError(f"{where} is too large ({value:g}): use numbers between {-MAX_CELL:g} and {MAX_CELL:g} "
+                         "(larger ones overflow the sums)")
+    return value
+
+
+def cell_text(value: float) -> str:
+    """How the editor shows a cell: ``"3"``, ``"-0.25"``, ``"1e-05"`` (Python's shortest exact form)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def apply_edits(base: np.ndarray, previous: np.ndarray, state, label: str) -> tuple[np.ndarray, list[str], bool]:
+    """The matrix after the editor's edits, each checked; what the editor's client sends is never trusted.
+
+    A cell edit that :func:`parse_cell` refuses keeps the cell's previous value. Edits outside the
+    matrix (a row or column that does not exist, added or deleted rows, anything malformed) are
+    ignored, so the matrix keeps its size whatever the client sends.
+
+    Args:
+        base: ``(rows, cols)``, the matrix the editor was created with.
+        previous: ``(rows, cols)``, the last accepted matrix (the value a refused cell keeps).
+        state: the ``st.data_editor`` state, ``{"edited_rows": {row: {"column": value}}, "added_rows": [...],
+            "deleted_rows": [...]}`` (rows 0-based, columns named ``"1"``, ``"2"``, ...), or None.
+        label: the matrix's name in messages, e.g. ``"Input"``.
+
+    Returns:
+        ``(matrix, notes, rebuild)``: float64 ``(rows, cols)``; a message per refusal; whether the
+        editor must be rebuilt from ``matrix`` (something was refused or ignored).
+    """
+    matrix = np.array(base, dtype=np.float64)
+    rows, cols = matrix.shape
+    if state is None:
+        return matrix, [], False
+    if not isinstance(state, dict):
+        return np.array(previous, dtype=np.float64), [f"An unreadable edit of the {label.lower()} was ignored."], True
+    notes, ignored = [], 0
+    edited = state.get("edited_rows") or {}
+    if not isinstance(edited, dict):
+        edited, ignored = {}, 1
+    columns = {str(j + 1): j for j in range(cols)}
+    for row, changes in edited.items():
+        if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < rows or not isinstance(changes, dict):
+            ignored += len(changes) if isinstance(changes, dict) else 1
+            continue
+        for column, raw in changes.items():
+            if not isinstance(column, str) or column not in columns:
+                ignored += 1
+                continue
+            c = columns[column]
             try:
-                v = float(raw)
-            except (TypeError, ValueError):
-                raise ValueError(f"{where} is not a number ({raw!r}): type a number there.") from None
-            if np.isnan(v):
-                raise ValueError(f"{where} is blank or not a number (NaN): type a number there.")
-            if np.isinf(v):
-                raise ValueError(f"{where} is infinite ({raw!r}): type a finite number there.")
-            if abs(v) > MAX_CELL:
-                raise ValueError(f"{where} is too large ({v:g}): use numbers between {-MAX_CELL:g} and "
-                                 f"{MAX_CELL:g} (larger ones overflow the sums).")
-    return df.to_numpy(dtype=np.float64)
-
-
-def _resized(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Crop or zero-extend ``values`` to ``(rows, cols)``, keeping the top-left block."""
-    out = np.zeros((rows, cols))
-    r, c = min(rows, values.shape[0]), min(cols, values.shape[1])
-    out[:r, :c] = values[:r, :c]
-    return out
+                matrix[row, c] = parse_cell(raw, f"{label} cell (row {row + 1}, column {c + 1})")
+            except ValueError as exc:
+                matrix[row, c] = previous[row, c]
+                notes.append(f"{exc}: type a number there. The cell keeps its previous value "
+                             f"{cell_text(previous[row, c])}; your other edits are kept.")
+    for key in ("added_rows", "deleted_rows"):
+        extra = state.get(key)
+        if extra:
+            ignored += len(extra) if isinstance(extra, list | dict) else 1
+    if ignored:
+        notes.append(f"{ignored} edit(s) outside the {rows}×{cols} {label.lower()} were ignored (its size is set "
+                     "by Rows and Columns).")
+    return matrix, notes, bool(notes)
 
 
 def set_matrix(prefix: str, values: np.ndarray) -> None:
@@ -90,18 +151,44 @@ def editor_key(prefix: str) -> str:
     return f"{prefix}_editor_{st.session_state.get(f'{prefix}_ver', 0)}"
 
 
-def _on_resize(prefix: str, limit: int) -> None:
+def _remember(prefix: str, limit: int, values: np.ndarray, fresh: bool = False) -> None:
+    """Keep every cell the learner has given in a ``limit x limit`` memory, so growing the matrix brings them back."""
     ss = st.session_state
+    if fresh or f"{prefix}_memory" not in ss:
+        ss[f"{prefix}_memory"] = np.zeros((limit, limit))
+    r, c = values.shape
+    ss[f"{prefix}_memory"][:r, :c] = values
+
+
+def _valid_size(value, limit: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and 1 <= value <= limit
+
+
+def _on_resize(prefix: str, limit: int, label: str) -> None:
+    """Rows / Columns changed: show that part of the remembered matrix, or refuse the size and keep the old one."""
+    ss = st.session_state
+    old_rows, old_cols = np.shape(ss[f"{prefix}_current"])
     rows, cols = ss[f"{prefix}_rows"], ss[f"{prefix}_cols"]
-    if rows is None or cols is None or not (1 <= rows <= limit and 1 <= cols <= limit):
-        return  # the page reports the bad size; keep the matrix (and the user's edits) as they are
-    current = np.nan_to_num(np.asarray(ss.get(f"{prefix}_current", ss[f"{prefix}_base"]), dtype=float))
-    set_matrix(prefix, _resized(current, int(rows), int(cols)))
+    refused = [(name, key, old) for name, key, value, old in (("Rows", "rows", rows, old_rows),
+                                                              ("Columns", "cols", cols, old_cols))
+               if not _valid_size(value, limit)]
+    for name, key, old in refused:
+        ss[f"{prefix}_{key}"] = int(old)
+        ss.setdefault(f"_{prefix}_notes", []).append(
+            f"{label} {name} was left empty or out of range: it stays {old} (type a whole number from 1 to {limit}).")
+    if refused:
+        return
+    set_matrix(prefix, ss[f"{prefix}_memory"][: int(rows), : int(cols)])
 
 
 def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[str],
-                  make_preset: Callable[[str, int, int, int], np.ndarray], label: str) -> tuple[np.ndarray | None, str | None]:
-    """Size controls, a preset picker and an editable table for one matrix.
+                  make_preset: Callable[[str, int, int, int], np.ndarray], label: str) -> np.ndarray:
+    """Size controls, a preset picker and an editable table for one matrix; bad edits are refused, never kept.
+
+    Every cell is text in the editor and checked here (:func:`apply_edits`): a refused cell keeps its
+    previous value and the editor is rebuilt showing it; a size left empty or out of range keeps the
+    previous size. Each refusal is a warning right under the table, where the learner is typing.
+    Shrinking hides rows and columns without forgetting them: growing brings them back.
 
     Widget keys: ``{prefix}_rows``, ``{prefix}_cols``, ``{prefix}_preset``,
     ``{prefix}_reload`` and the data editor :func:`editor_key` ``(prefix)``.
@@ -116,28 +203,42 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         label: the matrix's name in messages, e.g. ``"Input"``.
 
     Returns:
-        ``(matrix, None)`` or ``(None, message)`` naming what to fix; the user's edits are kept either way.
+        float64 ``(rows, cols)`` with ``1 <= rows, cols <= limit``, every cell finite and within ±:data:`MAX_CELL`.
     """
     ss = st.session_state
     if f"{prefix}_base" not in ss:
         set_matrix(prefix, default)
         ss[f"{prefix}_ver"] = 0
+        _remember(prefix, limit, ss[f"{prefix}_base"], fresh=True)
 
     def load_preset() -> None:
         ss[f"{prefix}_counter"] = ss.get(f"{prefix}_counter", 0) + 1
-        rows = ss[f"{prefix}_rows"] if 1 <= (ss[f"{prefix}_rows"] or 0) <= limit else default.shape[0]
-        cols = ss[f"{prefix}_cols"] if 1 <= (ss[f"{prefix}_cols"] or 0) <= limit else default.shape[1]
+        rows, cols = np.shape(ss[f"{prefix}_current"])
         try:
-            set_matrix(prefix, make_preset(ss[f"{prefix}_preset"], int(rows), int(cols), ss[f"{prefix}_counter"]))
+            values = np.asarray(make_preset(ss[f"{prefix}_preset"], int(rows), int(cols), ss[f"{prefix}_counter"]),
+                                dtype=np.float64)
+            set_matrix(prefix, values)
+            _remember(prefix, limit, values, fresh=True)
             ss.pop(f"{prefix}_preset_error", None)
         except ValueError as exc:
             ss[f"{prefix}_preset_error"] = str(exc)
 
+    try:
+        state = ss.get(editor_key(prefix))
+    except Exception:  # noqa: BLE001 - a client message Streamlit itself cannot decode
+        state = "unreadable"
+    matrix, notes, rebuild = apply_edits(ss[f"{prefix}_base"], ss[f"{prefix}_current"], state, label)
+    if rebuild:
+        set_matrix(prefix, matrix)  # a fresh editor, showing the kept values
+    ss[f"{prefix}_current"] = matrix
+    _remember(prefix, limit, matrix)
+    notes = ss.pop(f"_{prefix}_notes", []) + notes
+
     c1, c2 = st.columns(2)
-    c1.number_input("Rows", min_value=1, max_value=99, step=1, key=f"{prefix}_rows",
-                    on_change=_on_resize, args=(prefix, limit))
-    c2.number_input("Columns", min_value=1, max_value=99, step=1, key=f"{prefix}_cols",
-                    on_change=_on_resize, args=(prefix, limit))
+    for column, name, key in ((c1, "Rows", "rows"), (c2, "Columns", "cols")):
+        column.number_input(name, min_value=1, max_value=limit, value=None, step=1, key=f"{prefix}_{key}",
+                            on_change=_on_resize, args=(prefix, limit, label),
+                            help=f"1 to {limit}. Shrinking hides rows or columns; growing brings them back.")
     p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
     p1.selectbox(f"{label} preset", presets, key=f"{prefix}_preset", on_change=load_preset)
     p2.button("Reload", key=f"{prefix}_reload", on_click=load_preset, help="Load the chosen preset again "
@@ -146,23 +247,15 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         st.warning(ss[f"{prefix}_preset_error"])
 
     base = ss[f"{prefix}_base"]
-    frame = pd.DataFrame(base, columns=[str(j + 1) for j in range(base.shape[1])])
-    edited = st.data_editor(
-        frame, key=editor_key(prefix), num_rows="fixed", hide_index=True, width="stretch",
-        column_config={c: st.column_config.NumberColumn(c, required=True, width="small") for c in frame.columns},
-    )
-    ss[f"{prefix}_current"] = pd.DataFrame(edited).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-
-    rows, cols = ss[f"{prefix}_rows"], ss[f"{prefix}_cols"]
-    if rows is None or cols is None:
-        return None, f"{label} size is blank: set Rows and Columns (1 to {limit})."
-    if rows > limit or cols > limit:
-        return None, (f"{label} size {rows}×{cols} is past the limit of {limit}×{limit}: "
-                      f"lower Rows/Columns to {limit} or less.")
-    try:
-        return parse_matrix(edited, label), None
-    except ValueError as exc:
-        return None, str(exc)
+    names = [str(j + 1) for j in range(base.shape[1])]
+    frame = pd.DataFrame([[cell_text(v) for v in row] for row in base], columns=names)
+    st.data_editor(frame, key=editor_key(prefix), num_rows="fixed", hide_index=True, width="stretch",
+                   column_config={c: st.column_config.TextColumn(c, width="small") for c in names})
+    st.caption(f"The page uses this {matrix.shape[0]}×{matrix.shape[1]} {label.lower()}. Type numbers such as "
+               "2, -0.5 or 1e-3.")
+    for note in notes:
+        st.warning(note)
+    return matrix
 
 
 def matrix_table(values: np.ndarray, decimals: int = 2) -> pd.DataFrame:
@@ -428,7 +521,8 @@ def real_input_picker(prefix: str) -> tuple[np.ndarray | None, str]:
             st.info("Choose a PNG or JPEG file to use it as the input.")
             return None, ""
         try:
-            image = decode_upload(upload.getvalue(), "L" if color.startswith("Gray") else "RGB")
+            image = decode_upload(upload.getvalue(), "L" if color.startswith("Gray") else "RGB",
+                                  max_side=UPLOAD_SIDE)
         except ValueError as exc:
             st.error(f"Cannot use {upload.name!r}: {exc}")
             return None, ""

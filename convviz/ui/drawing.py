@@ -18,6 +18,10 @@ from convviz.ui.training import DRAW_MODEL_KEY
 CANVAS_SIZE = 280
 """Side of the drawing canvas, pixels (10x MNIST's 28)."""
 
+PHOTO_SIDE = 560
+"""An uploaded photo is shrunk to at most this many pixels a side when decoded (what
+:func:`convviz.preprocess.photo_to_gray` keeps), so a huge or very thin picture costs no more than a small one."""
+
 _NONCE_KEY = "_draw_canvas_nonce"
 
 
@@ -66,7 +70,7 @@ def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
     if upload is None:
         return None, None
     try:
-        pixels = decode_upload(upload.getvalue(), mode="L")
+        pixels = decode_upload(upload.getvalue(), mode="L", max_side=PHOTO_SIDE)
     except ValueError as exc:
         st.error(f"Could not use {upload.name!r}: {exc}")
         return None, None

@@ -4,10 +4,14 @@ Runs live in the runs folder of :class:`convviz.runs.RunStore` (``$CONVVIZ_RUNS_
 ``~/.convviz/runs``); the Dask workers write them while they train (:mod:`convviz.jobs`). A run has one
 name ("Run 3") and one test accuracy (:attr:`convviz.runs.RunRecord.test_accuracy`) wherever it is shown. Widget keys:
 ``runs_choice`` (the chosen run), ``runs_epochs_<run id>`` / ``runs_resume`` (resume), ``runs_use_on_draw``,
-``runs_delete`` / ``runs_delete_yes`` / ``runs_delete_no`` (delete, with a confirmation step).
+``runs_delete`` / ``runs_delete_yes`` / ``runs_delete_no`` (delete, with a confirmation step). A file of the
+folder that cannot be listed as a run (:class:`convviz.runs.SkippedFile`) gets a warning of its own, with
+``runs_discard_<digest>`` / ``runs_discard_yes`` / ``runs_discard_no`` to delete it; the other runs are listed as usual.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -17,6 +21,8 @@ from convviz.ui import training as tr
 
 _PENDING_DELETE = "_runs_delete_pending"
 """``st.session_state`` key: the run id whose deletion awaits confirmation."""
+_PENDING_DISCARD = "_runs_discard_pending"
+"""``st.session_state`` key: the name of the skipped file whose deletion awaits confirmation."""
 
 _DATASETS = {tr.SAMPLE_LABEL: "bundled sample", tr.FULL_LABEL: "full MNIST"}
 
@@ -72,6 +78,37 @@ def _delete(run_id: str) -> None:
     st.session_state["_runs_message"] = ("success", f"Deleted run {run_id}.")
 
 
+def _discard(name: str) -> None:
+    st.session_state.pop(_PENDING_DISCARD, None)
+    try:
+        tr.get_store().discard(name)
+    except (ValueError, OSError) as exc:
+        st.session_state["_runs_message"] = ("error", f"Could not delete the file {name}: {exc}")
+        return
+    st.session_state["_runs_message"] = ("success", f"Deleted the file {name}.")
+
+
+def skipped_file(item) -> None:
+    """A warning for one file of the runs folder that is not a readable run, and a way to delete it.
+
+    Args:
+        item: a :class:`convviz.runs.SkippedFile`.
+    """
+    text, button = st.columns([6, 1], vertical_alignment="center")
+    text.warning(f"A file in the runs folder was skipped, {item.name}: {item.reason.rstrip('.')}. It was left as it is; "
+                 "your other runs are listed as usual.")
+    digest = hashlib.sha1(item.name.encode("utf-8", "replace")).hexdigest()[:12]
+    pending = st.session_state.get(_PENDING_DISCARD) == item.name
+    button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending,
+                  on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD, item.name),
+                  help=f"Delete the file {item.name} (asks for confirmation first).")
+    if pending:
+        yes, no, _ = st.columns([3, 1, 2])
+        yes.button(f"Yes, delete {item.name}", key="runs_discard_yes", type="primary", on_click=_discard,
+                   args=(item.name,))
+        no.button("Cancel", key="runs_discard_no", on_click=st.session_state.pop, args=(_PENDING_DISCARD, None))
+
+
 def _actions(record, busy: bool) -> None:
     live = tr.is_active(record.run_id)
     planned = _planned(record) or record.epochs_done + 1
@@ -121,12 +158,12 @@ def past_runs(busy: bool) -> None:
     if kind:
         (st.success if kind == "success" else st.error)(text)
     try:
-        records, warnings = store.list_runs()
+        records, skipped = store.list_runs()
     except OSError as exc:
         st.error(f"The runs folder {str(store.root)!r} cannot be read ({exc}); check its permissions.")
         return
-    for warning in warnings:
-        st.warning(f"A file in the runs folder was {warning}. It was left as it is.")
+    for item in skipped:
+        skipped_file(item)
     if not records:
         st.info("No saved runs yet: the runs you start above appear here.")
         return

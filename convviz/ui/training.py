@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import secrets
 import threading
 import time
@@ -154,7 +153,6 @@ def dataset_picker() -> str:
 
 
 LEARNER_PARAM = "learner"
-_LEARNER_RE = re.compile(r"^[a-z0-9]{8,32}$")
 
 
 def learner_key() -> str:
@@ -167,7 +165,7 @@ def learner_key() -> str:
     """
     key = st.session_state.get("_learner")
     param = st.query_params.get(LEARNER_PARAM)
-    if isinstance(param, str) and _LEARNER_RE.match(param):
+    if isinstance(param, str) and jobs.LEARNER_RE.fullmatch(param):
         key = param
     if not key:
         key = secrets.token_hex(6)
@@ -502,13 +500,20 @@ def show_results(run: jobs.RunState) -> None:
         else:
             st.info("This run saved no model: it ended before it trained.")
         return
-    evaluated = _evaluation(run.run_id, record)
+    history = record.history
+    final = not run.active and history.get("final_test_accuracy") is not None
+    if not final and not history["epoch_test_loss"]:
+        st.info("This run's checkpoint has no test results yet: it stopped before its first epoch ended.")
+        return
+    try:
+        evaluated = _evaluation(run.run_id, record)
+    except (ValueError, OSError) as exc:  # the checkpoint was replaced by a damaged file, or deleted
+        st.warning(f"The run's checkpoint cannot be read: {exc}")
+        return
     if evaluated is None:
         st.info(f"The test digits of the {record.dataset[:1].lower() + record.dataset[1:]} are not available on this server.")
         return
     (x_test, y_test), (_, _, predicted, probabilities) = evaluated
-    history = record.history
-    final = not run.active and history.get("final_test_accuracy") is not None
     loss = history["final_test_loss"] if final else history["epoch_test_loss"][-1]
     accuracy = record.test_accuracy if final else history["epoch_test_accuracy"][-1]
     when = "with the final weights" if final else f"after epoch {record.epochs_done}"

@@ -1,0 +1,552 @@
+"""Hostile and odd input (issue 15): one test (or parametrized group) per kind, every input built here.
+
+1. One bad run file is one warning, with a way to delete it; the other runs are listed.
+2. A small file is refused by its declared sizes and spec values before it costs memory.
+3. Every decodable image is answered (tiny, thin, rotated by EXIF); a PNG text bomb gets advice.
+4. Values read back from disk (and the learner key in the address) are validated like user input.
+5. A bad matrix edit is refused with a message and the previous value kept (more in test_robustness.py).
+6. A crafted client message cannot edit outside the matrix or grow it.
+Also: learners never see a traceback (``client.showErrorDetails``).
+"""
+
+import hashlib
+import io
+import json
+import math
+import struct
+import time
+import tomllib
+import tracemalloc
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from apptest_helpers import run_page
+from streamlit.testing.v1 import AppTest
+
+from convviz import jobs
+from convviz.data import read_mnist_file
+from convviz.images import decode_upload, fit_image, to_model_input
+from convviz.model import ScratchCNN, load_model, make_spec
+from convviz.npzfile import parse_json
+from convviz.preprocess import digit_stages, photo_to_gray
+from convviz.runs import RunStore, check_history, check_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_PAGE = ROOT / "pages" / "3_Train.py"
+STACK_PAGE = ROOT / "pages" / "2_Stacked_Channels.py"
+DRAW_PAGE = ROOT / "pages" / "4_Draw.py"
+CONV_PAGE = ROOT / "pages" / "1_Convolution.py"
+LEARNER = "learner0hostile"
+GOOD_RUN = "20260102-000000-fast-a00001"
+
+
+# --------------------------------------------------------------------------- helpers: files built in the test
+def _npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npy_header_only(shape, dtype) -> bytes:
+    """A .npy member whose header declares ``shape`` / ``dtype`` but which holds no data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                  "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def _members(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def _write_zip(path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, payload in members.items():
+            archive.writestr(name, payload)
+    return path
+
+
+def _declare_uncompressed(path, size: int) -> None:
+    """Patch the first member's declared uncompressed size (local header and central directory) to ``size``."""
+    data = bytearray(Path(path).read_bytes())
+    struct.pack_into("<L", data, data.find(b"PK\x03\x04") + 22, size)
+    struct.pack_into("<L", data, data.find(b"PK\x01\x02") + 24, size)
+    Path(path).write_bytes(bytes(data))
+
+
+def _history(epochs_done=1):
+    return {"batch_loss": [2.3, 2.0, 1.7], "batch_accuracy": [0.1, 0.3, 0.5], "epoch_test_loss": [1.2] * epochs_done,
+            "epoch_test_accuracy": [0.6] * epochs_done, "epoch": epochs_done, "batch": 3, "batches_per_epoch": 3,
+            "epochs": 2, "samples_per_second": 50.0, "elapsed_s": 2.0, "eta_s": 1.0, "status": "stopped",
+            "error": None, "final_test_loss": 1.2, "final_test_accuracy": 0.6}
+
+
+CONFIG = {"preset": "fast", "filters": [2, 4], "kernel_size": 3, "epochs": 2, "batch_size": 64,
+          "learning_rate": 0.001, "seed": 0}
+
+
+def _good_run(store: RunStore, run_id=GOOD_RUN) -> str:
+    model = ScratchCNN(make_spec("fast", filters=(2, 4)), seed=0)
+    store.save(run_id, model, preset="fast", dataset=jobs.SAMPLE_LABEL, config=CONFIG, history=_history(),
+               name="Run 1")
+    return run_id
+
+
+def _with_metadata(store: RunStore, run_id: str, change) -> Path:
+    """A copy of the good run as ``run_id`` whose metadata text is ``change(metadata dict)`` (a str or a dict)."""
+    members = _members(store.path(GOOD_RUN))
+    meta = json.loads(str(np.lib.format.read_array(io.BytesIO(members["metadata.npy"]))))
+    meta["run_id"] = run_id
+    text = change(meta)
+    members["metadata.npy"] = _npy(np.array(text if isinstance(text, str) else json.dumps(text)))
+    return _write_zip(store.path(run_id), members)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+def _set(meta, section, key, value):
+    meta[section][key] = value
+    return meta
+
+
+# --------------------------------------------------------------------------- kind 1: one bad file, one warning
+def _bad_runs(store: RunStore) -> dict[str, str]:
+    """Bad run files next to the good one: ``{file name: what its warning says}``."""
+    cases = {
+        "20260101-000000-fast-b00001": (lambda m: json.dumps(m).replace('"history": {',
+                                                                        f'"deep": {_nested(5000)}, "history": {{'),
+                                        "nested deeper than Python can parse"),
+        "20260101-000000-fast-b00002": (lambda m: _set(m, "config", "seed", json.loads(_nested(30))),
+                                        "nested 17+ levels deep, over the limit of 16"),
+        "20260101-000000-fast-b00003": (lambda m: dict(m, history="all good"),
+                                        "metadata['history'] must be an object"),
+        "20260101-000000-fast-b00004": (lambda m: _set(m, "history", "batch_loss", [2.3, "abc", 1.7]),
+                                        "metadata['history']['batch_loss'] must be a number from 0 to inf, got abc"),
+        "20260101-000000-fast-b00005": (lambda m: _set(m, "config", "epochs", 1e30),
+                                        "metadata['config']['epochs'] must be an integer from 1 to 10,000, got 1e+30"),
+        "20260101-000000-fast-b00006": (lambda m: "{not json", "its metadata is not valid JSON"),
+    }
+    expected = {}
+    for run_id, (change, message) in cases.items():
+        _with_metadata(store, run_id, change)
+        expected[f"{run_id}.npz"] = message
+    huge = store.path("20260101-000000-fast-b00007")
+    members = _members(store.path(GOOD_RUN))
+    members["metadata.npy"] = _npy_header_only((), "<U25000000")
+    _write_zip(huge, members)
+    expected[huge.name] = "declares 25,000,000 characters of text, over the limit of 24,000,000"
+    store.path("20260101-000000-fast-b00008").write_bytes(b"PK\x03\x04 garbage")
+    expected["20260101-000000-fast-b00008.npz"] = "not a .npz archive"
+    return expected
+
+
+def test_kind1_each_bad_run_file_is_one_warning_and_can_be_deleted(tmp_path):
+    store = RunStore(tmp_path)
+    _good_run(store)
+    expected = _bad_runs(store)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    records, skipped = store.list_runs()
+    assert [r.run_id for r in records] == [GOOD_RUN]
+    reasons = {item.name: item.reason for item in skipped}
+    assert set(reasons) == set(expected)
+    for name, message in expected.items():
+        assert message in reasons[name], (name, reasons[name])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # listing changes nothing
+    for name in expected:  # record() names the file too
+        with pytest.raises(ValueError, match=name[:-4]):
+            store.record(name[:-4])
+    store.discard("20260101-000000-fast-b00003.npz")
+    assert not (tmp_path / "20260101-000000-fast-b00003.npz").exists()
+    assert len(store.list_runs()[1]) == len(expected) - 1
+    model, record = store.load(GOOD_RUN)  # the good run, weights and all, is still there
+    assert record.test_accuracy == 0.6 and model.count_params() > 0
+    for bad in ("../x.npz", "sub/x.npz", ".hidden.npz", "notes.txt", ""):
+        with pytest.raises(ValueError, match="not a file name of the runs folder"):
+            store.discard(bad)
+
+
+def _train_page(monkeypatch, runs_root, learner=LEARNER):
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(runs_root))
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "not-a-scheduler")  # no cluster is started: the list is what is tested
+    at = AppTest.from_file(str(TRAIN_PAGE), default_timeout=60)
+    at.query_params["learner"] = learner
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_kind1_the_train_page_lists_the_good_runs_and_offers_to_delete_a_bad_file(monkeypatch, tmp_path):
+    store = RunStore(tmp_path / LEARNER)
+    _good_run(store)
+    expected = _bad_runs(store)
+    at = _train_page(monkeypatch, tmp_path)
+    warnings = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
+    assert len(warnings) == len(expected)
+    for name, message in expected.items():
+        assert any(name in w and message in w for w in warnings), name
+    assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
+    name = "20260101-000000-fast-b00001.npz"
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    at.button(key=f"runs_discard_{digest}").click().run()
+    at.button(key="runs_discard_yes").click().run()
+    assert not at.exception
+    assert any(f"Deleted the file {name}" in s.value for s in at.success)
+    assert not store.root.joinpath(name).exists() and len(list(store.root.glob("*.npz"))) == len(expected)
+    assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
+
+
+# --------------------------------------------------------------------------- kind 2: refused before allocating
+def _model_file(tmp_path) -> Path:
+    path = tmp_path / "good.npz"
+    ScratchCNN(make_spec("fast", filters=(2, 4)), seed=0).save(path)
+    return path
+
+
+def _spec_file(path, spec) -> Path:
+    """A 'model file' that is only a spec (the spec is checked before any weights are looked at)."""
+    return _write_zip(path, {"format_version.npy": _npy(np.array(1)), "spec.npy": _npy(np.array(json.dumps(spec)))})
+
+
+def _conv(**values):
+    return dict({"type": "conv2d", "name": "conv1", "filters": 2, "kernel_size": 3}, **values)
+
+
+_DENSE = {"type": "dense", "name": "dense", "units": 10}
+_FLAT = {"type": "flatten", "name": "flatten"}
+
+
+def _many_members(path, good):
+    members = _members(good)
+    members.update({f"extra{i}.npy": _npy(np.zeros(1)) for i in range(100)})
+    return _write_zip(path, members)
+
+
+def _declared_2gib(path, good):
+    _write_zip(path, {"format_version.npy": _npy(np.array(1)), **{k: v for k, v in _members(good).items()
+                                                                   if k != "format_version.npy"}})
+    _declare_uncompressed(path, 2**31)
+    return path
+
+
+def _header_says(path, good, name, shape, dtype):
+    members = _members(good)
+    members[name] = _npy_header_only(shape, dtype) + b"\0" * 64
+    return _write_zip(path, members)
+
+
+def _sparse(path, size):
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+def _mnist_members(x_train=None, extra=0):
+    members = {"x_train.npy": x_train if x_train is not None else _npy(np.zeros((6, 28, 28), np.uint8)),
+               "y_train.npy": _npy(np.zeros(6, np.uint8)), "x_test.npy": _npy(np.zeros((2, 28, 28), np.uint8)),
+               "y_test.npy": _npy(np.zeros(2, np.uint8))}
+    members.update({f"x{i}.npy": _npy(np.zeros(1)) for i in range(extra)})
+    return members
+
+
+SMALL_FILES = [
+    ("filters_100000", "model", lambda p, g: _spec_file(p, [_conv(filters=100000), _FLAT, _DENSE]),
+     "filters must be at most the limit MAX_FILTERS=1024, got filters=100000"),
+    ("kernel_1e9", "model", lambda p, g: _spec_file(p, [_conv(kernel_size=10**9), _FLAT, _DENSE]),
+     "kernel_size must be at most the limit MAX_WINDOW=28"),
+    ("padding_1e6", "model", lambda p, g: _spec_file(p, [_conv(padding=10**6), _FLAT, _DENSE]),
+     "int from 0 to the limit MAX_WINDOW=28, got padding=1000000"),
+    ("units_1e12", "model", lambda p, g: _spec_file(p, [_FLAT, dict(_DENSE, units=10**12)]),
+     "units must be at most the limit MAX_UNITS=4096"),
+    ("layers_1000", "model", lambda p, g: _spec_file(p, [dict(_FLAT, name=f"f{i}") for i in range(1000)]),
+     "spec has 1000 layers, over the limit of MAX_LAYERS=24"),
+    ("params_9M", "model", lambda p, g: _spec_file(p, [_conv(filters=1024), _conv(name="conv2", filters=1024), _FLAT,
+                                                       _DENSE]), "over the limit of MAX_PARAMS=5,000,000"),
+    ("spec_nested", "model", lambda p, g: _write_zip(p, {"format_version.npy": _npy(np.array(1)),
+                                                         "spec.npy": _npy(np.array(_nested(20)))}),
+     "the spec is nested 5+ levels deep, over the limit of 4"),
+    ("member_declares_2gib", "model", lambda p, g: _declared_2gib(p, g),
+     "declares 2,147.5 MB uncompressed, over the limit of 134.2 MB for a model file"),
+    ("array_declares_4tb", "model", lambda p, g: _header_says(p, g, "dense/w.npy", (10**6, 10**6), "<f4"),
+     "declares an array of shape (1000000, 1000000) float32 (4,000,000.0 MB), over the limit of 104.9 MB per member"),
+    ("array_longer_than_its_data", "model", lambda p, g: _header_says(p, g, "dense/w.npy", (1000, 1000), "<f4"),
+     "holds only 64 bytes of data (truncated)"),
+    ("101_members", "model", _many_members, "over the limit of 64 members"),
+    ("file_129_mb", "model", lambda p, g: _sparse(p, 129 * 2**20), "is 135.3 MB, over the limit of 134.2 MB"),
+    ("mnist_x_train_7_gb", "MNIST", lambda p, g: _write_zip(p, _mnist_members(_npy_header_only((10**7, 28, 28),
+                                                                                             "|u1"))),
+     "declares an array of shape (10000000, 28, 28) uint8 (7,840.0 MB), over the limit of 67.1 MB per member"),
+    ("mnist_20_members", "MNIST", lambda p, g: _write_zip(p, _mnist_members(extra=16)),
+     "over the limit of 16 members"),
+    ("mnist_file_65_mb", "MNIST", lambda p, g: _sparse(p, 65 * 2**20), "over the limit of 67.1 MB for a MNIST file"),
+]
+
+
+@pytest.mark.parametrize("case, kind, make, message", SMALL_FILES, ids=[c[0] for c in SMALL_FILES])
+def test_kind2_a_small_file_is_refused_before_it_costs_memory(tmp_path, case, kind, make, message):
+    good = _model_file(tmp_path)
+    path = make(tmp_path / "bad.npz", good)
+    before = path.stat().st_size
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(ValueError) as info:
+            load_model(path) if kind == "model" else read_mnist_file(path, sizes=None)
+        elapsed = time.monotonic() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = str(info.value)
+    assert str(path) in text and message in text, text
+    assert "limit" in text or "truncated" in text
+    assert peak < 20 * 2**20, f"{peak / 1e6:.0f} MB allocated before the refusal"
+    assert elapsed < 10
+    assert path.stat().st_size == before  # only read
+    assert load_model(good).count_params() > 0  # the good file beside it still loads
+
+
+def test_kind2_json_limits_name_the_file_and_the_limit():
+    where = "run file '/x/r.npz': metadata"
+    for text, limit, message in [(_nested(100_000), 300_000, "nested deeper than Python can parse"),
+                                 (_nested(17), 100, "nested 17+ levels deep, over the limit of 16"),
+                                 ("[" + "1," * 60 + "1]", 100, "is 123 characters of JSON, over the limit of 100"),
+                                 ('{"a": NaN}', 100, "NaN is not a number JSON allows"),
+                                 (np.zeros(3), 100, "is not JSON text")]:
+        with pytest.raises(ValueError) as info:
+            parse_json(text, where, max_chars=limit)
+        assert str(info.value).startswith(where) and message in str(info.value), str(info.value)
+    assert parse_json('{"a": [1, [2]]}', where, max_chars=100) == {"a": [1, [2]]}
+
+
+# --------------------------------------------------------------------------- kind 3: ordinary images
+def _png(array, **info) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG", **info)
+    return buffer.getvalue()
+
+
+def _exif_jpeg() -> bytes:
+    """A 40x20 landscape JPEG (left half dark, right half light) whose EXIF says: rotate 90° clockwise to show."""
+    array = np.full((20, 40), 230, np.uint8)
+    array[:, :20] = 20
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def _text_bomb() -> bytes:
+    """A valid 8x8 PNG with a zTXt chunk that inflates to 2 MB (Pillow refuses text chunks over 1 MB)."""
+    png = _png(np.zeros((8, 8), np.uint8))
+    data = b"Comment\x00\x00" + zlib.compress(b"a" * (2 * 1024 * 1024), 9)
+    chunk = struct.pack(">I", len(data)) + b"zTXt" + data + struct.pack(">I", zlib.crc32(b"zTXt" + data))
+    return png[:33] + chunk + png[33:]  # after IHDR
+
+
+def _strip(height, width):
+    array = np.zeros((height, width), np.uint8)
+    array[:, ::3] = 255
+    return _png(array)
+
+
+IMAGES = [
+    ("tiny_1x1", lambda: _png(np.full((1, 1), 255, np.uint8)), (1, 1)),
+    ("tiny_2x2_rgb", lambda: _png(np.full((2, 2, 3), 200, np.uint8)), (2, 2)),
+    ("strip_1x300", lambda: _strip(1, 300), (1, 280)),
+    ("strip_300x1", lambda: _strip(300, 1), (280, 1)),
+    ("strip_2x20000", lambda: _strip(2, 20000), (1, 280)),
+    ("exif_rotated_jpeg", _exif_jpeg, (40, 20)),
+]
+
+
+@pytest.mark.parametrize("case, make, shape", IMAGES, ids=[c[0] for c in IMAGES])
+def test_kind3_every_decodable_image_is_answered(case, make, shape):
+    data = make()
+    start = time.monotonic()
+    for mode in ("L", "RGB"):
+        image = decode_upload(data, mode, max_side=280)
+        assert image.shape[:2] == shape and image.shape[2] == (1 if mode == "L" else 3)
+        real = fit_image(image, 28, min_side=3)  # the Stacked Channels page's input
+        assert min(real.shape[:2]) >= 3 and max(real.shape[:2]) <= 28
+        digit, _ = to_model_input(image)  # what the shipped model sees
+        assert digit.shape == (28, 28) and np.isfinite(digit).all()
+    gray, _ = photo_to_gray(decode_upload(data, "L", max_side=560)[:, :, 0])  # the Draw page
+    assert digit_stages(gray).gray.shape == gray.shape
+    assert time.monotonic() - start < 10
+    if case == "exif_rotated_jpeg":  # upright: what was the left half is now the top half
+        upright = decode_upload(data, "L")[:, :, 0]
+        assert upright[:18].mean() < 60 and upright[22:].mean() > 180
+
+
+def test_kind3_a_png_text_bomb_gets_advice():
+    with pytest.raises(ValueError) as info:
+        decode_upload(_text_bomb())
+    text = str(info.value)
+    assert "metadata chunk (text or colour profile) that unpacks to more than 1 MB" in text
+    assert "save the picture again without its metadata" in text
+
+
+@pytest.mark.parametrize("case, make", [("tiny_1x1", IMAGES[0][1]), ("strip_1x300", IMAGES[2][1]),
+                                        ("strip_2x20000", IMAGES[4][1]), ("exif_rotated_jpeg", _exif_jpeg),
+                                        ("text_bomb", _text_bomb)])
+def test_kind3_the_upload_pages_answer_odd_images(case, make):
+    stack = run_page(STACK_PAGE)
+    stack.radio(key="stack_source").set_value("Upload an image").run()
+    stack.file_uploader(key="stack_upload").set_value((f"{case}.png", make(), "image/png")).run()
+    assert not stack.exception, [e.value for e in stack.exception]
+    if case == "text_bomb":
+        assert any("save the picture again without its metadata" in e.value for e in stack.error)
+        return
+    assert not stack.error
+    assert any("→ feature maps" in m.value for m in stack.markdown)
+    if case.startswith("strip"):
+        assert any("its edge pixels were repeated" in c.value for c in stack.caption)
+    draw = run_page(DRAW_PAGE)
+    draw.radio(key="draw_source").set_value("Upload a photo").run()
+    draw.file_uploader(key="draw_upload").set_value((f"{case}.png", make(), "image/png")).run()
+    assert not draw.exception and not draw.error, [e.value for e in draw.exception]
+
+
+# --------------------------------------------------------------------------- kind 4: values the page trusts
+@pytest.mark.parametrize("key", ["abcdefgh1\n", "abcdefgh1\r\n", "ABCDEFGH12", "../../tmp/x", "abcdefg", "a" * 33,
+                                 "abcdefgh 1", "abcdefgh1/"])
+def test_kind4_a_learner_key_must_match_whole(tmp_path, key):
+    with pytest.raises(ValueError, match="learner must be 8-32 lowercase letters or digits"):
+        jobs.JobFiles(tmp_path, key)
+    assert jobs.LEARNER_RE.fullmatch(key) is None
+
+
+def test_kind4_the_train_page_ignores_a_learner_key_with_a_newline(monkeypatch, tmp_path):
+    at = _train_page(monkeypatch, tmp_path, learner="abcdefgh12\n")
+    assert at.session_state["_learner"] != "abcdefgh12\n"
+    assert jobs.LEARNER_RE.fullmatch(at.session_state["_learner"])
+    assert not [p for p in tmp_path.rglob("*") if "\n" in p.name]
+    with pytest.raises(ValueError, match="not a run id"):
+        RunStore(tmp_path).path(GOOD_RUN + "\n")
+
+
+BAD_HISTORIES = [
+    ({"epochs": 1e30}, "['epochs'] must be an integer from 0 to 10,000, got 1e+30"),
+    ({"batch_loss": [1.0, "abc", 2.0], "batch_accuracy": [0.1] * 3}, "['batch_loss'] must be a number"),
+    ({"epoch_test_accuracy": [2.0]}, "['epoch_test_accuracy'] must be a number from 0 to 1, got 2.0"),
+    ({"batch_loss": [-1.0, 1.0, 1.0]}, "['batch_loss'] must be a number from 0 to inf, got -1.0"),
+    ({"eta_s": "soon"}, "['eta_s'] must be a number"),
+    ({"status": "exploded"}, "['status'] must be one of"),
+    ({"epoch": 5}, "has 5 finished epochs but 1 test losses"),
+    ({"batch_accuracy": [0.5]}, "has 3 batch losses but 1 batch accuracies"),
+    ({"error": ["not", "text"]}, "['error'] must be text"),
+    ({"final_test_loss": None}, "only one of final_test_loss and final_test_accuracy"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_HISTORIES, ids=[str(c[0])[:30] for c in BAD_HISTORIES])
+def test_kind4_a_history_read_back_is_validated(change, message):
+    with pytest.raises(ValueError) as info:
+        check_history(dict(_history(), **change), "history")
+    assert message in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 1e30}, "['epochs'] must be an integer from 1 to 10,000, got 1e+30"),
+    ({"epochs": True}, "['epochs'] must be an integer"),
+    ({"filters": [1, 2, 3]}, "['filters'] must be a pair of integers"),
+    ({"filters": [1, 10**9]}, "['filters'] must be an integer from 1 to 1,024"),
+    ({"learning_rate": 0}, "['learning_rate'] must be a number in (0, 1]"),
+    ({"learning_rate": "fast"}, "['learning_rate'] must be a number"),
+    ({"preset": "transformer"}, "['preset'] must be 'fast' or 'seed'"),
+    ({"seed": -1}, "['seed'] must be an integer from 0"),
+])
+def test_kind4_settings_read_back_are_validated(change, message):
+    with pytest.raises(ValueError) as info:
+        check_settings(dict(CONFIG, **change), "config")
+    assert message in str(info.value), str(info.value)
+    assert check_settings(dict(CONFIG, unknown="dropped")) == CONFIG
+
+
+def _job(files: jobs.JobFiles, run_id: str, **change):
+    job = {"run_id": run_id, "submission": "1798000000000000000-abcdef", "submitted_at": 1798000000.0,
+           "submitted": True, "name": "Run 1", "number": 1, "settings": CONFIG, "dataset": jobs.SAMPLE_LABEL,
+           "created": "2026-01-02T00:00:00+00:00", "resume": False}
+    files.job_path(run_id).write_text(json.dumps(dict(job, **change)))
+
+
+def _progress(files: jobs.JobFiles, run_id: str, **change):
+    progress = {"submission": "1798000000000000000-abcdef", "status": "finished", "error": None,
+                "heartbeat": 1798000001.0, "history": _history(), "first_kernel": np.zeros((3, 3, 1, 2)).tolist()}
+    files.progress_path(run_id).write_text(json.dumps(dict(progress, **change)))
+
+
+@pytest.mark.parametrize("what, write, message", [
+    ("job_epochs_1e30", lambda f, r: _job(f, r, settings=dict(CONFIG, epochs=1e30)), None),
+    ("job_not_json", lambda f, r: f.job_path(r).write_text("{"), None),
+    ("progress_loss_text", lambda f, r: (_job(f, r), _progress(f, r, history=dict(_history(), batch_loss=["x"] * 3))),
+     "['batch_loss'] must be a number"),
+    ("progress_ragged_kernel", lambda f, r: (_job(f, r), _progress(f, r, first_kernel=[[1, 2], [3]])),
+     "['first_kernel'] must be a (height, width, channels, filters) array"),
+    ("progress_nested", lambda f, r: (_job(f, r), f.progress_path(r).write_text(_nested(50_000))),
+     "nested deeper than Python can parse"),
+    ("progress_40_mb", lambda f, r: (_job(f, r), _sparse(f.progress_path(r), 40 * 2**20)),
+     "over the limit of 28,194,304 bytes"),
+])
+def test_kind4_job_and_progress_records_read_back_are_validated(tmp_path, what, write, message):
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    bad = "20260101-000000-fast-c00001"
+    _good_run(files.store, bad)
+    write(files, bad)
+    state = jobs.run_state(files, bad, now=1798000002.0)
+    if message is None:  # an invalid job record counts as none: the run is its checkpoint
+        assert state is None and files.read_job(bad) is None
+        problems = []
+        files.read_job(bad, problems)
+        assert problems and "job record" in problems[0] and bad in problems[0]
+    else:
+        assert state.state == "failed" and not state.active
+        assert "its progress cannot be read" in state.error and message in state.error, state.error
+    records, skipped = files.store.list_runs()
+    assert {r.run_id for r in records} == {GOOD_RUN, bad} and not skipped
+
+
+# --------------------------------------------------------------------------- kind 6: crafted client messages
+CRAFTED = [
+    ("row_999", {"edited_rows": {999: {"1": 3}}}, 1),
+    ("column_99", {"edited_rows": {0: {"99": 3}}}, 1),
+    ("column_0_and_index", {"edited_rows": {0: {"0": 3, "_index": 1}}}, 2),
+    ("negative_row", {"edited_rows": {-1: {"1": 3}}}, 1),
+    ("20000_added_rows", {"added_rows": [{"1": 1}] * 20_000}, 20_000),
+    ("deleted_rows", {"deleted_rows": [0, 1, 999]}, 3),
+    ("row_not_a_dict", {"edited_rows": {0: "x"}}, 1),
+]
+
+
+@pytest.mark.parametrize("case, state, ignored", CRAFTED, ids=[c[0] for c in CRAFTED])
+def test_kind6_edits_outside_the_matrix_are_ignored(case, state, ignored):
+    at = run_page(CONV_PAGE)
+    key = f"conv_x_editor_{at.session_state['conv_x_ver']}"
+    state = dict(state, edited_rows={**state.get("edited_rows", {}), 2: {"2": "7"}})  # and one good edit
+    at.session_state[key] = state
+    start = time.monotonic()
+    at.run()
+    assert time.monotonic() - start < 20
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"{ignored} edit(s) outside the 5×5 input were ignored" in w.value for w in at.warning)
+    current = at.session_state["conv_x_current"]
+    assert current.shape == (5, 5) and current[2][1] == 7  # the size holds; the good edit is kept
+    assert at.session_state["conv_x_ver"] == 1  # a fresh editor, showing the matrix as it is kept
+
+
+# --------------------------------------------------------------------------- no tracebacks for learners
+def test_learners_never_see_a_traceback():
+    import streamlit.config as config
+
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    value = settings["client"]["showErrorDetails"]
+    assert value == "none" and value in {o.value for o in config.ShowErrorDetailsConfigOptions}
+    assert math.isfinite(settings["server"]["maxUploadSize"])

@@ -68,11 +68,11 @@ def parse_matrix(table, name: str) -> np.ndarray:
     return df.to_numpy(dtype=np.float64)
 
 
-def _resized(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Crop or zero-extend ``values`` to ``(rows, cols)``, keeping the top-left block."""
+def resized(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Crop or zero-extend ``values`` to ``(rows, cols)``, keeping the top-left block (NaN cells become 0)."""
     out = np.zeros((rows, cols))
     r, c = min(rows, values.shape[0]), min(cols, values.shape[1])
-    out[:r, :c] = values[:r, :c]
+    out[:r, :c] = np.nan_to_num(values[:r, :c])
     return out
 
 
@@ -96,7 +96,7 @@ def _on_resize(prefix: str, limit: int) -> None:
     if rows is None or cols is None or not (1 <= rows <= limit and 1 <= cols <= limit):
         return  # the page reports the bad size; keep the matrix (and the user's edits) as they are
     current = np.nan_to_num(np.asarray(ss.get(f"{prefix}_current", ss[f"{prefix}_base"]), dtype=float))
-    set_matrix(prefix, _resized(current, int(rows), int(cols)))
+    set_matrix(prefix, resized(current, int(rows), int(cols)))
 
 
 def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[str],
@@ -206,7 +206,8 @@ class Animation:
     build_s: float
 
 
-def _animation(build) -> Animation:
+def build_animation(build) -> Animation:
+    """Run ``build() -> (figure, positions)`` and time it and measure the figure as sent (for :class:`Animation`)."""
     import plotly.io as pio
 
     start = time.perf_counter()
@@ -249,7 +250,7 @@ def conv_animation(x: np.ndarray, kernel: np.ndarray, strides: int, padding, dil
         title = "Kernel (flipped)" if flip_kernel else "Kernel"
         return conv_steps_figure(x, pads, steps, show_numbers, title, steps_per_second), len(steps)
 
-    return _animation(build)
+    return build_animation(build)
 
 
 @st.cache_resource(show_spinner="Preparing every window position…", max_entries=32)
@@ -275,7 +276,7 @@ def stacked_animation(x: np.ndarray, kernel: np.ndarray, out_map: np.ndarray, ch
         steps = conv2d_steps(x, kernel)
         return stacked_steps_figure(x, kernel, steps, out_map, list(channels), depthwise, steps_per_second), len(steps)
 
-    return _animation(build)
+    return build_animation(build)
 
 
 def speed_picker(prefix: str) -> float:
@@ -285,15 +286,18 @@ def speed_picker(prefix: str) -> float:
                                        "(back to position 1)."))
 
 
-def show_animation(animation: Animation, key: str, prefix: str) -> None:
+def show_animation(animation: Animation, key: str, prefix: str, note: bool = True) -> None:
     """Place the step-through figure, then a line on what was sent and how often the server ran this page.
 
     Args:
         animation: from :func:`conv_animation` or :func:`stacked_animation`.
         key: the chart's widget key (browser tests find it as ``.st-key-<key>``).
         prefix: the page's prefix for :func:`count_server_run` (e.g. ``"conv"``).
+        note: write the line (False: the figure alone, e.g. one of two side by side).
     """
     st.plotly_chart(animation.figure, key=key, width="stretch", config={"displayModeBar": False})
+    if not note:
+        return
     kb = animation.size_bytes / 1000
     runs = st.session_state.get(f"_{prefix}_server_runs", 0)
     text = (f"All {animation.positions} window positions are in your browser ({kb:,.0f} kB): the slider, Previous / "

@@ -160,6 +160,10 @@ _STILL = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0
 """Animation options that jump to one frame at once (the slider, Previous / Next, Reset)."""
 _MAX_SUM_LINE = 96
 """Characters per line of the written sum before it wraps (``<br>``)."""
+NARROW_SUM = 52
+"""The same in a figure half the page wide."""
+NARROW_TITLE_LINES = 3
+"""Title lines a figure half the page wide makes room for, so two side by side line up."""
 
 
 def _axes(n: int) -> tuple[str, str, str, str]:
@@ -194,6 +198,21 @@ def _rect(refs: tuple[str, str], r0: float, c0: float, r1: float, c1: float, col
             "visible": visible}
 
 
+def squares_path(cells) -> str:
+    """An SVG path of one unit square around each ``(row, col)`` cell, in the axes' data coordinates.
+
+    Absolute commands only: plotly.js maps every number of a shape's path from data to pixels, so a relative
+    ``h1v1`` would come out as ``NaN`` in the browser (no outline at all).
+
+    Args:
+        cells: ``(row, col)`` pairs.
+
+    Returns:
+        e.g. ``squares_path([(0, 1)])`` is ``"M0.5,-0.5H1.5V0.5H0.5Z"``; empty for no cells.
+    """
+    return "".join(f"M{c - 0.5:g},{r - 0.5:g}H{c + 0.5:g}V{r + 0.5:g}H{c - 0.5:g}Z" for r, c in cells)
+
+
 def _taps_path(refs: tuple[str, str], rows, cols, r_offset: int = 0, c_offset: int = 0, width: float = 3) -> dict:
     """One path shape outlining each kernel tap's cell (dilation shows as gaps between the outlined cells).
 
@@ -207,7 +226,7 @@ def _taps_path(refs: tuple[str, str], rows, cols, r_offset: int = 0, c_offset: i
         path = "".join(f"M{left:g},{r - 0.5:g}H{right:g}" for r in rows + [rows[-1] + 1])
         path += "".join(f"M{c - 0.5:g},{top:g}V{bottom:g}" for c in cols + [cols[-1] + 1])
     else:
-        path = "".join(f"M{c - 0.5:g},{r - 0.5:g}h1v1h-1Z" for r in rows for c in cols)
+        path = squares_path([(r, c) for r in rows for c in cols])
     return {"type": "path", "xref": refs[0], "yref": refs[1], "path": path, "layer": "above",
             "line": {"color": TAP_COLOR, "width": width}, "fillcolor": "rgba(0,0,0,0)"}
 
@@ -258,8 +277,11 @@ def _written_sum(step: WindowStep, decimals: int = 2, cell_name: str = "Output c
     return f"<b>{head}</b>" + wrap_terms(body.split(" + "), width=width, first=len(head)) + f" = <b>{value}</b>"
 
 
-def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], list[dict]]:
+def _controls(names: list[str], steps_per_second: float, play_x: float = 0.3) -> tuple[list[dict], list[dict]]:
     """The slider over the positions and the Play / Pause / Reset buttons (all plotly.js: no server rerun).
+
+    ``play_x`` is where Play / Pause / Reset start (a fraction of the figure's width): further right in a
+    narrow figure, so they clear Previous / Next.
 
     Returns:
         ``(sliders, updatemenus)``; ``updatemenus[0]`` is the Previous / Next pair that every frame points at
@@ -285,7 +307,7 @@ def _controls(names: list[str], steps_per_second: float) -> tuple[list[dict], li
                "font": {"size": 13}}
     menus = [
         {**buttons, "x": 0.0, "buttons": _nav_buttons(names, 0)},
-        {**buttons, "x": 0.3, "buttons": [
+        {**buttons, "x": play_x, "buttons": [
             {"label": "▶ Play", "method": "animate", "args": [None, play]},
             {"label": "Pause", "method": "animate", "args": [[None], pause]},
             {"label": "Reset", "method": "animate", "args": [[names[0]], _STILL]},
@@ -314,7 +336,7 @@ def _moved(shapes: list[dict]) -> list[dict]:
 
 def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
               height: int, steps_per_second: float, frame_traces: tuple[int, ...] = (),
-              frame_data: list[list[dict]] | None = None) -> go.Figure:
+              frame_data: list[list[dict]] | None = None, play_x: float = 0.3, title_lines: int = 1) -> go.Figure:
     """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
 
     Args:
@@ -326,9 +348,11 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
         steps_per_second: Play's speed.
         frame_traces, frame_data: the traces a frame changes and, at each position, their data (one dict per
             trace, e.g. ``{"type": "heatmap", "z": ...}``), if any.
+        play_x: where the Play buttons start (:func:`_controls`).
+        title_lines: room for at least this many title lines (two figures side by side then line up).
     """
-    top_margin = 18 + 19 * (max(t.count("<br>") for t in titles) + 1) + 22 + _MENU_GAP
-    sliders, menus = _controls(names, steps_per_second)
+    top_margin = 18 + 19 * max(max(t.count("<br>") for t in titles) + 1, title_lines) + 22 + _MENU_GAP
+    sliders, menus = _controls(names, steps_per_second, play_x)
     layout.update(
         title={"text": titles[0], "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "top", "yref": "container",
                "pad": {"t": 10, "l": 6}, "font": {"size": 15}},
@@ -350,15 +374,20 @@ def _round(values, digits: int = 6) -> list:
     return np.round(np.asarray(values, dtype=float), digits).tolist()
 
 
-def _four_panels(grid: bool) -> tuple[list[tuple[tuple[float, float], tuple[float, float]]], int]:
+NARROW_PLAY_X = 0.47
+"""Where Play starts in a figure half the page wide (Previous / Next take about 150 pixels)."""
+
+
+def _four_panels(grid: bool, narrow: bool = False) -> tuple[list[tuple[tuple[float, float], tuple[float, float]]], int]:
     """Domains of a step-through figure's four panels and the panels' height (pixels).
 
     In a row (``grid`` False): panel 1 (the input), 2 and 3 (kernel-sized) and 4 (the output). As a grid:
-    panels 1 and 4 big on top, 2 and 3 below them (for large matrices, or a figure half the page wide).
+    panels 1 and 4 big on top, 2 and 3 below them (for large matrices); ``narrow``: the grid for a figure
+    half the page wide (about 450 pixels), shorter so the square panels leave no empty band.
     """
-    if grid:
+    if grid or narrow:
         return [((0.0, 0.48), (0.36, 0.94)), ((0.06, 0.3), (0.0, 0.26)), ((0.36, 0.6), (0.0, 0.26)),
-                ((0.52, 1.0), (0.36, 0.94))], 620
+                ((0.52, 1.0), (0.36, 0.94))], 370 if narrow else 620
     return [((0.0, 0.3), (0.0, 0.86)), ((0.35, 0.5), (0.0, 0.86)), ((0.55, 0.7), (0.0, 0.86)),
             ((0.75, 1.0), (0.0, 0.86))], 340
 
@@ -417,7 +446,7 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
                       steps_per_second: float = 2.0, *, input_title: str | None = None,
                       output_title: str | None = None, cell_name: str = "Output cell",
                       zeros: np.ndarray | None = None, grid: bool | None = None,
-                      sum_width: int = _MAX_SUM_LINE) -> go.Figure:
+                      narrow: bool = False) -> go.Figure:
     """Every window position of a 2-D convolution as one animated figure that steps in the browser.
 
     Four panels: the (padded) input with the padding cells shaded and each kernel tap outlined (dilation
@@ -444,7 +473,7 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
         cell_name: what the title calls an output cell (``"Output cell (row 1, column 1) = …"``).
         zeros: bool ``(height, width)`` of ``x``'s cells to shade like padding (zeros that are not input), or None.
         grid: the panels as a 2×2 grid (True), in a row (False), or a grid only for matrices over 9 cells (None).
-        sum_width: characters per line of the written sum before it wraps.
+        narrow: drawn half the page wide: a short 2×2 grid, the sum wrapped sooner, Play further right.
 
     Returns:
         The figure; its layout and traces show position 1. Frame data: trace 4 (the products) only.
@@ -469,7 +498,7 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
 
     if grid is None:
         grid = max(ph, pw) > 9 or max(h_out, w_out) > 9
-    panels, height = _four_panels(grid)
+    panels, height = _four_panels(grid, narrow)
     layout: dict = {}
     if input_title is None:
         input_title = f"Input {h}×{w}" + (f", padded to {ph}×{pw}" if (ph, pw) != (h, w) else "")
@@ -499,9 +528,10 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
                 _rect(ref_out, i, j, i, j, width=4),
                 *_pending_cover(ref_out, i, j, h_out, w_out)]
 
-    titles = [_written_sum(s, cell_name=cell_name, width=sum_width) for s in steps]
+    titles = [_written_sum(s, cell_name=cell_name, width=NARROW_SUM if narrow else _MAX_SUM_LINE) for s in steps]
     return _animated(traces, layout, names, titles, [moving(s) for s in steps], height, steps_per_second,
-                     (product_trace,), [[{"type": "heatmap", "z": _round(s.products)}] for s in steps])
+                     (product_trace,), [[{"type": "heatmap", "z": _round(s.products)}] for s in steps],
+                     NARROW_PLAY_X if narrow else 0.3, NARROW_TITLE_LINES if narrow else 1)
 
 
 def _mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:

@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.backprop import ConvBackward, PoolBackward, ReluBackward
-from convviz.figures import (_animated, _four_panels, _frame_trace, _map_trace, _padded_traces,
-                             _panel, _pending_cover, _rect, _round, _taps_path, conv_steps_figure, format_number,
-                             wrap_terms)
+from convviz.figures import (NARROW_PLAY_X, NARROW_TITLE_LINES, _animated, _four_panels, _frame_trace, _map_trace,
+                             _padded_traces, _panel, _pending_cover, _rect, _round, _taps_path, conv_steps_figure,
+                             format_number, squares_path, wrap_terms)
 
 __all__ = [
     "FOLLOW_COLOR",
@@ -30,9 +30,6 @@ FOLLOW_COLOR = "#ff7f0e"
 
 _DROPPED_FILL = "rgba(232,227,211,0.8)"
 """Cover over a share of the gradient that lands on padding (PADDING_COLOR, see-through)."""
-
-_NARROW_SUM = 52
-"""Characters per title line in a figure half the page wide."""
 
 _MAX_TERMS = 9
 """Terms of the followed weight's sum written out; earlier ones are counted (``… 7 earlier terms +``)."""
@@ -172,7 +169,7 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
     h, w = back.x.shape
     h_out, w_out = back.grad_output.shape
     steps = back.scatter_steps
-    panels, height = _four_panels(True)
+    panels, height = _four_panels(True, narrow=True)
     layout: dict = {}
     ref_g = _panel(layout, 1, *panels[0], h_out, w_out, f"grad_output {h_out}×{w_out}")
     ref_k = _panel(layout, 2, *panels[1], kh, kw, "Kernel")
@@ -200,7 +197,7 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
     def moving(step) -> list[dict]:
         win = step.window
         i, j = win.out_index
-        dropped = "".join(f"M{c - 0.5:g},{r - 0.5:g}h1v1h-1Z" for r, c in zip(*np.nonzero(win.on_padding)))
+        dropped = squares_path(zip(*np.nonzero(win.on_padding)))
         cover = {"type": "path", "xref": ref_c[0], "yref": ref_c[1], "path": dropped or "M0,0", "layer": "above",
                  "line": {"width": 0}, "fillcolor": _DROPPED_FILL, "visible": bool(dropped)}
         return [_rect(ref_g, i, j, i, j, width=4),
@@ -213,11 +210,11 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
         n_drop = int(step.window.on_padding.sum())
         where = (f"{n_drop} of {kh * kw} on padding, dropped" if n_drop else "every tap on the input")
         titles.append(f"<b>Output cell (row {i + 1}, column {j + 1})</b> sends {format_number(step.grad)} back:"
-                      f"<br>dX += {format_number(step.grad)} · kernel on its window ({where})")
+                      f"<br>dX += {format_number(step.grad)} · kernel on its window<br>({where})")
     data = [[{"type": "heatmap", "z": _round(on_grid(s.total))}, {"type": "heatmap", "z": _round(s.contribution)}]
             for s in steps]
     return _animated(traces, layout, [str(k + 1) for k in range(len(steps))], titles, [moving(s) for s in steps],
-                     height, steps_per_second, (3, 4), data)
+                     height, steps_per_second, (3, 4), data, NARROW_PLAY_X, NARROW_TITLE_LINES)
 
 
 def gather_figure(back: ConvBackward, show_numbers: bool = True, steps_per_second: float = 2.0) -> go.Figure:
@@ -241,10 +238,11 @@ def gather_figure(back: ConvBackward, show_numbers: bool = True, steps_per_secon
     _check(back, steps_per_second)
     gh, gw = back.spread_grad.shape
     h, w = back.x.shape
+    spread = " spread," if max(back.strides) > 1 else ""
     return conv_steps_figure(
         back.spread_grad, ((0, 0), (0, 0)), back.gather_steps[0], show_numbers, "Kernel, flipped", steps_per_second,
-        input_title=f"grad_output spread and padded, {gh}×{gw}", output_title=f"dX {h}×{w}", cell_name="dX",
-        zeros=back.spread_source[:, :, 0] < 0, grid=True, sum_width=_NARROW_SUM)
+        input_title=f"grad_output{spread}<br>padded to {gh}×{gw}", output_title=f"dX {h}×{w}", cell_name="dX",
+        zeros=back.spread_source[:, :, 0] < 0, narrow=True)
 
 
 def pool_backward_figure(pool: PoolBackward, steps_per_second: float = 1.0) -> go.Figure:
@@ -321,7 +319,7 @@ def relu_backward_figure(relu: ReluBackward) -> go.Figure:
     traces = [_map_trace(relu.x, refs[0], signed=True),
               _map_trace(mask, refs[1], hovertemplate="mask %{z}<extra></extra>"),
               _map_trace(relu.grad_output, refs[2], signed=True), _map_trace(relu.grad_input, refs[3], signed=True)]
-    blocked = "".join(f"M{c - 0.5:g},{r - 0.5:g}h1v1h-1Z" for r, c in zip(*np.nonzero(~relu.mask)))
+    blocked = squares_path(zip(*np.nonzero(~relu.mask)))
     shapes = [{"type": "path", "xref": ref[0], "yref": ref[1], "path": blocked, "layer": "above",
                "line": {"width": 0}, "fillcolor": _DROPPED_FILL} for ref in refs[1:] if blocked]
     layout.update(
@@ -334,7 +332,7 @@ def relu_backward_figure(relu: ReluBackward) -> go.Figure:
 
 def fit_curves_figure(losses: list[float], errors: list[float], tolerance: float,
                       reached_at: int | None) -> go.Figure:
-    """The loss and ``max |K − K*|`` against the step, on log scales, with the tolerance line.
+    """The loss and ``max |K − K*|`` against the step, on one log scale, with the tolerance line.
 
     Args:
         losses, errors: one value per step, step 0 first.
@@ -342,31 +340,31 @@ def fit_curves_figure(losses: list[float], errors: list[float], tolerance: float
         reached_at: the step that first reached it (a dotted vertical line), or None.
 
     Returns:
-        The figure: trace 0 the loss (left axis), trace 1 the error (right axis).
+        The figure: trace 0 the loss, trace 1 the error (values that are not finite and > 0 left out).
     """
     steps = list(range(len(losses)))
 
     def finite(values):
         return [v if np.isfinite(v) and v > 0 else None for v in values]
 
+    mode = "lines" if len(steps) > 1 else "markers"  # step 0 alone is a point
     fig = go.Figure([
-        go.Scatter(x=steps, y=finite(losses), name="loss (MSE)", mode="lines", line={"color": "#1f77b4"}),
-        go.Scatter(x=steps, y=finite(errors), name="max |K − K*|", mode="lines", yaxis="y2",
-                   line={"color": FOLLOW_COLOR}),
+        go.Scatter(x=steps, y=finite(losses), name="loss (MSE)", mode=mode, line={"color": "#1f77b4"}),
+        go.Scatter(x=steps, y=finite(errors), name="max |K − K*|", mode=mode, line={"color": FOLLOW_COLOR}),
     ])
-    fig.add_hline(y=tolerance, line={"dash": "dash", "color": FOLLOW_COLOR, "width": 1}, yref="y2",
-                  annotation_text=f"{tolerance:g}", annotation_position="bottom left")
+    fig.add_hline(y=tolerance, line={"dash": "dash", "color": FOLLOW_COLOR, "width": 1},
+                  annotation_text=f"learned: max |K − K*| ≤ {tolerance:g}", annotation_position="bottom right",
+                  annotation_font={"size": 11, "color": FOLLOW_COLOR})
     if reached_at is not None:
         fig.add_vline(x=reached_at, line={"dash": "dot", "color": "#2ca02c", "width": 1.5},
-                      annotation_text=f"step {reached_at}", annotation_position="top right")
+                      annotation_text=f"step {reached_at}", annotation_position="top right",
+                      annotation_font={"size": 11, "color": "#2ca02c"})
     fig.update_layout(
         height=300, margin={"l": 6, "r": 6, "t": 36, "b": 6}, plot_bgcolor="white", paper_bgcolor="white",
         title={"text": "Loss and distance to the target kernel", "font": {"size": 14}, "x": 0.02},
         xaxis={"title": "gradient-descent step", "rangemode": "tozero", "gridcolor": "#eee"},
-        yaxis={"title": "loss", "type": "log", "gridcolor": "#eee", "exponentformat": "power"},
-        yaxis2={"title": "max |K − K*|", "type": "log", "overlaying": "y", "side": "right", "showgrid": False,
-                "exponentformat": "power"},
-        legend={"orientation": "h", "x": 0.3, "y": 1.12, "font": {"size": 11}},
+        yaxis={"title": "log scale", "type": "log", "gridcolor": "#eee", "exponentformat": "power"},
+        legend={"x": 0.02, "xanchor": "left", "y": 0.02, "yanchor": "bottom", "font": {"size": 11},
+                "bgcolor": "rgba(255,255,255,0.8)"},
     )
     return fig
-

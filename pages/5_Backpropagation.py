@@ -18,22 +18,24 @@ st.caption("How a convolution learns: from the loss's gradient at the output (gr
            "moves the weights a small step against their gradient.")
 
 LOSS_MSE, LOSS_TYPED = "Mean squared error against a target map", "grad_output typed in directly"
+x0, k0 = bp.starting_matrices(NOTEBOOK_INPUT, NOTEBOOK_KERNEL)  # the Convolution page's, if edited there
 with st.expander("✏️ Edit the input, the kernel and the loss (cell by cell, sizes, presets)"):
     col_x, col_k, col_l = st.columns([3, 2, 3], gap="large")
     with col_x:
-        st.caption("Input: up to 12×12.")
-        x, x_error = ui.matrix_editor("bp_x", NOTEBOOK_INPUT, 12, [p for p in INPUT_PRESETS if p != "MNIST digit"],
+        st.caption(f"Input: up to {bp.INPUT_LIMIT}×{bp.INPUT_LIMIT}.")
+        x, x_error = ui.matrix_editor("bp_x", x0, bp.INPUT_LIMIT, [p for p in INPUT_PRESETS if p != "MNIST digit"],
                                       lambda name, r, c, n: input_preset(name, r, c, seed=n), "Input")
     with col_k:
-        st.caption("Kernel: up to 5×5.")
-        k, k_error = ui.matrix_editor("bp_k", NOTEBOOK_KERNEL, 5, list(KERNEL_PRESETS),
+        st.caption(f"Kernel: up to {bp.KERNEL_LIMIT}×{bp.KERNEL_LIMIT}.")
+        k, k_error = ui.matrix_editor("bp_k", k0, bp.KERNEL_LIMIT, list(KERNEL_PRESETS),
                                       lambda name, r, c, n: kernel_preset(name), "Kernel")
     with col_l:
         loss_kind = st.radio("Loss", [LOSS_MSE, LOSS_TYPED], key="bp_loss")
         st.caption("The target, or grad_output, must have the output's size.")
         mse = loss_kind == LOSS_MSE
-        ref, ref_error = ui.matrix_editor("bp_t" if mse else "bp_g", map_preset("All 3s" if mse else "All ones", 3, 3),
-                                          14, list(TARGET_PRESETS if mse else GRAD_OUTPUT_PRESETS),
+        out0 = (x0.shape[0] - k0.shape[0] + 1, x0.shape[1] - k0.shape[1] + 1)  # the first output (valid, stride 1)
+        ref, ref_error = ui.matrix_editor("bp_t" if mse else "bp_g", map_preset("All 3s" if mse else "All ones", *out0),
+                                          bp.INPUT_LIMIT + 4, list(TARGET_PRESETS if mse else GRAD_OUTPUT_PRESETS),
                                           lambda name, r, c, n: map_preset(name, r, c, seed=n),
                                           "Target" if mse else "grad_output")
 

@@ -3,10 +3,11 @@
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
 its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
-pages are shot mid-play), and saves a 1280x800 screenshot.
+pages are shot mid-play, the Backpropagation page three times: at a dK step, at a dX step both ways, and
+with its "Learn a kernel" demo played to the end), and saves a 1280x800 screenshot.
 
 Usage:
-    python scripts/screenshots.py                      # all five pages, own server
+    python scripts/screenshots.py                      # every page, own server
     python scripts/screenshots.py --only draw train    # some of them
     python scripts/screenshots.py --url http://127.0.0.1:8501 --out /tmp/shots
 
@@ -119,12 +120,63 @@ def shoot_train(page):
     page.wait_for_timeout(500)
 
 
+def click_figure_button(page, key: str, label: str, times: int, title: str):
+    """Press one of the step-through figure's own buttons ``times`` times, then wait for its title to show ``title``."""
+    for _ in range(times):
+        page.locator(f".st-key-{key} .updatemenu-button").filter(has_text=label).click()
+        page.wait_for_timeout(150)
+    page.locator(f".st-key-{key} .gtitle").filter(has_text=title).wait_for(timeout=TIMEOUT)
+
+
+def heading(page, text: str):
+    return page.get_by_role("heading", name=text).first
+
+
+def shoot_backprop_dk(page):
+    """The kernel gradient at window 5 of 9: the window on the input, grad_output's cell, dK so far."""
+    settle(page)
+    scroll_under_header(heading(page, "1 · The kernel gradient dK"), margin=0)
+    click_figure_button(page, "bp_fig_dk", "Next", 4, "Window (row 2, column 2)")
+    page.mouse.move(5, 790)
+
+
+def shoot_backprop_dx(page):
+    """The input gradient both ways, side by side, with padding 1 and stride 2 (shares dropped on the padding,
+    zeros spread between grad_output's cells): output cell (2, 1) scattering, input cell (2, 2) gathering."""
+    settle(page)
+    page.locator(".st-key-bp_stride input[type=range]").press("ArrowRight")  # stride 2: a 2×2 output for now
+    page.get_by_text("The target is 3×3 but the output is 2×2").wait_for(timeout=TIMEOUT)
+    page.locator(".st-key-bp_padding").get_by_role("combobox").click()
+    page.get_by_role("option", name="1", exact=True).click()  # padding 1: 3×3 again
+    page.locator(".st-key-bp_fig_scatter .gtitle").filter(has_text="dropped").wait_for(timeout=TIMEOUT)
+    settle(page)
+    scroll_under_header(heading(page, "2 · The input gradient dX, two ways"), margin=0)
+    click_figure_button(page, "bp_fig_scatter", "Next", 3, "Output cell (row 2, column 1)")
+    click_figure_button(page, "bp_fig_gather", "Next", 6, "dX (row 2, column 2)")
+    page.mouse.move(5, 790)
+
+
+def shoot_backprop_learn(page):
+    """The "Learn a kernel" demo from its defaults, played to the end: learned within 1e-3, the curves, the maps."""
+    settle(page)
+    play = page.get_by_role("button", name="▶ Play")
+    scroll_under_header(play, margin=60)
+    play.click()
+    page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="after 500 steps").wait_for(timeout=TIMEOUT)
+    settle(page, 1000)
+    scroll_under_header(page.get_by_role("button", name="▶ Play"), margin=60)
+    page.wait_for_timeout(500)
+
+
 PAGES = {  # name -> (url path, how to prepare it)
     "home": ("/", shoot_home),
     "convolution": ("/Convolution", shoot_convolution),
     "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
     "train": ("/Train", shoot_train),
     "draw": ("/Draw", shoot_draw),
+    "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
+    "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
+    "backprop_learn": ("/Backpropagation", shoot_backprop_learn),
 }
 
 

@@ -271,7 +271,17 @@ def test_kernel_fit_learns_sobel_x_from_the_defaults_in_under_500_steps():
     assert fit.error < 1e-6 and fit.losses[-1] < 1e-9 and len(fit.losses) == 501
     plain = KernelFit(_digit(), sobel, momentum=0.0)  # plain gradient descent is much slower here
     plain.run(500)
-    assert plain.reached_at is None and plain.error > 0.01
+    assert plain.reached_at is None and plain.error > 0.1  # what the page's caption says
+
+
+def test_fifty_steps_take_well_under_a_second():
+    """The issue's budget: well under a second per 50 steps on the server (about 2 ms for one digit here)."""
+    import time
+
+    fit = KernelFit(np.stack([_digit()] * 8), np.eye(3))  # the most digits the page allows
+    start = time.perf_counter()
+    fit.run(50)
+    assert time.perf_counter() - start < 0.5
 
 
 def test_kernel_fit_diverges_with_a_learning_rate_too_large_and_stops():

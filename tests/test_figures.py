@@ -28,9 +28,12 @@ def conv_figure(padding=0, dilation=1, bias=0.0, x=NOTEBOOK_INPUT, kernel=NOTEBO
 
 
 def squares(path: str) -> list[tuple[int, int]]:
-    """(row, col) of each ``M{c-0.5},{r-0.5}h1v1h-1Z`` square of a taps path."""
-    return sorted((int(float(r) + 0.5), int(float(c) + 0.5))
-                  for c, r in re.findall(r"M(-?[\d.]+),(-?[\d.]+)h1v1h-1Z", path))
+    """(row, col) of each ``M{c-0.5},{r-0.5}H{c+0.5}V{r+0.5}H{c-0.5}Z`` square of a taps path."""
+    found = re.findall(r"M(-?[\d.]+),(-?[\d.]+)H(-?[\d.]+)V(-?[\d.]+)H(-?[\d.]+)Z", path)
+    assert "".join(f"M{a},{b}H{c}V{d}H{e}Z" for a, b, c, d, e in found) == path, path  # absolute commands only
+    for x0, y0, x1, y1, x2 in found:
+        assert float(x1) - float(x0) == 1 and float(y1) - float(y0) == 1 and x2 == x0  # a unit square
+    return sorted((int(float(r) + 0.5), int(float(c) + 0.5)) for c, r, *_ in found)
 
 
 def test_every_position_is_a_frame_and_the_first_is_drawn():

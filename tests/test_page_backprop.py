@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from apptest_helpers import plotly_values, run_page
+from streamlit.testing.v1 import AppTest
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "5_Backpropagation.py"
 
@@ -161,9 +162,11 @@ def test_demo_play_steps_on_the_server_and_stop(at):
 
 
 def test_demo_bad_settings_and_divergence(at):
-    at.number_input(key="bp_fit_steps").set_value(0).run()
-    (warning,) = texts(at.warning)
-    assert "Steps must be a whole number from 1 to 5000, got 0" in warning
+    for bad in (0, 10**6):
+        at.number_input(key="bp_fit_steps").set_value(bad).run()
+        (warning,) = texts(at.warning)
+        assert f"Steps must be a whole number from 1 to 5000, got {bad}" in warning
+        assert at.button(key="bp_fit_play").disabled and not at.exception
     at.number_input(key="bp_fit_steps").set_value(500).run()
     at.number_input(key="bp_fit_lr").set_value(-0.5).run()
     assert "learning_rate must be > 0, got learning_rate=-0.5" in texts(at.warning)[0]
@@ -171,3 +174,17 @@ def test_demo_bad_settings_and_divergence(at):
     at.button(key="bp_fit_end").click().run()
     (error,) = texts(at.error)
     assert "The loss blew up at step" in error and "lower η" in error
+
+
+def test_starts_from_the_convolution_pages_input_and_kernel_when_edited_there():
+    app = AppTest.from_file(str(PAGE), default_timeout=60)
+    app.session_state["conv_x_current"] = np.arange(36.0).reshape(6, 6) % 3  # as the Convolution page keeps edits
+    app.session_state["conv_k_current"] = np.array([[1.0, -1.0], [0.0, 2.0]])
+    app.run()
+    assert not app.exception and not app.warning
+    y = plotly_values(figure(app, "bp_fig_y")["data"][0]["z"])
+    assert y.shape == (5, 5) and y[0, 0] == 0 - 1 + 0 + 2 * 1  # the target (all 3s) was made 5×5 to match
+    bad = AppTest.from_file(str(PAGE), default_timeout=60)
+    bad.session_state["conv_x_current"] = np.full((5, 5), np.nan)  # a blank cell there: the seed's example here
+    bad.run()
+    assert not bad.exception and title(bad, "bp_fig_dk", 1).endswith("dK = 0.22·1 = 0.22")

@@ -37,6 +37,38 @@ MAX_DIGITS = 8
 _CHART = {"displayModeBar": False}
 
 
+# --------------------------------------------------------------------------- where the page starts
+INPUT_LIMIT, KERNEL_LIMIT = 12, 5
+"""Largest input and kernel sides on this page (every window, input cell and step is a frame)."""
+
+
+def _usable(values, limit: int) -> np.ndarray | None:
+    try:
+        values = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    ok = values.ndim == 2 and 1 <= min(values.shape) and max(values.shape) <= limit and np.isfinite(values).all()
+    return values.copy() if ok else None
+
+
+def starting_matrices(default_input: np.ndarray, default_kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The input and kernel the page starts from: the Convolution page's, if this session edited them there.
+
+    Reads ``conv_x_current`` / ``conv_k_current`` (the Convolution page's editors); a matrix that is missing,
+    has a bad cell or is larger than :data:`INPUT_LIMIT` / :data:`KERNEL_LIMIT` falls back to the default.
+    Only the first visit uses them: afterwards the page's own editors keep the learner's edits.
+
+    Returns:
+        ``(input, kernel)``, float64.
+    """
+    ss = st.session_state
+    x = _usable(ss.get("conv_x_current"), INPUT_LIMIT)
+    k = _usable(ss.get("conv_k_current"), KERNEL_LIMIT)
+    if x is None or k is None or k.shape[0] > x.shape[0] or k.shape[1] > x.shape[1]:
+        return default_input.copy(), default_kernel.copy()
+    return x, k
+
+
 # --------------------------------------------------------------------------- the step-throughs
 @st.cache_resource(show_spinner="Preparing every step…", max_entries=32)
 def backprop_animations(x: np.ndarray, kernel: np.ndarray, grad_output: np.ndarray, strides: int, padding,
@@ -163,11 +195,11 @@ def tf_check(back: ConvBackward) -> None:
     worst = max(diffs.values())
     detail = ", ".join(f"{name} {value:.2g}" for name, value in diffs.items())
     if worst <= 1e-9:
-        st.success(f"✅ Every gradient equals TensorFlow's (`tf.GradientTape` on `tf.nn.convolution`): "
-                   f"max absolute difference {worst:.2g} ({detail}).")
+        st.success(f"Every gradient equals TensorFlow's (`tf.GradientTape` on `tf.nn.convolution`): "
+                   f"max absolute difference {worst:.2g} ({detail}).", icon=":material/check_circle:")
     else:
-        st.error(f"❌ A gradient differs from TensorFlow's (`tf.GradientTape` on `tf.nn.convolution`): "
-                 f"max absolute difference {worst:.2g} ({detail}).")
+        st.error(f"A gradient differs from TensorFlow's (`tf.GradientTape` on `tf.nn.convolution`): "
+                 f"max absolute difference {worst:.2g} ({detail}).", icon=":material/error:")
 
 
 # --------------------------------------------------------------------------- one step of gradient descent
@@ -306,8 +338,9 @@ def _fit_status(fit: KernelFit) -> None:
         st.error(f"The loss blew up at step {fit.steps} (η = {fit.learning_rate:g} is too large for this input): "
                  "lower η, then press Reset.")
     elif fit.reached_at is not None:
-        st.success(f"✅ Learned: max |K − K*| = {fit.errors[fit.reached_at]:.2g} ≤ {tol} at step "
-                   f"**{fit.reached_at}**; now {fit.error:.2g} after {fit.steps} steps (loss {fit.losses[-1]:.2g}).")
+        st.success(f"Learned: max |K − K*| = {fit.errors[fit.reached_at]:.2g} ≤ {tol} at step "
+                   f"**{fit.reached_at}**; now {fit.error:.2g} after {fit.steps} steps (loss {fit.losses[-1]:.2g}).",
+                   icon=":material/check_circle:")
     else:
         st.info(f"Step {fit.steps}: max |K − K*| = {fit.error:.3g} (learned when ≤ {tol}); "
                 f"loss {fit.losses[-1]:.3g}.")
@@ -371,7 +404,7 @@ def learn_kernel_demo() -> None:
         b1.button("Stop", key="bp_fit_stop", on_click=_stop, type="primary")
     else:
         b1.button("▶ Play", key="bp_fit_play", on_click=_play, disabled=settings is None, type="primary")
-    b2.button("⏭ Run to the end", key="bp_fit_end", on_click=_to_the_end, disabled=settings is None)
+    b2.button("Run to the end", key="bp_fit_end", on_click=_to_the_end, disabled=settings is None)
     b3.button("Reset", key="bp_fit_reset", on_click=_reset, disabled=settings is None)
 
     @st.fragment(run_every=TICK_S if playing else None)

@@ -14,8 +14,8 @@ Given ``grad_output = dL/dy`` (written ``g``), the chain rule gives three gradie
   ``dX[r, c] = sum_{a, b} G[r + a*d, c + b*d] * k[kh-1-a, kw-1-b]``, the correlation of the
   stride-spread, padded ``g`` (``G``) with the flipped kernel: the convolution's transpose,
   V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep learning", 2016, section 4
-  (relationships 8, 12 and 14: a stride becomes ``s - 1`` zeros between the cells of ``g``, padding ``p``
-  becomes ``d*(k - 1) - p`` zeros around them);
+  (transposed convolution arithmetic: a stride becomes ``s - 1`` zeros between the cells of ``g``, padding
+  ``p`` becomes ``d*(k - 1) - p`` zeros before them);
 * the bias's, ``db = sum_{i, j} g[i, j]``.
 
 Layout: a matrix is ``(height, width)``, a multi-channel input ``(height, width, channels)`` with a kernel

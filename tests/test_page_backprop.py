@@ -133,6 +133,8 @@ def test_target_of_the_wrong_size_is_said_and_can_be_resized(at):
     at.button(key="bp_resize_ref").click().run()
     assert not at.warning and not at.exception
     assert plotly_values(figure(at, "bp_fig_t")["data"][0]["z"]).shape == (5, 5)
+    loss = next(m.value for m in at.markdown if m.value.startswith("**Loss**"))
+    assert "+ … (8 more terms) +" in loss and loss.count("²") == 1 + 17  # mean((y − t)²), then 17 of the 25 squares
 
 
 def test_demo_defaults_learn_sobel_x_within_1e3_in_under_500_steps(at):

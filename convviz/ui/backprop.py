@@ -22,7 +22,7 @@ import streamlit as st
 
 from convviz.backprop import (MAX_FIT_STEPS, ConvBackward, KernelFit, check_learning_rate, descent_step,
                               max_pool_backward, relu_backward)
-from convviz.figures import format_number, matrix_figure, wrap_terms
+from convviz.figures import format_number, matrix_figure
 from convviz.ui.convolution import Animation, build_animation
 
 TICK_S = 0.3
@@ -116,6 +116,13 @@ def _terms(values: np.ndarray) -> list[str]:
     return [f"({format_number(v)})" if v < 0 else format_number(v) for v in np.ravel(values)]
 
 
+def _sum_text(terms: list[str], limit: int = 18) -> str:
+    """``a + b + …`` for Markdown; past ``limit`` terms the middle ones are counted, not written."""
+    if len(terms) <= limit:
+        return " + ".join(terms)
+    return " + ".join(terms[:limit - 3]) + f" + … ({len(terms) - limit + 1} more terms) + " + " + ".join(terms[-2:])
+
+
 def loss_panel(output: np.ndarray, bias: float, loss: float, grad_output: np.ndarray,
                target: np.ndarray | None) -> None:
     """The forward output, the target (for the mean squared error) and ``grad_output``, with the loss written out.
@@ -133,7 +140,7 @@ def loss_panel(output: np.ndarray, bias: float, loss: float, grad_output: np.nda
         _matrices((output, y_title, False), (target, "Target t", False),
                   (grad_output, "grad_output = 2(y − t)/N", True), keys=("bp_fig_y", "bp_fig_t", "bp_fig_g"))
         squares = [f"{format_number(d)}²" if d >= 0 else f"({format_number(d)})²" for d in np.ravel(output - target)]
-        st.markdown(f"**Loss**: mean squared error, L = mean((y − t)²) = ({wrap_terms(squares, width=400)}) / {n}"
+        st.markdown(f"**Loss**: mean squared error, L = mean((y − t)²) = ({_sum_text(squares)}) / {n}"
                     f" = **{format_number(loss, 4)}**. Its gradient with respect to each output cell is "
                     f"**grad_output = dL/dy = 2(y − t)/{n}**: that is what flows back into the convolution.")
     else:
@@ -170,7 +177,7 @@ def bias_line(grad_output: np.ndarray) -> None:
     st.markdown("#### 3 · The bias gradient db")
     total = format_number(float(np.sum(grad_output)), 4)
     st.markdown(f"The bias is added to every output cell, so db = Σ grad_output = "
-                f"{wrap_terms(_terms(grad_output), width=400)} = **{total}**")
+                f"{_sum_text(_terms(grad_output))} = **{total}**")
 
 
 @st.cache_data(show_spinner="Checking against TensorFlow…", max_entries=64)

@@ -167,6 +167,10 @@ _STILL = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 
 """Animation options that jump to one frame at once, redrawing only the shapes and annotations (slider, Reset)."""
 _MAX_SUM_LINE = 96
 """Characters per line of the written sum before it wraps (``<br>``)."""
+NARROW_SUM = 52
+"""The same in a figure half the page wide."""
+NARROW_TITLE_LINES = 3
+"""Title lines a figure half the page wide makes room for, so two side by side line up."""
 
 
 def _axes(n: int) -> tuple[str, str, str, str]:
@@ -234,11 +238,16 @@ def _taps_path(refs: tuple[str, str], rows, cols, r_offset: int = 0, c_offset: i
             "line": {"color": TAP_COLOR, "width": width}, "fillcolor": "rgba(0,0,0,0)"}
 
 
-def _pending_cover(refs: tuple[str, str], i: int, j: int, h_out: int, w_out: int) -> list[dict]:
-    """Two grey rectangles over the output cells after (i, j) in row-major order (hidden when empty)."""
+def _pending_cover(refs: tuple[str, str], i: int, j: int, h_out: int, w_out: int, block: int = 1) -> list[dict]:
+    """Two grey rectangles over the output cells after (i, j) in row-major order (hidden when empty).
+
+    With ``block`` > 1 each of the ``h_out`` x ``w_out`` positions covers a ``block`` x ``block`` square of
+    the panel (a pooling window).
+    """
     blank = {"fill": _PENDING_COLOR, "color": _PENDING_COLOR, "width": 0}
-    return [_rect(refs, i, j + 1, i, w_out - 1, visible=j + 1 < w_out, **blank),
-            _rect(refs, i + 1, 0, h_out - 1, w_out - 1, visible=i + 1 < h_out, **blank)]
+    n = block
+    return [_rect(refs, i * n, (j + 1) * n, i * n + n - 1, w_out * n - 1, visible=j + 1 < w_out, **blank),
+            _rect(refs, (i + 1) * n, 0, h_out * n - 1, w_out * n - 1, visible=i + 1 < h_out, **blank)]
 
 
 def wrap_terms(terms: list[str], joiner: str = " + ", width: int = _MAX_SUM_LINE, first: int = 0) -> str:
@@ -266,12 +275,13 @@ def wrap_terms(terms: list[str], joiner: str = " + ", width: int = _MAX_SUM_LINE
     return "<br>".join(lines)
 
 
-def _written_sum(step: WindowStep, decimals: int = 2) -> str:
+def _written_sum(step: WindowStep, decimals: int = 2, cell_name: str = "Output cell",
+                 width: int = _MAX_SUM_LINE) -> str:
     """``Output cell (row 1, column 1) = 1·1 + 1·0 + … = 4`` for a 2-D step (1-based), wrapped for the title."""
     i, j = step.out_index
     body, value = describe_sum(step, decimals=decimals).rsplit(" = ", 1)
-    head = f"Output cell (row {i + 1}, column {j + 1}) = "
-    return f"<b>{head}</b>" + wrap_terms(body.split(" + "), first=len(head)) + f" = <b>{value}</b>"
+    head = f"{cell_name} (row {i + 1}, column {j + 1}) = "
+    return f"<b>{head}</b>" + wrap_terms(body.split(" + "), width=width, first=len(head)) + f" = <b>{value}</b>"
 
 
 def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -> tuple[list[dict], list[dict]]:
@@ -317,7 +327,8 @@ def _moved(shapes: list[dict], keep: tuple[str, ...] = ("x0", "x1", "y0", "y1", 
 
 def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
               height: int, steps_per_second: float, cells: list[list[dict]] | None = None,
-              frame_traces: tuple[int, ...] = (), frame_data: list[list[dict]] | None = None) -> go.Figure:
+              frame_traces: tuple[int, ...] = (), frame_data: list[list[dict]] | None = None,
+              title_lines: int = 1) -> go.Figure:
     """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
 
     Args:
@@ -334,8 +345,9 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
         frame_traces, frame_data: traces whose data a frame changes and, at each position, that data (one dict per
             trace, e.g. ``{"type": "heatmap", "z": ...}``), if any. Then every move redraws the figure (plotly.js
             redraws a heatmap's data only so), about twice the browser's work of a layout-only frame.
+        title_lines: room for at least this many lines of the written sum (two figures side by side then line up).
     """
-    lines = max(t.count("<br>") for t in titles) + 1
+    lines = max(max(t.count("<br>") for t in titles) + 1, title_lines)
     top_margin = _MENU_GAP + 16 + 20 * lines
     sliders, menus = _controls(names, steps_per_second, redraw=frame_data is not None)
     cells = cells or [[] for _ in names]
@@ -355,6 +367,11 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
         for frame, data in zip(frames, frame_data):
             frame.update(traces=list(frame_traces), data=data)
     return go.Figure(data=traces, layout=layout, frames=frames)
+
+
+def _round(values, digits: int = 6) -> list:
+    """``values`` as nested lists rounded to ``digits`` decimals (a frame's heatmap data, shorter to send)."""
+    return np.round(np.asarray(values, dtype=float), digits).tolist()
 
 
 def _recoloured(cell: dict) -> dict:
@@ -385,9 +402,75 @@ def _cell_squares(refs: tuple[str, str], values: np.ndarray, bound: float, font_
     return squares
 
 
+def _four_panels(grid: bool, narrow: bool = False) -> tuple[list[tuple[tuple[float, float], tuple[float, float]]], int]:
+    """Domains of a step-through figure's four panels and the panels' height (pixels).
+
+    In a row (``grid`` False): panel 1 (the input), 2 and 3 (kernel-sized) and 4 (the output). As a grid:
+    panels 1 and 4 big on top, 2 and 3 below them (for large matrices); ``narrow``: the grid for a figure
+    half the page wide (about 450 pixels), shorter so the square panels leave no empty band.
+    """
+    if grid or narrow:
+        return [((0.0, 0.48), (0.36, 0.94)), ((0.06, 0.3), (0.0, 0.26)), ((0.36, 0.6), (0.0, 0.26)),
+                ((0.52, 1.0), (0.36, 0.94))], 370 if narrow else 620
+    return [((0.0, 0.3), (0.0, 0.86)), ((0.35, 0.5), (0.0, 0.86)), ((0.55, 0.7), (0.0, 0.86)),
+            ((0.75, 1.0), (0.0, 0.86))], 340
+
+
+def _padded_traces(values: np.ndarray, filler: np.ndarray, refs: tuple[str, str], show_numbers: bool,
+                   filler_hover: str = "padding zero at row %{y}, col %{x}<extra></extra>") -> list[go.Heatmap]:
+    """A padded matrix as two heatmaps: the ``filler`` cells (padding zeros) beige, the others on a blue scale.
+
+    Args:
+        values: ``(rows, cols)``, the padded matrix (its filler cells hold 0).
+        filler: bool ``(rows, cols)``, the cells drawn as zeros that are not part of the input.
+        refs: the panel's axes.
+        show_numbers: write the values in the cells.
+        filler_hover: hover text of a filler cell.
+    """
+    values = np.asarray(values, dtype=float)
+    inner = np.where(filler, np.nan, values)
+    fs = _font_size(max(values.shape))
+    text = _text(np.where(filler, 0.0, values)) if show_numbers else None
+    real = values[~filler] if (~filler).any() else np.zeros(1)
+    lo, hi = min(float(real.min()), 0.0), float(real.max())
+    return [
+        _on(_heatmap(np.where(filler, 1.0, np.nan), [[0, PADDING_COLOR], [1, PADDING_COLOR]], text, font_size=fs,
+                     hovertemplate=filler_hover), refs),
+        _on(_heatmap(inner, _INPUT_SCALE, None if text is None else [
+            [t if not f else "" for t, f in zip(tr, fr)] for tr, fr in zip(text, filler)],
+            zmin=lo, zmax=hi if hi > lo else lo + 1, font_size=fs), refs),
+    ]
+
+
+def _map_trace(z: np.ndarray, refs: tuple[str, str], show_numbers: bool = True, signed: bool | None = None,
+               hovertemplate: str = "row %{y}, col %{x}: %{z}<extra></extra>") -> go.Heatmap:
+    """A finished map: green from 0 when it has no negative value, else red/blue centred on 0 (or as ``signed``)."""
+    z = np.asarray(z, dtype=float)
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    text = _text(z) if show_numbers else None
+    fs = _font_size(max(z.shape))
+    if signed or (signed is None and lo < 0):
+        bound = max(abs(lo), abs(hi)) or 1.0
+        return _on(_heatmap(z, _SIGNED_SCALE, text, zmin=-bound, zmax=bound, font_size=fs,
+                            hovertemplate=hovertemplate), refs)
+    return _on(_heatmap(z, "Greens", text, zmin=0.0, zmax=hi if hi > 0 else 1.0, font_size=fs,
+                        hovertemplate=hovertemplate), refs)
+
+
+def _frame_trace(first: np.ndarray, bound: float, refs: tuple[str, str], hover: str) -> go.Heatmap:
+    """A signed heatmap whose numbers are written from ``z`` (``texttemplate``): a frame then sends ``z`` alone."""
+    trace = _on(_heatmap(first, _SIGNED_SCALE, None, zmin=-bound, zmax=bound,
+                         font_size=_font_size(max(np.shape(first))), hovertemplate=hover), refs)
+    trace.update(texttemplate="%{z:.2~f}")
+    return trace
+
+
 def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]], steps: list[WindowStep],
                       show_numbers: bool = True, kernel_title: str = "Kernel",
-                      steps_per_second: float = 2.0) -> go.Figure:
+                      steps_per_second: float = 2.0, *, input_title: str | None = None,
+                      output_title: str | None = None, cell_name: str = "Output cell",
+                      zeros: np.ndarray | None = None, grid: bool | None = None,
+                      narrow: bool = False) -> go.Figure:
     """Every window position of a 2-D convolution as one animated figure that steps in the browser.
 
     Four panels: the (padded) input with the padding cells shaded and each kernel tap outlined (dilation
@@ -398,6 +481,10 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
     positions never asks the server. Frame ``k`` (named ``str(k + 1)``) is window position ``k + 1``; it changes
     only layout shapes and that annotation, so plotly.js applies it without redrawing the figure.
 
+    The Backpropagation page draws the input gradient's *gather* view with it too: ``x`` is then the
+    stride-spread, padded ``grad_output``, ``zeros`` marks its inserted and padding zeros, and the kernel is
+    the flipped one.
+
     Args:
         x: the unpadded input ``(height, width)``.
         pads: ``((top, bottom), (left, right))`` zero cells (:func:`convviz.ops.padding_amounts`).
@@ -406,6 +493,12 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
             show theirs).
         kernel_title: the kernel panel's title (e.g. ``"Kernel (flipped)"``).
         steps_per_second: Play's speed, window positions per second, > 0.
+        input_title, output_title: the input and output panels' titles (default ``"Input 5×5"``, with
+            ``", padded to 7×7"`` when padded, and ``"Output feature map 3×3"``).
+        cell_name: what the title calls an output cell (``"Output cell (row 1, column 1) = …"``).
+        zeros: bool ``(height, width)`` of ``x``'s cells to shade like padding (zeros that are not input), or None.
+        grid: the panels as a 2×2 grid (True), in a row (False), or a grid only for matrices over 9 cells (None).
+        narrow: drawn half the page wide: a short 2×2 grid, the sum wrapped sooner, Play further right.
 
     Returns:
         The figure; its layout shows position 1. The products are ``layout.shapes`` after the moving ones: one
@@ -429,58 +522,31 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
     feature_map = np.array([s.value for s in steps]).reshape(h_out, w_out)
     names = [str(k + 1) for k in range(len(steps))]
 
-    wide = max(ph, pw) > 9 or max(h_out, w_out) > 9
+    if grid is None:
+        grid = max(ph, pw) > 9 or max(h_out, w_out) > 9
+    panels, height = _four_panels(grid, narrow)
     layout: dict = {}
-    input_title = f"Input {h}×{w}" + (f", padded to {ph}×{pw}" if (ph, pw) != (h, w) else "")
-    if wide:  # input and output big on top, kernel and products below
-        panels = [((0.0, 0.48), (0.36, 0.94)), ((0.06, 0.3), (0.0, 0.26)), ((0.36, 0.6), (0.0, 0.26)),
-                  ((0.52, 1.0), (0.36, 0.94))]
-        height = 620
-    else:
-        panels = [((0.0, 0.3), (0.0, 0.86)), ((0.35, 0.5), (0.0, 0.86)), ((0.55, 0.7), (0.0, 0.86)),
-                  ((0.75, 1.0), (0.0, 0.86))]
-        height = 340
+    if input_title is None:
+        input_title = f"Input {h}×{w}" + (f", padded to {ph}×{pw}" if (ph, pw) != (h, w) else "")
     ref_in = _panel(layout, 1, *panels[0], ph, pw, input_title)
     ref_k = _panel(layout, 2, *panels[1], kh, kw, kernel_title)
     ref_p = _panel(layout, 3, *panels[2], kh, kw, "Element-wise products")
-    ref_out = _panel(layout, 4, *panels[3], h_out, w_out, f"Output feature map {h_out}×{w_out}")
+    ref_out = _panel(layout, 4, *panels[3], h_out, w_out, output_title or f"Output feature map {h_out}×{w_out}")
 
     # the (padded) input: padding cells beige with their zeros, input cells on a blue scale
-    inner = np.full((ph, pw), np.nan)
-    inner[top:top + h, left:left + w] = x
-    is_pad = np.isnan(inner)
-    fs_in = _font_size(max(ph, pw))
-    text = _text(np.where(is_pad, 0.0, inner)) if show_numbers else None
-    lo, hi = min(float(x.min()), 0.0), float(x.max())
-    pad_z = np.where(is_pad, 1.0, np.nan)
-    traces = [
-        _on(_heatmap(pad_z, [[0, PADDING_COLOR], [1, PADDING_COLOR]], text, font_size=fs_in,
-                     hovertemplate="padding zero at row %{y}, col %{x}<extra></extra>"), ref_in),
-        _on(_heatmap(inner, _INPUT_SCALE, None if text is None else [
-            [t if not p else "" for t, p in zip(tr, pr)] for tr, pr in zip(text, is_pad)],
-            zmin=lo, zmax=hi if hi > lo else lo + 1, font_size=fs_in), ref_in),
-    ]
+    padded = np.zeros((ph, pw))
+    padded[top:top + h, left:left + w] = x
+    filler = np.ones((ph, pw), dtype=bool)
+    filler[top:top + h, left:left + w] = False if zeros is None else np.asarray(zeros, dtype=bool)
+    traces = _padded_traces(padded, filler, ref_in, show_numbers)
     kernel = np.asarray(steps[0].kernel, dtype=float)
-    kbound = float(np.abs(kernel).max()) or 1.0
-    fs_k = _font_size(max(kh, kw))
-    traces.append(_on(_heatmap(kernel, _SIGNED_SCALE, _text(kernel), zmin=-kbound, zmax=kbound, font_size=fs_k,
-                               hovertemplate="weight %{z:.4g}<extra></extra>"), ref_k))
+    traces.append(_map_trace(kernel, ref_k, signed=True, hovertemplate="weight %{z:.4g}<extra></extra>"))
     pbound = max(float(np.abs(s.products).max()) for s in steps) or 1.0
     # the products are filled, labelled squares (layout shapes, which a frame updates without a redraw); this empty
     # trace only holds the panel's axes
     traces.append(_on(go.Heatmap(z=np.full((kh, kw), np.nan), showscale=False, hoverinfo="skip"), ref_p))
-
     # the finished map, drawn once; the frames cover what is not computed yet
-    out_lo, out_hi = float(feature_map.min()), float(feature_map.max())
-    out_text = _text(feature_map) if show_numbers else None
-    fs_out = _font_size(max(h_out, w_out))
-    if out_lo < 0:
-        bound = max(abs(out_lo), abs(out_hi)) or 1.0
-        out_trace = _heatmap(feature_map, _SIGNED_SCALE, out_text, zmin=-bound, zmax=bound, font_size=fs_out)
-    else:
-        out_trace = _heatmap(feature_map, "Greens", out_text, zmin=0.0, zmax=out_hi if out_hi > 0 else 1.0,
-                             font_size=fs_out)
-    traces.append(_on(out_trace, ref_out))
+    traces.append(_map_trace(feature_map, ref_out, show_numbers))
 
     def moving(step: WindowStep) -> list[dict]:
         i, j = step.out_index
@@ -489,8 +555,10 @@ def conv_steps_figure(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int
                 _rect(ref_out, i, j, i, j, width=4),
                 *_pending_cover(ref_out, i, j, h_out, w_out)]
 
-    return _animated(traces, layout, names, [_written_sum(s) for s in steps], [moving(s) for s in steps], height,
-                     steps_per_second, cells=[_cell_squares(ref_p, s.products, pbound, fs_k) for s in steps])
+    titles = [_written_sum(s, cell_name=cell_name, width=NARROW_SUM if narrow else _MAX_SUM_LINE) for s in steps]
+    return _animated(traces, layout, names, titles, [moving(s) for s in steps], height, steps_per_second,
+                     cells=[_cell_squares(ref_p, s.products, pbound, _font_size(max(kh, kw))) for s in steps],
+                     title_lines=NARROW_TITLE_LINES if narrow else 1)
 
 
 def _mosaic(maps: np.ndarray, gap: int = 1) -> np.ndarray:

@@ -31,7 +31,9 @@ __all__ = [
     "WindowStep",
     "check_finite",
     "conv2d_naive",
+    "conv2d_patches",
     "conv2d_steps",
+    "conv_geometry",
     "describe_sum",
     "depthwise_conv2d_naive",
     "output_size",
@@ -210,8 +212,26 @@ class WindowStep:
     value: float
 
 
-def _geometry(x_shape, k_shape, strides, padding, dilation_rate):
-    """Shared argument checks; returns (stride, dilation, pads, out_shape)."""
+def conv_geometry(x_shape, k_shape, strides=1, padding=0, dilation_rate=1):
+    """The sliding window's geometry along both axes, with every argument checked.
+
+    Args:
+        x_shape: the input's shape, ``(height, width[, channels])``.
+        k_shape: the kernel's shape, ``(kernel_height, kernel_width[, ...])``.
+        strides, dilation_rate: an int or ``(rows, cols)``, >= 1.
+        padding: an int >= 0, ``"valid"``, ``"same"``, or a pair of those (see :func:`padding_amounts`).
+
+    Returns:
+        ``(strides, dilation_rate, pads, out_shape)``: ``(sh, sw)``, ``(dh, dw)``,
+        ``((top, bottom), (left, right))`` zero cells and ``(h_out, w_out)``.
+
+    Raises:
+        ValueError: an argument out of range, or a kernel larger than the padded input, naming the axis.
+
+    Example:
+        >>> conv_geometry((5, 5), (3, 3), strides=2, padding="same")
+        ((2, 2), (1, 1), ((1, 1), (1, 1)), (3, 3))
+    """
     s = _pair(strides, "strides")
     d = _pair(dilation_rate, "dilation_rate")
     if isinstance(padding, tuple | list):
@@ -293,7 +313,7 @@ def conv2d_steps(x, kernel, strides=1, padding=0, dilation_rate=1, bias: float =
     kernel = check_finite(kernel, "kernel")
     bias = float(check_finite(bias, "bias"))
     _check_shapes(x, kernel, allow_filters=False)
-    (sh, sw), (dh, dw), pads, (h_out, w_out) = _geometry(
+    (sh, sw), (dh, dw), pads, (h_out, w_out) = conv_geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate)
     if flip_kernel:
         kernel = kernel[::-1, ::-1].copy()
@@ -327,6 +347,36 @@ def conv2d_steps(x, kernel, strides=1, padding=0, dilation_rate=1, bias: float =
                 value=float(products.sum() + bias),
             ))
     return steps
+
+
+def conv2d_patches(x, kernel_shape, strides=1, padding=0, dilation_rate=1) -> np.ndarray:
+    """Every window's patch at once (vectorised "im2col"), the same cells :func:`conv2d_steps` records one by one.
+
+    Args:
+        x: input, ``(height, width)`` or ``(height, width, channels)``.
+        kernel_shape: ``(kernel_height, kernel_width)``.
+        strides, padding, dilation_rate: as in :func:`conv2d_steps`.
+
+    Returns:
+        float64 ``(h_out, w_out, kernel_height, kernel_width[, channels])``: ``patches[i, j]`` is the
+        (zero-padded) input under the taps of the window that fills output cell ``(i, j)``. The
+        cross-correlation is ``np.tensordot(patches, kernel, kernel.ndim)``.
+
+    Raises:
+        ValueError: as :func:`conv2d_steps`.
+
+    Example:
+        >>> conv2d_patches(np.arange(9).reshape(3, 3), (2, 2))[1, 0].tolist()
+        [[3.0, 4.0], [6.0, 7.0]]
+    """
+    x = check_finite(x, "x")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x must have shape (height, width) or (height, width, channels), got shape {x.shape}")
+    kh, kw = (_positive_int(v, "kernel_shape") for v in tuple(kernel_shape)[:2])
+    (sh, sw), (dh, dw), pads, (h_out, w_out) = conv_geometry(x.shape, (kh, kw), strides, padding, dilation_rate)
+    rows = (sh * np.arange(h_out))[:, None] + dh * np.arange(kh)[None, :]
+    cols = (sw * np.arange(w_out))[:, None] + dw * np.arange(kw)[None, :]
+    return pad2d(x, pads)[rows[:, None, :, None], cols[None, :, None, :]]
 
 
 def conv2d_naive(x, kernel, strides=1, padding=0, dilation_rate=1, bias=0.0,

@@ -12,14 +12,21 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "FIT_TARGETS",
+    "GRAD_OUTPUT_PRESETS",
     "INPUT_PRESETS",
     "KERNEL_PRESETS",
+    "POOL_EXAMPLE",
+    "TARGET_PRESETS",
     "NOTEBOOK_INPUT",
     "NOTEBOOK_KERNEL",
     "digit_input",
     "edge_input",
+    "fit_target_kernel",
     "input_preset",
     "kernel_preset",
+    "map_preset",
+    "pool_example",
     "random_filters",
     "random_integer_input",
     "resize_area",
@@ -239,3 +246,91 @@ def random_filters(kernel_size: int, channels: int, filters: int, seed: int = 0)
     fan_out = kernel_size * kernel_size * filters
     std = np.sqrt(2.0 / (fan_in + fan_out))
     return rng.normal(0.0, std, size=(kernel_size, kernel_size, channels, filters))
+
+
+# --------------------------------------------------------------------------- the Backpropagation page
+_MAPS = {
+    "All 3s": lambda h, w, seed: np.full((h, w), 3.0),
+    "Zeros": lambda h, w, seed: np.zeros((h, w)),
+    "Random integers 0 to 5": lambda h, w, seed: random_integer_input(h, w, seed, 0, 5),
+    "All ones": lambda h, w, seed: np.ones((h, w)),
+    "Random integers -2 to 2": lambda h, w, seed: random_integer_input(h, w, seed, -2, 2),
+    "One-hot (row 1, column 1)": lambda h, w, seed: np.eye(1, h * w).reshape(h, w),
+}
+
+TARGET_PRESETS: tuple[str, ...] = ("All 3s", "Zeros", "Random integers 0 to 5")
+"""Names of :func:`map_preset` offered for the loss's target map."""
+
+GRAD_OUTPUT_PRESETS: tuple[str, ...] = ("All ones", "Random integers -2 to 2", "One-hot (row 1, column 1)")
+"""Names of :func:`map_preset` offered for a ``grad_output`` typed in directly."""
+
+FIT_TARGETS: tuple[str, ...] = ("Sobel x", "Gaussian blur", "Sharpen", "Random")
+"""Names accepted by :func:`fit_target_kernel`: the kernels the "Learn a kernel" demo learns back."""
+
+POOL_EXAMPLE = np.array([
+    [1, 3, -2, 0],
+    [3, -1, 2, 2],
+    [0, -3, 4, 1],
+    [-2, 0, 1, 4],
+], dtype=np.float64)
+"""A 4x4 map before ReLU whose 2x2 pooling windows all tie (two 3s, two 2s, four 0s, two 4s) and whose
+third window's maximum is a 0 that ReLU blocks, ``(height, width)``."""
+
+
+def map_preset(name: str, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A target map or a ``grad_output`` of the output's size.
+
+    Args:
+        name: one of :data:`TARGET_PRESETS` or :data:`GRAD_OUTPUT_PRESETS`.
+        height, width: size in cells, >= 1.
+        seed: for the random ones.
+
+    Returns:
+        float64 ``(height, width)``.
+
+    Raises:
+        ValueError: an unknown name or a bad size.
+
+    Example:
+        >>> map_preset("One-hot (row 1, column 1)", 2, 2).tolist()
+        [[1.0, 0.0], [0.0, 0.0]]
+    """
+    _check_size(height, width)
+    if name not in _MAPS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {list(_MAPS)}")
+    return _MAPS[name](height, width, seed)
+
+
+def fit_target_kernel(name: str, seed: int = 0) -> np.ndarray:
+    """The 3x3 kernel the "Learn a kernel" demo learns back.
+
+    Args:
+        name: one of :data:`FIT_TARGETS`.
+        seed: for "Random": standard normal draws rounded to 2 decimals.
+
+    Returns:
+        float64 ``(3, 3)``.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name == "Random":
+        return np.round(np.random.default_rng(seed).normal(0.0, 1.0, (3, 3)), 2)
+    if name not in FIT_TARGETS:
+        raise ValueError(f"unknown target kernel {name!r}; choose one of {list(FIT_TARGETS)}")
+    return kernel_preset(name)
+
+
+def pool_example(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A 4x4 map before ReLU and the gradient arriving at its 2x2-pooled map.
+
+    Args:
+        seed: 0 for :data:`POOL_EXAMPLE` with the gradient ``1 2 / 3 4``; any other value draws integers
+            (the map from -3 to 4, so ties and zeros are likely; the gradient from 1 to 4).
+
+    Returns:
+        ``(z, grad_pooled)``: float64 ``(4, 4)`` and ``(2, 2)``.
+    """
+    if seed == 0:
+        return POOL_EXAMPLE.copy(), np.array([[1.0, 2.0], [3.0, 4.0]])
+    return random_integer_input(4, 4, seed, -3, 4), random_integer_input(2, 2, seed + 1, 1, 4)

@@ -3,10 +3,11 @@
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
 its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
-pages are shot mid-play), and saves a 1280x800 screenshot.
+pages are shot mid-play, the Backpropagation page three times: at a dK step, at a dX step both ways, and
+with its "Learn a kernel" demo played to the end), and saves a 1280x800 screenshot.
 
 Usage:
-    python scripts/screenshots.py                      # all five pages, own server
+    python scripts/screenshots.py                      # every page, own server
     python scripts/screenshots.py --only draw train    # some of them
     python scripts/screenshots.py --url http://127.0.0.1:8501 --out /tmp/shots
 
@@ -119,12 +120,69 @@ def shoot_train(page):
     page.wait_for_timeout(500)
 
 
+SUM = '.annotation[data-index="0"] .annotation-text'
+"""A step-through figure's written sum (its first annotation)."""
+
+
+def click_slider(page, key: str, position: int, title: str):
+    """Click the step-through figure's slider at 1-based window ``position``, then wait for its written sum to
+    show ``title``."""
+    label = page.locator(f".st-key-{key} .slider-label-group").nth(position - 1)
+    rail = page.locator(f".st-key-{key} .slider-rail-rect").bounding_box()
+    box = label.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, rail["y"] + rail["height"] / 2)
+    page.locator(f".st-key-{key} {SUM}").filter(has_text=title).wait_for(timeout=TIMEOUT)
+
+
+def heading(page, text: str):
+    return page.get_by_role("heading", name=text).first
+
+
+def shoot_backprop_dk(page):
+    """The kernel gradient at window 5 of 9: the window on the input, grad_output's cell, dK so far."""
+    settle(page)
+    scroll_under_header(heading(page, "1 · The kernel gradient dK"), margin=0)
+    click_slider(page, "bp_fig_dk", 5, "Window (row 2, column 2)")
+    page.mouse.move(5, 790)
+
+
+def shoot_backprop_dx(page):
+    """The input gradient both ways, side by side, with padding 1 and stride 2 (shares dropped on the padding,
+    zeros spread between grad_output's cells): output cell (2, 1) scattering, input cell (2, 2) gathering."""
+    settle(page)
+    page.locator(".st-key-bp_stride input[type=range]").press("ArrowRight")  # stride 2: a 2×2 output for now
+    page.get_by_text("The target is 3×3 but the output is 2×2").wait_for(timeout=TIMEOUT)
+    page.locator(".st-key-bp_padding").get_by_role("combobox").click()
+    page.get_by_role("option", name="1", exact=True).click()  # padding 1: 3×3 again
+    page.locator(f".st-key-bp_fig_scatter {SUM}").filter(has_text="dropped").wait_for(timeout=TIMEOUT)
+    settle(page)
+    scroll_under_header(heading(page, "2 · The input gradient dX, two ways"), margin=0)
+    click_slider(page, "bp_fig_scatter", 4, "Output cell (row 2, column 1)")
+    click_slider(page, "bp_fig_gather", 7, "dX (row 2, column 2)")
+    page.mouse.move(5, 790)
+
+
+def shoot_backprop_learn(page):
+    """The "Learn a kernel" demo from its defaults, played to the end: learned within 1e-3, the curves, the maps."""
+    settle(page)
+    play = page.get_by_role("button", name="▶ Play")
+    scroll_under_header(play, margin=60)
+    play.click()
+    page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="after 500 steps").wait_for(timeout=TIMEOUT)
+    settle(page, 1000)
+    scroll_under_header(page.get_by_role("button", name="▶ Play"), margin=60)
+    page.wait_for_timeout(500)
+
+
 PAGES = {  # name -> (url path, how to prepare it)
     "home": ("/", shoot_home),
     "convolution": ("/Convolution", shoot_convolution),
     "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
     "train": ("/Train", shoot_train),
     "draw": ("/Draw", shoot_draw),
+    "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
+    "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
+    "backprop_learn": ("/Backpropagation", shoot_backprop_learn),
 }
 
 

@@ -1,7 +1,9 @@
 """Shared helpers of the AppTest page tests (imported by test modules; pytest puts tests/ on sys.path)."""
 
+import base64
 import time
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 
@@ -21,3 +23,13 @@ def wait_for(predicate, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def plotly_values(array) -> np.ndarray:
+    """A Plotly JSON array as numbers: a (nested) list, or ``{"dtype", "bdata"[, "shape"]}`` (base64 of the raw
+    numbers, as plotly.py sends numpy arrays); ``None`` cells become NaN."""
+    if isinstance(array, dict):
+        values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+        shape = array.get("shape")
+        return values.reshape([int(n) for n in str(shape).split(",")]) if shape else values
+    return np.array(array, dtype=float)

@@ -2,24 +2,16 @@
 
 import ast
 import inspect
-import itertools
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from conv_grid import GRID
+from conv_grid import fits as _fits
 
 from convviz import layers
 from convviz.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, conv2d
 from convviz.ops import conv2d_naive, output_size, padding_amounts
-
-# A grid of (height, width, channels, filters, kh, kw, strides, padding, dilation): non-square
-# inputs and kernels, 1-4 channels, strides 1-3, paddings valid/same/0-2, dilation 1-3.
-# tf.nn.conv2d on CPU refuses strides > 1 together with dilation > 1, so the grid skips that pair.
-_SHAPES = [(7, 9, 1, 2, 3, 2), (8, 8, 2, 3, 3, 3), (10, 7, 3, 2, 2, 3), (9, 11, 4, 3, 3, 1), (12, 10, 2, 4, 1, 3)]
-_SETTINGS = [(s, p, d) for s, p, d in itertools.product([1, 2, 3], ["valid", "same", 0, 1, 2], [1, 2, 3])
-             if s == 1 or d == 1]
-GRID = [_SHAPES[(i + shift) % len(_SHAPES)] + setting
-        for shift in (0, 2, 4) for i, setting in enumerate(_SETTINGS)]
 
 
 def _reference(x, kernel, strides, padding, dilation, op=tf.nn.conv2d):
@@ -28,15 +20,6 @@ def _reference(x, kernel, strides, padding, dilation, op=tf.nn.conv2d):
         x = tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
         padding = "valid"
     return op(x, kernel, strides, padding.upper(), dilations=dilation)
-
-
-def _fits(h, w, kh, kw, p, d):
-    try:
-        output_size(h, kh, 1, p, d)
-        output_size(w, kw, 1, p, d)
-        return True
-    except ValueError:
-        return False
 
 
 def test_grid_is_large_enough():

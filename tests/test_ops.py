@@ -1,13 +1,13 @@
 """convviz.ops: the notebook's numbers, the size formula, and bad arguments."""
 
 import doctest
+import importlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from convviz import ops
 from convviz.ops import (conv2d_naive, conv2d_steps, depthwise_conv2d_naive, describe_sum, output_size,
                          padding_amounts)
 
@@ -154,12 +154,18 @@ def test_non_numeric_rejected():
         conv2d_naive([["a", 1], [1, 1]], [[1]])
 
 
-def test_doctests():
-    failures, tried = doctest.testmod(ops, optionflags=doctest.NORMALIZE_WHITESPACE)
+NUMPY_ONLY = ["convviz.ops", "convviz.backprop"]
+"""The modules a page may use without waiting for TensorFlow: numpy only, examples in their docstrings."""
+
+
+@pytest.mark.parametrize("name", NUMPY_ONLY)
+def test_doctests(name):
+    failures, tried = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0 and failures == 0
 
 
-def test_ops_does_not_import_tensorflow_or_streamlit():
-    code = "import sys, convviz.ops; print('tensorflow' in sys.modules, 'streamlit' in sys.modules)"
+@pytest.mark.parametrize("name", NUMPY_ONLY)
+def test_numpy_modules_do_not_import_tensorflow_or_streamlit(name):
+    code = f"import sys, {name}; print('tensorflow' in sys.modules, 'streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"

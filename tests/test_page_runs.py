@@ -1,14 +1,12 @@
 """AppTest of the Train page's saved runs: listed, charted, resumed, used on Draw, deleted; junk only warns."""
 
-import base64
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import wait_for
+from apptest_helpers import plotly_values, wait_for
 
 from convviz import jobs
 from convviz.data import load_sample
@@ -67,10 +65,7 @@ def _table(at):
 
 
 def _values(array):
-    """A Plotly JSON array: a list, or ``{"dtype", "bdata"}`` (base64 of the raw numbers)."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
+    return plotly_values(array).tolist()
 
 
 def _chart_ids(at):

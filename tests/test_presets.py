@@ -79,3 +79,30 @@ def test_random_filters_shape_and_seed():
     assert not np.array_equal(b, presets.random_filters(3, 2, 5, seed=8))
     with pytest.raises(ValueError, match="filters must be an integer >= 1, got filters=0"):
         presets.random_filters(3, 2, 0)
+
+
+def test_target_and_grad_output_presets():
+    assert presets.map_preset("All 3s", 2, 3).tolist() == [[3, 3, 3], [3, 3, 3]]
+    assert presets.map_preset("One-hot (row 1, column 1)", 2, 2).tolist() == [[1, 0], [0, 0]]
+    ints = presets.map_preset("Random integers -2 to 2", 6, 6, seed=3)
+    assert ints.min() >= -2 and ints.max() <= 2 and np.array_equal(ints, presets.map_preset(
+        "Random integers -2 to 2", 6, 6, seed=3))
+    for name in presets.TARGET_PRESETS + presets.GRAD_OUTPUT_PRESETS:
+        assert presets.map_preset(name, 4, 5).shape == (4, 5)
+    with pytest.raises(ValueError, match="unknown preset 'Ones'"):
+        presets.map_preset("Ones", 2, 2)
+    with pytest.raises(ValueError, match="height must be an integer >= 1, got height=0"):
+        presets.map_preset("Zeros", 0, 2)
+
+
+def test_fit_targets_and_the_pool_example():
+    assert presets.fit_target_kernel("Sobel x").tolist() == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    random = presets.fit_target_kernel("Random", seed=2)
+    assert random.shape == (3, 3) and np.array_equal(random, np.round(random, 2))
+    assert not np.array_equal(random, presets.fit_target_kernel("Random", seed=3))
+    with pytest.raises(ValueError, match="unknown target kernel 'Sobel z'"):
+        presets.fit_target_kernel("Sobel z")
+    z, grad = presets.pool_example()
+    assert z.tolist() == presets.POOL_EXAMPLE.tolist() and grad.tolist() == [[1, 2], [3, 4]]
+    z, grad = presets.pool_example(5)
+    assert z.shape == (4, 4) and grad.shape == (2, 2) and z.min() >= -3 and grad.min() >= 1

@@ -137,6 +137,14 @@ def apply_edits(base: np.ndarray, previous: np.ndarray, state, label: str) -> tu
     return matrix, notes, bool(notes)
 
 
+def resized(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Crop or zero-extend ``values`` to ``(rows, cols)``, keeping the top-left block (NaN cells become 0)."""
+    out = np.zeros((rows, cols))
+    r, c = min(rows, values.shape[0]), min(cols, values.shape[1])
+    out[:r, :c] = np.nan_to_num(values[:r, :c])
+    return out
+
+
 def set_matrix(prefix: str, values: np.ndarray) -> None:
     """Replace the editor's matrix (and its size widgets); the editor starts fresh."""
     ss = st.session_state
@@ -299,7 +307,8 @@ class Animation:
     build_s: float
 
 
-def _animation(build) -> Animation:
+def build_animation(build) -> Animation:
+    """Run ``build() -> (figure, positions)`` and time it and measure the figure as sent (for :class:`Animation`)."""
     import plotly.io as pio
 
     start = time.perf_counter()
@@ -342,7 +351,7 @@ def conv_animation(x: np.ndarray, kernel: np.ndarray, strides: int, padding, dil
         title = "Kernel (flipped)" if flip_kernel else "Kernel"
         return conv_steps_figure(x, pads, steps, show_numbers, title, steps_per_second), len(steps)
 
-    return _animation(build)
+    return build_animation(build)
 
 
 @st.cache_resource(show_spinner="Preparing every window position…", max_entries=32)
@@ -368,7 +377,7 @@ def stacked_animation(x: np.ndarray, kernel: np.ndarray, out_map: np.ndarray, ch
         steps = conv2d_steps(x, kernel)
         return stacked_steps_figure(x, kernel, steps, out_map, list(channels), depthwise, steps_per_second), len(steps)
 
-    return _animation(build)
+    return build_animation(build)
 
 
 def speed_picker(prefix: str) -> float:
@@ -378,15 +387,18 @@ def speed_picker(prefix: str) -> float:
                                        "(back to position 1)."))
 
 
-def show_animation(animation: Animation, key: str, prefix: str) -> None:
+def show_animation(animation: Animation, key: str, prefix: str, note: bool = True) -> None:
     """Place the step-through figure, then a line on what was sent and how often the server ran this page.
 
     Args:
         animation: from :func:`conv_animation` or :func:`stacked_animation`.
         key: the chart's widget key (browser tests find it as ``.st-key-<key>``).
         prefix: the page's prefix for :func:`count_server_run` (e.g. ``"conv"``).
+        note: write the line (False: the figure alone, e.g. one of two side by side).
     """
     st.plotly_chart(animation.figure, key=key, width="stretch", config={"displayModeBar": False})
+    if not note:
+        return
     kb = animation.size_bytes / 1000
     runs = st.session_state.get(f"_{prefix}_server_runs", 0)
     text = (f"All {animation.positions} window positions are in your browser ({kb:,.0f} kB): the slider and Play "

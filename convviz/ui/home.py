@@ -18,6 +18,9 @@ PAGES = (
      "and what its kernels learned."),
     ("pages/4_Draw.py", "**4 · Draw**", ":material/draw:",
      "Draw a digit and watch the network classify it, layer by layer."),
+    ("pages/5_Backpropagation.py", "**5 · Backpropagation**", ":material/undo:",
+     "How it learns: step through the gradient of a convolution (dK, dX both ways, db), one descent step, "
+     "pooling and ReLU backwards, and a kernel that learns itself."),
 )
 
 
@@ -29,10 +32,12 @@ def render() -> None:
         "layers on tensor primitives, never `tf.keras.layers` or `tf.nn.conv2d` inside them — and lets you "
         "watch every step: the sliding window, the channels, the training, the prediction."
     )
-    for column, (page, label, icon, text) in zip(st.columns(len(PAGES)), PAGES):
-        with column:
-            st.page_link(page, label=label, icon=icon)
-            st.caption(text)
+    per_row = 3  # five labels side by side would be cut short at 1280 px
+    for start in range(0, len(PAGES), per_row):
+        for column, (page, label, icon, text) in zip(st.columns(per_row), PAGES[start:start + per_row]):
+            with column:
+                st.page_link(page, label=label, icon=icon)
+                st.caption(text)
 
     st.subheader("The whole idea in one picture")
     st.markdown(

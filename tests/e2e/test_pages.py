@@ -56,7 +56,7 @@ def test_home_opens_without_errors(page: Page):
     assert_no_errors(page)
     # the seed notebook's feature map, computed by the app
     expect(page.get_by_text("feature map (3×3)")).to_be_visible()
-    for label in ("1 · Convolution", "2 · Stacked channels", "3 · Train", "4 · Draw"):
+    for label in ("1 · Convolution", "2 · Stacked channels", "3 · Train", "4 · Draw", "5 · Backpropagation"):
         expect(page.get_by_role("link", name=label)).to_be_visible()
 
 
@@ -103,22 +103,25 @@ def server_runs(page: Page) -> int:
     return int(re.search(r"for you: (\d+)", text).group(1))
 
 
-_POSITION_JS = """(key) => {
+_POSITION_JS = """([key, cell, trace]) => {
     const el = document.querySelector(`.st-key-${key} .js-plotly-plot`);
     const t = el && el.querySelector('.annotation[data-index="0"] .annotation-text');
     if (!el || !el._fullLayout || !t) return null;
     const s = el._fullLayout.shapes;
     const drawn = Array.from(el.querySelectorAll('.shapelayer .shape-group')).length;
     return {active: el._fullLayout.sliders[0].active, title: t.textContent,
-            window: [s[0].x0, s[0].y0, s[0].x1, s[0].y1], cell: [s[2].x0, s[2].y0],
-            products: s.slice(5).map(p => Number(p.label.text)), drawn: drawn};
+            window: [s[0].x0, s[0].y0, s[0].x1, s[0].y1], cell: [s[cell].x0, s[cell].y0],
+            products: s.slice(5).filter(p => p.label && p.label.text !== '').map(p => Number(p.label.text)),
+            z: trace === null ? null : el._fullData[trace].z.map(r => Array.from(r)), drawn: drawn};
 }"""
 
 
-def position(page: Page, key: str = "conv_fig_steps") -> dict:
-    """What the figure shows now, read in one go: slider position (0-based), written sum, window and output-cell
-    outlines, the products' labels (row-major)."""
-    return page.evaluate(_POSITION_JS, key)
+def position(page: Page, key: str = "conv_fig_steps", cell_shape: int = 2, trace: int | None = None) -> dict:
+    """What the figure shows now, read in one go: slider position (0-based), written sum, the window's outline
+    (shape 0), the current cell's outline (shape ``cell_shape``), the labels of the labelled squares after the
+    five moving shapes (the Convolution page's products, row-major), the number of shapes drawn, and the numbers
+    of trace ``trace`` if given (a heatmap a frame changes)."""
+    return page.evaluate(_POSITION_JS, [key, cell_shape, trace])
 
 
 def cell_box(r0, c0, r1=None, c1=None):
@@ -197,6 +200,27 @@ def test_convolution_steps_in_the_browser_without_a_server_run(page: Page):
     assert_no_errors(page)
 
 
+def drawn_paths(page: Page, key: str) -> list[str]:
+    """The ``d`` of every shape plotly.js drew in the figure with Streamlit key ``key`` (pixels, as rendered)."""
+    return page.locator(f".st-key-{key} .shapelayer path").evaluate_all("ps => ps.map(p => p.getAttribute('d'))")
+
+
+def test_convolution_dilated_taps_are_outlined_in_the_browser(page: Page):
+    """Dilation 2 outlines each tap on its own: a path of 9 squares, drawn (not NaN) by plotly.js."""
+    open_page(page, "/Convolution", "Convolution")
+    page.locator(".st-key-conv_padding").get_by_role("combobox").click()
+    page.get_by_role("option", name="2", exact=True).click()
+    wait_for_run(page)
+    page.locator(".st-key-conv_dilation input[type=range]").press("ArrowRight")
+    page.wait_for_function("""() => { const el = document.querySelector('.st-key-conv_fig_steps .js-plotly-plot');
+        return el && el._fullLayout && el._fullLayout.xaxis.title.text.includes('padded to 9×9'); }""")
+    wait_for_run(page)
+    paths = drawn_paths(page, "conv_fig_steps")
+    assert not [d for d in paths if "NaN" in d], paths
+    assert any(d.count("Z") == 9 for d in paths), paths  # the nine dilated taps, one square each
+    assert_no_errors(page)
+
+
 # ----------------------------------------------------------------------------------------- Stacked channels
 def test_stacked_channels_sum_over_32_channels(page: Page):
     open_page(page, "/Stacked_Channels", "Stacked channels")
@@ -210,6 +234,86 @@ def test_stacked_channels_sum_over_32_channels(page: Page):
     click_slider(page, 2, "stack_fig_steps")
     expect(window).to_contain_text("Window (row 1, column 2):")
     expect(window).to_contain_text("= 96 (the sum of 32 channel sums)")
+
+
+# ----------------------------------------------------------------------------------------- Backpropagation
+# The seed's input and kernel, MSE against a target of 3s: grad_output = 2(y - 3)/9 = ±0.22 or 0. The weight
+# (row 1, column 1) multiplies the top-left cell of each window; its gradient, written out over the 9 windows:
+DK_SUM = "0.22·1 + 0·1 + 0.22·1 + -0.22·0 + 0.22·1 + 0·1 + -0.22·0 + 0·0 + 0.22·1"
+
+
+
+def dk_position(page: Page) -> dict:
+    """The dK figure now: its grad_output cell is shape 3, its running dK trace 4."""
+    return position(page, "bp_fig_dk", cell_shape=3, trace=4)
+
+
+def test_backpropagation_dk_steps_play_in_the_browser_and_the_sum_is_written(page: Page):
+    from convviz.backprop import conv2d_backward_steps, mse_loss
+    from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+
+    open_page(page, "/Backpropagation", "Backpropagation")
+    assert_no_errors(page)
+    expect(page.locator("[data-testid=stAlertContentSuccess]").filter(
+        has_text="Every gradient equals TensorFlow's")).to_contain_text("max absolute difference 0 ")
+    title = stepper_text(page, "bp_fig_dk")
+    expect(title).to_contain_text("Window (row 1, column 1): dK += grad_output (row 1, column 1) · patch = 0.22 · patch")
+    expect(title).to_contain_text("Weight (row 1, column 1): dK = 0.22·1 = 0.22")
+    runs = server_runs(page)
+    page.evaluate("""() => { window.__e2e_runs = 0; new MutationObserver(() => {
+        const s = document.querySelector('[data-testid=stApp]').getAttribute('data-test-script-state');
+        if (s === 'running') window.__e2e_runs += 1; }).observe(document.querySelector('[data-testid=stApp]'),
+        {attributes: true, attributeFilter: ['data-test-script-state']}); }""")
+
+    figure_button(page, "Play", "bp_fig_dk").click()
+    expect(title).to_contain_text("Window (row 2, column", timeout=30_000)
+    mid = dk_position(page)  # every panel at the same position while it plays
+    i, j = divmod(mid["active"], 3)
+    assert mid["title"].startswith(f"Window (row {i + 1}, column {j + 1}): ")
+    assert mid["window"] == cell_box(i, j, i + 2, j + 2) and mid["cell"] == [j - 0.5, i - 0.5]
+    expect(title).to_contain_text("Window (row 3, column 3)", timeout=30_000)
+    # the title as written (its line breaks are tspans without a space between them in textContent)
+    written = re.sub(r"<[^>]+>", "", title.get_attribute("data-unformatted").replace("<br>", " "))
+    assert written.endswith(f"Weight (row 1, column 1): dK = {DK_SUM} = 0.89"), written
+    end = dk_position(page)
+    grad = mse_loss([[4, 3, 4], [2, 4, 3], [2, 3, 4]], [[3] * 3] * 3)[1]
+    expected = conv2d_backward_steps(NOTEBOOK_INPUT, NOTEBOOK_KERNEL, grad).grad_kernel
+    assert end["active"] == 8
+    assert [v for row in end["z"] for v in row] == pytest.approx(expected.ravel().tolist(), abs=1e-6)
+    assert end["z"][0][0] == pytest.approx(8 / 9, abs=1e-6)  # the written sum: 4 · 2/9
+
+    # the side-by-side dX figures step on their own too; none of it asked the server
+    click_slider(page, 2, "bp_fig_gather")
+    expect(stepper_text(page, "bp_fig_gather")).to_contain_text("dX (row 1, column 2) =")
+    click_slider(page, 2, "bp_fig_scatter")
+    expect(stepper_text(page, "bp_fig_scatter")).to_contain_text("Output cell (row 1, column 2) sends 0 back")
+    assert server_runs(page) == runs
+    assert page.evaluate("window.__e2e_runs") == 0
+    for key in ("bp_fig_dk", "bp_fig_scatter", "bp_fig_gather", "bp_fig_pool", "bp_fig_relu"):
+        paths = drawn_paths(page, key)
+        assert paths and not [d for d in paths if "NaN" in d], (key, paths)
+    assert_no_errors(page)
+
+
+def test_backpropagation_learns_sobel_x_on_the_server(page: Page):
+    open_page(page, "/Backpropagation", "Backpropagation")
+    status = page.locator("[data-testid=stAlertContainer]").filter(has_text=re.compile(r"Step \d+:|Learned:"))
+    expect(status).to_contain_text("Step 0: max |K − K*| = 2.05")
+    page.get_by_role("button", name="▶ Play").click()
+    seen = set()
+    learned = page.locator("[data-testid=stAlertContentSuccess]").filter(has_text="Learned:")
+    deadline = time.monotonic() + 120
+    while not learned.count() and time.monotonic() < deadline:  # the panel refreshes itself while it plays
+        text = status.first.inner_text() if status.count() else ""
+        match = re.search(r"Step (\d+):", text)
+        if match:
+            seen.add(int(match.group(1)))
+        page.wait_for_timeout(150)
+    assert len(seen - {0}) >= 2, f"the demo did not move on its own: steps seen {sorted(seen)}"
+    expect(learned).to_contain_text(re.compile(r"max \|K − K\*\| = 0\.00\d+ ≤ 0\.001 at step (1\d\d|[2-4]\d\d)"))
+    expect(learned).to_contain_text("after 500 steps", timeout=60_000)  # Play goes on to the Steps set (500)
+    expect(page.get_by_role("button", name="▶ Play")).to_be_visible()  # and stops there
+    assert_no_errors(page)
 
 
 # ----------------------------------------------------------------------------------------- Train

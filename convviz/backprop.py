@@ -1,0 +1,630 @@
+"""Backpropagation through a convolution, 2x2 max pooling and ReLU, step by step, in plain numpy.
+
+The records here are what the Backpropagation page draws. Like :mod:`convviz.ops` (whose window geometry
+they reuse) this module imports numpy only, never TensorFlow or Streamlit.
+
+The forward pass is the cross-correlation of :func:`convviz.ops.conv2d_steps`,
+``y[i, j] = sum_{a, b} xp[i*s + a*d, j*s + b*d] * k[a, b] + bias`` (``xp`` the zero-padded input).
+Given ``grad_output = dL/dy`` (written ``g``), the chain rule gives three gradients:
+
+* the kernel's, ``dK = sum_{i, j} g[i, j] * patch(i, j)``: each window's patch, scaled by the gradient
+  of the output cell it filled, added in (:class:`KernelGradStep`);
+* the input's, two ways. *Scatter*: each output cell sends ``g[i, j] * k`` back onto the cells its window
+  covered; what lands on padding is dropped (:class:`ScatterStep`). *Gather*: each input cell collects
+  ``dX[r, c] = sum_{a, b} G[r + a*d, c + b*d] * k[kh-1-a, kw-1-b]``, the correlation of the
+  stride-spread, padded ``g`` (``G``) with the flipped kernel: the convolution's transpose,
+  V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep learning", 2016, section 4
+  (transposed convolution arithmetic: a stride becomes ``s - 1`` zeros between the cells of ``g``, padding
+  ``p`` becomes ``d*(k - 1) - p`` zeros before them);
+* the bias's, ``db = sum_{i, j} g[i, j]``.
+
+Layout: a matrix is ``(height, width)``, a multi-channel input ``(height, width, channels)`` with a kernel
+``(kernel_height, kernel_width, channels)`` (one filter, summed over channels), as in :mod:`convviz.ops`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+
+from convviz.ops import WindowStep, check_finite, conv2d_patches, conv2d_steps, conv_geometry
+
+__all__ = [
+    "MAX_FIT_STEPS",
+    "MAX_LEARNING_RATE",
+    "ConvBackward",
+    "DescentStep",
+    "KernelFit",
+    "KernelGradStep",
+    "PoolBackward",
+    "PoolWindow",
+    "ReluBackward",
+    "ScatterStep",
+    "check_learning_rate",
+    "conv2d_backward_steps",
+    "descent_step",
+    "linear_loss",
+    "max_pool_backward",
+    "mse_loss",
+    "relu_backward",
+]
+
+MAX_LEARNING_RATE = 100.0
+"""Largest learning rate accepted: enough to show a step that overshoots, short of overflowing the numbers."""
+
+MAX_FIT_STEPS = 5000
+"""Most gradient-descent steps :meth:`KernelFit.run` takes in one call."""
+
+
+# --------------------------------------------------------------------------- convolution
+@dataclass(frozen=True)
+class KernelGradStep:
+    """One window position's share of the kernel gradient.
+
+    Attributes:
+        window: the forward pass's record of this position (:class:`convviz.ops.WindowStep`: ``out_index``,
+            the taps' ``rows`` / ``cols`` in the padded input, ``on_padding``, the ``patch``).
+        grad: ``grad_output[i, j]`` of the output cell ``(i, j)`` the window filled.
+        contribution: ``grad * window.patch``, added into ``dK`` at this position.
+        total: ``dK`` after this position (the running sum), the kernel's shape.
+    """
+
+    window: WindowStep
+    grad: float
+    contribution: np.ndarray
+    total: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScatterStep:
+    """One output cell sending its gradient back onto the input cells its window covered.
+
+    Attributes:
+        window: the forward pass's record of this position (its ``on_padding`` taps' shares are dropped).
+        grad: ``grad_output[i, j]``.
+        contribution: ``grad * kernel``, ``(kh, kw[, channels])``, the padding taps' shares included.
+        total: ``dX`` after this position, ``(height, width[, channels])`` (the unpadded input's shape).
+    """
+
+    window: WindowStep
+    grad: float
+    contribution: np.ndarray
+    total: np.ndarray
+
+
+@dataclass(frozen=True)
+class ConvBackward:
+    """Everything the backward pass of one convolution computes, step by step.
+
+    Attributes:
+        x: the input, ``(height, width[, channels])``.
+        kernel: ``(kh, kw[, channels])``.
+        grad_output: ``g = dL/dy``, ``(h_out, w_out)``.
+        strides, dilation_rate: ``(rows, cols)``.
+        pads: ``((top, bottom), (left, right))`` zero cells of the forward pass.
+        forward: the forward pass's window positions (:func:`convviz.ops.conv2d_steps`).
+        kernel_steps: one :class:`KernelGradStep` per window position, row-major.
+        scatter_steps: one :class:`ScatterStep` per window position, row-major.
+        spread_grad: ``G``, ``(height + dh*(kh-1), width + dw*(kw-1))``: ``g`` with ``sh - 1`` zero rows
+            (``sw - 1`` zero columns) between its cells and ``d*(k-1) - p_before`` zeros before them (a
+            negative count crops: those cells reach only padding), zeros after them up to the size.
+        spread_source: int ``(G_rows, G_cols, 2)``: the ``(i, j)`` of the ``g`` cell at each cell of ``G``,
+            ``(-1, -1)`` for an inserted or padding zero.
+        flipped_kernel: ``kernel[::-1, ::-1]``.
+        gather_steps: one list of :class:`convviz.ops.WindowStep` per input channel (one list for a 2-D
+            input): the correlation of ``G`` with the flipped kernel (dilated as the forward pass), step
+            ``r * width + c`` computing ``dX[r, c]`` (of that channel).
+        grad_kernel: ``dK``, the kernel's shape.
+        grad_input: ``dX``, the input's shape.
+        grad_bias: ``db``, a number.
+    """
+
+    x: np.ndarray
+    kernel: np.ndarray
+    grad_output: np.ndarray
+    strides: tuple[int, int]
+    dilation_rate: tuple[int, int]
+    pads: tuple[tuple[int, int], tuple[int, int]]
+    forward: list[WindowStep]
+    kernel_steps: list[KernelGradStep]
+    scatter_steps: list[ScatterStep]
+    spread_grad: np.ndarray
+    spread_source: np.ndarray
+    flipped_kernel: np.ndarray
+    gather_steps: tuple[list[WindowStep], ...]
+    grad_kernel: np.ndarray
+    grad_input: np.ndarray
+    grad_bias: float
+
+
+def _spread(g: np.ndarray, size: tuple[int, int], offset: tuple[int, int], strides: tuple[int, int]):
+    """``G`` and its source map: ``g[i, j]`` placed at ``(offset_r + i*sh, offset_c + j*sw)`` when inside ``size``."""
+    spread = np.zeros(size)
+    source = np.full(size + (2,), -1, dtype=int)
+    rows = offset[0] + strides[0] * np.arange(g.shape[0])
+    cols = offset[1] + strides[1] * np.arange(g.shape[1])
+    keep_r = (rows >= 0) & (rows < size[0])
+    keep_c = (cols >= 0) & (cols < size[1])
+    at = np.ix_(rows[keep_r], cols[keep_c])
+    spread[at] = g[np.ix_(keep_r, keep_c)]
+    source[at] = np.stack(np.meshgrid(np.flatnonzero(keep_r), np.flatnonzero(keep_c), indexing="ij"), axis=-1)
+    return spread, source
+
+
+def conv2d_backward_steps(x, kernel, grad_output, strides=1, padding=0, dilation_rate=1) -> ConvBackward:
+    """The gradients of a convolution, recorded window by window (``dK``, ``dX`` by scatter and by gather, ``db``).
+
+    Same geometry as :func:`convviz.ops.conv2d_steps` (stride, padding, dilation, channels). The bias does
+    not change any gradient, so it is not an argument.
+
+    Args:
+        x: input, ``(height, width)`` or ``(height, width, channels)``.
+        kernel: ``(kh, kw)`` for a 2-D input, ``(kh, kw, channels)`` for a multi-channel one.
+        grad_output: ``dL/dy``, ``(h_out, w_out)``: the output's shape
+            (:func:`convviz.ops.output_size` along each axis).
+        strides, padding, dilation_rate: as in :func:`convviz.ops.conv2d_steps`.
+
+    Returns:
+        :class:`ConvBackward`; ``grad_kernel``, ``grad_input`` and ``grad_bias`` are what
+        ``tf.GradientTape`` gives for ``tf.nn.convolution`` with the loss ``sum(grad_output * y)``.
+
+    Raises:
+        ValueError: as :func:`convviz.ops.conv2d_steps`; NaN, infinity or non-numbers in ``grad_output``, or
+            a ``grad_output`` whose shape is not the output's.
+
+    Example:
+        >>> back = conv2d_backward_steps([[1, 2], [3, 4]], [[1]], [[1, 0], [0, 2]])
+        >>> back.grad_kernel.tolist(), back.grad_input.tolist(), back.grad_bias
+        ([[9.0]], [[1.0, 0.0], [0.0, 2.0]], 3.0)
+    """
+    forward = conv2d_steps(x, kernel, strides, padding, dilation_rate)
+    x = check_finite(x, "x")
+    kernel = check_finite(kernel, "kernel")
+    g = check_finite(grad_output, "grad_output")
+    (sh, sw), (dh, dw), pads, out_shape = conv_geometry(x.shape, kernel.shape, strides, padding, dilation_rate)
+    if g.shape != out_shape:
+        raise ValueError(f"grad_output must have the output's shape {out_shape}, got grad_output shape {g.shape}")
+    (top, _), (left, _) = pads
+    h, w = x.shape[:2]
+    kh, kw = kernel.shape[:2]
+
+    kernel_steps, scatter_steps = [], []
+    dk = np.zeros_like(kernel)
+    dx = np.zeros_like(x)
+    for step in forward:
+        gij = float(g[step.out_index])
+        contribution = gij * step.patch
+        dk = dk + contribution
+        kernel_steps.append(KernelGradStep(step, gij, contribution, dk))
+        sent = gij * kernel
+        dx = dx.copy()
+        for a, r in enumerate(step.rows):
+            for b, c in enumerate(step.cols):
+                if not step.on_padding[a, b]:
+                    dx[r - top, c - left] += sent[a, b]
+        scatter_steps.append(ScatterStep(step, gij, sent, dx))
+
+    size = (h + dh * (kh - 1), w + dw * (kw - 1))
+    spread, source = _spread(g, size, (dh * (kh - 1) - top, dw * (kw - 1) - left), (sh, sw))
+    flipped = kernel[::-1, ::-1].copy()
+    if x.ndim == 2:
+        gather = (conv2d_steps(spread, flipped, 1, 0, (dh, dw)),)
+    else:
+        gather = tuple(conv2d_steps(spread, flipped[:, :, c], 1, 0, (dh, dw)) for c in range(x.shape[2]))
+    grad_input = np.stack([np.array([s.value for s in steps]).reshape(h, w) for steps in gather], axis=-1)
+    return ConvBackward(
+        x=x, kernel=kernel, grad_output=g, strides=(sh, sw), dilation_rate=(dh, dw), pads=pads, forward=forward,
+        kernel_steps=kernel_steps, scatter_steps=scatter_steps, spread_grad=spread, spread_source=source,
+        flipped_kernel=flipped, gather_steps=gather, grad_kernel=dk,
+        grad_input=grad_input[:, :, 0] if x.ndim == 2 else grad_input, grad_bias=float(g.sum()),
+    )
+
+
+# --------------------------------------------------------------------------- loss and one step of gradient descent
+def mse_loss(output, target) -> tuple[float, np.ndarray]:
+    """Mean squared error and its gradient with respect to the output.
+
+    ``L = mean((y - t)^2)`` over the ``N`` cells, so ``dL/dy = 2 (y - t) / N``.
+
+    Args:
+        output: ``y``, any shape.
+        target: ``t``, the same shape.
+
+    Returns:
+        ``(loss, grad_output)``: a float and float64 of ``output``'s shape.
+
+    Raises:
+        ValueError: NaN, infinity or non-numbers, or ``target`` of another shape (both shapes named).
+
+    Example:
+        >>> loss, grad = mse_loss([[4, 3]], [[3, 3]])
+        >>> loss, grad.tolist()
+        (0.5, [[1.0, 0.0]])
+    """
+    y = check_finite(output, "output")
+    t = check_finite(target, "target")
+    if t.shape != y.shape:
+        raise ValueError(f"target must have the output's shape {y.shape}, got target shape {t.shape}")
+    diff = y - t
+    return float(np.mean(diff ** 2)), 2.0 * diff / diff.size
+
+
+def linear_loss(output, grad_output) -> tuple[float, np.ndarray]:
+    """The loss ``L = sum(g * y)``, whose gradient with respect to ``y`` is exactly the given ``g``.
+
+    Used when a learner types ``grad_output`` in directly: any upstream gradient is this loss's gradient.
+
+    Args:
+        output: ``y``, any shape.
+        grad_output: ``g``, the same shape.
+
+    Returns:
+        ``(loss, grad_output)``: a float and ``g`` as float64.
+
+    Raises:
+        ValueError: NaN, infinity or non-numbers, or ``grad_output`` of another shape.
+    """
+    y = check_finite(output, "output")
+    g = check_finite(grad_output, "grad_output")
+    if g.shape != y.shape:
+        raise ValueError(f"grad_output must have the output's shape {y.shape}, got grad_output shape {g.shape}")
+    return float(np.sum(g * y)), g
+
+
+def check_learning_rate(learning_rate, maximum: float = MAX_LEARNING_RATE) -> float:
+    """Return the learning rate as a float, or raise if it is not a number in ``(0, maximum]``.
+
+    Args:
+        learning_rate: ``η``.
+        maximum: the largest accepted.
+
+    Returns:
+        ``float(learning_rate)``.
+
+    Raises:
+        ValueError: missing, not a number, NaN, infinite, ``<= 0`` or above ``maximum``, e.g.
+            ``"learning_rate must be > 0, got learning_rate=0.0"``.
+    """
+    if learning_rate is None or isinstance(learning_rate, bool) or not isinstance(learning_rate, Real):
+        raise ValueError(f"learning_rate must be a number, got learning_rate={learning_rate!r}")
+    lr = float(learning_rate)
+    if not math.isfinite(lr):
+        raise ValueError(f"learning_rate must be a finite number, got learning_rate={lr!r}")
+    if lr <= 0:
+        raise ValueError(f"learning_rate must be > 0, got learning_rate={lr!r}")
+    if lr > maximum:
+        raise ValueError(f"learning_rate must be <= {maximum:g}, got learning_rate={lr!r}")
+    return lr
+
+
+@dataclass(frozen=True)
+class DescentStep:
+    """One step of gradient descent on a convolution's kernel and bias.
+
+    Attributes:
+        learning_rate: ``η``.
+        kernel_before, grad_kernel, update, kernel_after: ``K``, ``dK``, ``-η·dK`` and ``K - η·dK``.
+        bias_before, grad_bias, bias_after: ``b``, ``db``, ``b - η·db``.
+        loss_before, loss_after: the loss with the old and with the new kernel and bias.
+    """
+
+    learning_rate: float
+    kernel_before: np.ndarray
+    grad_kernel: np.ndarray
+    update: np.ndarray
+    kernel_after: np.ndarray
+    bias_before: float
+    grad_bias: float
+    bias_after: float
+    loss_before: float
+    loss_after: float
+
+    @property
+    def went_down(self) -> bool:
+        """Whether the step lowered the loss."""
+        return self.loss_after < self.loss_before
+
+
+def descent_step(x, kernel, bias, learning_rate, loss, strides=1, padding=0, dilation_rate=1) -> DescentStep:
+    """One gradient-descent step, ``K <- K - η·dK`` and ``b <- b - η·db``, with the loss before and after.
+
+    Args:
+        x: input, ``(height, width[, channels])``.
+        kernel: ``(kh, kw[, channels])``.
+        bias: a number.
+        learning_rate: ``η``, in ``(0, MAX_LEARNING_RATE]``.
+        loss: ``output -> (loss, grad_output)``, e.g. ``lambda y: mse_loss(y, target)``.
+        strides, padding, dilation_rate: as in :func:`convviz.ops.conv2d_steps`.
+
+    Returns:
+        :class:`DescentStep`.
+
+    Raises:
+        ValueError: a bad learning rate (:func:`check_learning_rate`), or as :func:`conv2d_backward_steps`
+            and the loss.
+    """
+    from convviz.ops import conv2d_naive
+
+    lr = check_learning_rate(learning_rate)
+    bias = float(check_finite(bias, "bias"))
+    before = conv2d_naive(x, kernel, strides, padding, dilation_rate, bias)
+    loss_before, grad = loss(before)
+    back = conv2d_backward_steps(x, kernel, grad, strides, padding, dilation_rate)
+    update = -lr * back.grad_kernel
+    kernel_after = back.kernel + update
+    bias_after = bias - lr * back.grad_bias
+    loss_after, _ = loss(conv2d_naive(x, kernel_after, strides, padding, dilation_rate, bias_after))
+    return DescentStep(lr, back.kernel, back.grad_kernel, update, kernel_after, bias, back.grad_bias, bias_after,
+                       loss_before, loss_after)
+
+
+# --------------------------------------------------------------------------- pooling and ReLU
+@dataclass(frozen=True)
+class PoolWindow:
+    """One max-pooling window and where its gradient goes.
+
+    Attributes:
+        index: position in row-major order, 0-based.
+        out_index: ``(i, j)``, the pooled cell.
+        rows, cols: the input rows / columns the window covers.
+        values: the input under the window, ``(pool, pool)``.
+        argmax: ``(a, b)`` inside the window of the maximum that gets the gradient: the first in row-major
+            order when several cells tie, as TensorFlow's ``MaxPoolGrad`` does.
+        ties: how many cells hold the maximum.
+        value: the maximum.
+        grad: ``grad_output[i, j]``.
+        routed: ``(pool, pool)``, ``grad`` at ``argmax``, 0 elsewhere.
+    """
+
+    index: int
+    out_index: tuple[int, int]
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    values: np.ndarray
+    argmax: tuple[int, int]
+    ties: int
+    value: float
+    grad: float
+    routed: np.ndarray
+
+
+@dataclass(frozen=True)
+class PoolBackward:
+    """Max pooling's forward and backward pass.
+
+    Attributes:
+        x: the input, ``(height, width)``.
+        output: the pooled map, ``(height // pool, width // pool)``.
+        grad_output: its gradient, same shape.
+        windows: one :class:`PoolWindow` per pooled cell, row-major.
+        grad_input: ``(height, width)``; rows / columns past the last whole window get 0.
+    """
+
+    x: np.ndarray
+    output: np.ndarray
+    grad_output: np.ndarray
+    windows: list[PoolWindow]
+    grad_input: np.ndarray
+
+
+def max_pool_backward(x, grad_output, pool_size: int = 2) -> PoolBackward:
+    """Max pooling (``pool_size`` square windows, stride ``pool_size``, valid) and its gradient, window by window.
+
+    Each window's gradient goes to its maximum, all of it to the first maximum in row-major order when
+    several cells tie (TensorFlow's rule; tested against ``tf.nn.max_pool2d`` under ``tf.GradientTape``).
+
+    Args:
+        x: ``(height, width)``, at least ``pool_size`` each way.
+        grad_output: ``(height // pool_size, width // pool_size)``.
+        pool_size: window side and stride (cells), >= 1.
+
+    Returns:
+        :class:`PoolBackward`.
+
+    Raises:
+        ValueError: NaN, infinity or non-numbers; a 2-D input smaller than the window; a ``grad_output`` of
+            the wrong shape; ``pool_size`` < 1.
+
+    Example:
+        >>> back = max_pool_backward([[1, 3], [3, 2]], [[5]])
+        >>> back.output.tolist(), back.windows[0].ties, back.grad_input.tolist()
+        ([[3.0]], 2, [[0.0, 5.0], [0.0, 0.0]])
+    """
+    x = check_finite(x, "x")
+    g = check_finite(grad_output, "grad_output")
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+        raise ValueError(f"pool_size must be an integer >= 1, got pool_size={pool_size!r}")
+    p = pool_size
+    if x.ndim != 2 or x.shape[0] < p or x.shape[1] < p:
+        raise ValueError(f"x must be a (height, width) matrix at least {p}×{p}, got shape {x.shape}")
+    out_shape = (x.shape[0] // p, x.shape[1] // p)
+    if g.shape != out_shape:
+        raise ValueError(f"grad_output must have the pooled shape {out_shape}, got grad_output shape {g.shape}")
+    windows = []
+    output = np.zeros(out_shape)
+    dx = np.zeros_like(x)
+    for i in range(out_shape[0]):
+        for j in range(out_shape[1]):
+            rows, cols = tuple(range(i * p, i * p + p)), tuple(range(j * p, j * p + p))
+            values = x[i * p:i * p + p, j * p:j * p + p]
+            a, b = divmod(int(np.argmax(values)), p)  # np.argmax: the first maximum in row-major order
+            routed = np.zeros((p, p))
+            routed[a, b] = g[i, j]
+            dx[i * p:i * p + p, j * p:j * p + p] = routed
+            output[i, j] = values[a, b]
+            windows.append(PoolWindow(len(windows), (i, j), rows, cols, values, (a, b),
+                                      int((values == values[a, b]).sum()), float(values[a, b]), float(g[i, j]),
+                                      routed))
+    return PoolBackward(x, output, g, windows, dx)
+
+
+@dataclass(frozen=True)
+class ReluBackward:
+    """ReLU's forward and backward pass.
+
+    Attributes:
+        x: the input ``z``, any shape.
+        output: ``max(z, 0)``.
+        mask: bool, ``z > 0``: where the gradient passes (at ``z = 0`` it does not, as in TensorFlow).
+        grad_output: ``dL/d relu(z)``.
+        grad_input: ``grad_output * mask``.
+    """
+
+    x: np.ndarray
+    output: np.ndarray
+    mask: np.ndarray
+    grad_output: np.ndarray
+    grad_input: np.ndarray
+
+
+def relu_backward(x, grad_output) -> ReluBackward:
+    """ReLU and its gradient: the upstream gradient where the input was positive, 0 elsewhere.
+
+    Args:
+        x: ``z``, any shape.
+        grad_output: the same shape.
+
+    Returns:
+        :class:`ReluBackward`.
+
+    Raises:
+        ValueError: NaN, infinity or non-numbers, or shapes that differ.
+
+    Example:
+        >>> relu_backward([-1, 0, 2], [5, 5, 5]).grad_input.tolist()
+        [0.0, 0.0, 5.0]
+    """
+    x = check_finite(x, "x")
+    g = check_finite(grad_output, "grad_output")
+    if g.shape != x.shape:
+        raise ValueError(f"grad_output must have the input's shape {x.shape}, got grad_output shape {g.shape}")
+    mask = x > 0
+    return ReluBackward(x, np.maximum(x, 0.0), mask, g, np.where(mask, g, 0.0))
+
+
+# --------------------------------------------------------------------------- learning a kernel
+class KernelFit:
+    """Gradient descent with momentum that learns a kernel back from its outputs.
+
+    The target outputs are ``conv(image, target_kernel)`` (valid cross-correlation, stride 1) for each
+    image; the loss is their mean squared error against ``conv(image, kernel)``, the kernel starting from
+    seeded random numbers. Each step: ``v <- momentum·v - η·dK``, ``K <- K + v`` (the heavy-ball method,
+    B. T. Polyak, "Some methods of speeding up the convergence of iteration methods", 1964; Keras's
+    ``SGD(momentum=...)`` update). ``momentum=0`` is plain gradient descent.
+
+    Everything is numpy on the image patches (:func:`convviz.ops.conv2d_patches`): a step on one 28×28
+    digit and a 3×3 kernel costs about 30 µs, so no worker is needed.
+
+    Args:
+        images: ``(height, width)`` or ``(count, height, width)``, e.g. digits scaled to [0, 1].
+        target_kernel: ``(kh, kw)``, the kernel to learn back.
+        learning_rate: ``η``, in ``(0, MAX_LEARNING_RATE]``.
+        momentum: in ``[0, 1)``.
+        seed: seed of the starting kernel.
+        init_scale: standard deviation of the starting kernel's normal draws.
+        tolerance: the ``max |K - K*|`` that counts as learned (recorded in :attr:`reached_at`).
+
+    Attributes:
+        kernel: the kernel now, ``(kh, kw)``.
+        steps: steps taken so far.
+        losses, errors: the loss and ``max |K - K*|`` after 0, 1, … ``steps`` steps.
+        reached_at: the first step count with ``errors[step] <= tolerance``, or None.
+        diverged: True once the loss stops being a finite number below 1e12 (a learning rate too large);
+            :meth:`run` then takes no more steps.
+
+    Raises:
+        ValueError: NaN / infinite / non-numeric images or kernel, a kernel larger than the images, a bad
+            learning rate, momentum outside ``[0, 1)``, a tolerance that is not > 0.
+
+    Example:
+        >>> fit = KernelFit(np.random.default_rng(0).random((8, 8)), [[1, 0], [0, -1]])
+        >>> fit.run(200)
+        >>> fit.reached_at, fit.steps, fit.error < 1e-3
+        (102, 200, True)
+    """
+
+    def __init__(self, images, target_kernel, learning_rate: float = 0.5, momentum: float = 0.9, seed: int = 0,
+                 init_scale: float = 0.5, tolerance: float = 1e-3):
+        images = check_finite(images, "images")
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3 or images.shape[0] < 1:
+            raise ValueError(f"images must be (height, width) or (count, height, width), got shape {images.shape}")
+        target = check_finite(target_kernel, "target_kernel")
+        if target.ndim != 2:
+            raise ValueError(f"target_kernel must be (kernel_height, kernel_width), got shape {target.shape}")
+        self.learning_rate = check_learning_rate(learning_rate)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
+        if not tolerance > 0:
+            raise ValueError(f"tolerance must be > 0, got tolerance={tolerance!r}")
+        self.momentum = float(momentum)
+        self.tolerance = float(tolerance)
+        self.target_kernel = target
+        self.images = images
+        patches = np.stack([conv2d_patches(image, target.shape) for image in images])  # (n, h_out, w_out, kh, kw)
+        self.output_shape = patches.shape[:3]
+        self._patches = patches.reshape(-1, target.size)
+        self.target_output = (self._patches @ target.ravel()).reshape(self.output_shape)
+        self.kernel = np.random.default_rng(seed).normal(0.0, init_scale, target.shape)
+        self._velocity = np.zeros_like(self.kernel)
+        self.steps = 0
+        self.diverged = False
+        loss, _ = self.loss_and_gradient(self.kernel)
+        self.losses = [loss]
+        self.errors = [self.error]
+        self.reached_at = 0 if self.error <= self.tolerance else None
+
+    @property
+    def error(self) -> float:
+        """``max |K - K*|``, the largest distance of a learned weight from its target."""
+        return float(np.abs(self.kernel - self.target_kernel).max())
+
+    def loss_and_gradient(self, kernel) -> tuple[float, np.ndarray]:
+        """The mean squared error of ``kernel``'s outputs against the targets, and ``dL/dK``.
+
+        Args:
+            kernel: ``(kh, kw)``.
+
+        Returns:
+            ``(loss, grad_kernel)``: ``dK = sum g · patch`` with ``g = 2 (y - t) / N``.
+        """
+        residual = self._patches @ np.ravel(kernel) - self.target_output.ravel()
+        loss = float(np.mean(residual ** 2))
+        grad = (2.0 / residual.size) * (residual @ self._patches)
+        return loss, grad.reshape(self.kernel.shape)
+
+    def output(self) -> np.ndarray:
+        """The current kernel's output maps, ``(count, h_out, w_out)``."""
+        return (self._patches @ self.kernel.ravel()).reshape(self.output_shape)
+
+    def run(self, steps: int) -> None:
+        """Take ``steps`` more steps (fewer if the loss diverges).
+
+        Args:
+            steps: an integer in ``[1, MAX_FIT_STEPS]``.
+
+        Raises:
+            ValueError: ``steps`` not an integer in that range, e.g. ``"steps must be between 1 and 5000,
+                got steps=0"``.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= steps <= MAX_FIT_STEPS:
+            raise ValueError(f"steps must be between 1 and {MAX_FIT_STEPS}, got steps={steps!r}")
+        _, grad = self.loss_and_gradient(self.kernel)
+        for _ in range(int(steps)):
+            if self.diverged:
+                return
+            self._velocity = self.momentum * self._velocity - self.learning_rate * grad
+            self.kernel = self.kernel + self._velocity
+            self.steps += 1
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, grad = self.loss_and_gradient(self.kernel)
+            self.losses.append(loss)
+            self.errors.append(self.error)
+            if self.reached_at is None and self.errors[-1] <= self.tolerance:
+                self.reached_at = self.steps
+            if not (math.isfinite(loss) and loss < 1e12):
+                self.diverged = True

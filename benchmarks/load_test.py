@@ -13,7 +13,8 @@ What it does, against one fresh ``streamlit run app.py`` (``tests/e2e/server.py`
    second for ``--lone-s`` seconds with nothing else on the server: the lone run's figure (median).
 2. **Two runs.** A second Train page starts run B. A third and a fourth ask for runs C and D: with both
    workers busy the pages must say "Queued, position 1" and "Queued, position 2" (with a Stop button).
-3. **The class.** ``--pages`` headless Chromium pages open at once (one browser, one context each). Each
+3. **The class.** ``--pages`` headless Chromium pages (one browser, one context each) arrive over
+   ``--ramp-s`` seconds (page i after i/pages of it), as a class does, rather than in the same instant. Each
    steps the Convolution page ``--steps`` times by clicking the figure's slider at the next window position
    (9 positions, then back to 1), pausing ``--think-s`` seconds (×0.5–1.5, seeded) between steps like a
    reader, then opens the Draw page, draws a digit (``tests/e2e/strokes.py``'s paths) and waits for the
@@ -281,12 +282,13 @@ def position_text(position: int) -> str:
 async def slider_targets(page, key: str = "conv_fig_steps") -> list[tuple[float, float]]:
     """Page coordinates to click on the figure's slider rail for each window position (above its number)."""
     return await page.evaluate("""(key) => {
+        // plotly.js puts step k of n at 10 px + k / (n - 1) of the input area less 20 px; the rail rect is inset
+        // 8 px, so at 2 px + that share of its width less 4 px
         const root = document.querySelector(`.st-key-${key}`);
-        const rail = root.querySelector('.slider-rail-rect').getBoundingClientRect();
-        return Array.from(root.querySelectorAll('.slider-label-group')).map(g => {
-            const b = g.getBoundingClientRect();
-            return [b.x + b.width / 2, rail.y + rail.height / 2];
-        });
+        const n = root.querySelector('.js-plotly-plot')._fullLayout.sliders[0].steps.length;
+        const r = root.querySelector('.slider-rail-rect').getBoundingClientRect();
+        return Array.from({length: n}, (_, k) => [r.x + 2 + (r.width - 4) * k / Math.max(1, n - 1),
+                                                 r.y + r.height / 2]);
     }""", key)
 
 
@@ -294,6 +296,7 @@ async def learner(browser, base_url: str, index: int, args, report: Report, time
     """One learner: step the Convolution page ``args.steps`` times with the slider, then draw and classify a digit."""
     where = f"page {index}"
     rng = random.Random(index)
+    await asyncio.sleep(args.ramp_s * index / args.pages)
     context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
     context.set_default_timeout(timeout_ms)
     page = await context.new_page()
@@ -463,13 +466,15 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="slider steps per page (default 20)")
     parser.add_argument("--think-s", type=float, default=1.0,
                         help="a learner's pause between two steps, seconds, x0.5-1.5 at random (default 1)")
+    parser.add_argument("--ramp-s", type=float, default=60,
+                        help="the pages arrive over this many seconds, page i after i/pages of it (default 60)")
     parser.add_argument("--lone-s", type=float, default=30, help="seconds the lone run's digits/s is read (default 30)")
     parser.add_argument("--timeout-s", type=float, default=1200, help="the whole run stops after this (default 1200)")
     parser.add_argument("--action-timeout-s", type=float, default=180,
                         help="longest wait for one page action (default 180)")
     args = parser.parse_args(argv)
-    if args.pages < 1 or args.steps < 1 or args.think_s < 0 or args.lone_s <= 0 or args.timeout_s <= 0 \
-            or args.action_timeout_s <= 0:
+    if args.pages < 1 or args.steps < 1 or args.think_s < 0 or args.ramp_s < 0 or args.lone_s <= 0 \
+            or args.timeout_s <= 0 or args.action_timeout_s <= 0:
         parser.error(f"--pages and --steps must be >= 1, --think-s >= 0 and the durations > 0, got pages={args.pages}, "
                      f"steps={args.steps}, think_s={args.think_s}, lone_s={args.lone_s}, timeout_s={args.timeout_s}, "
                      f"action_timeout_s={args.action_timeout_s}")
@@ -521,7 +526,7 @@ def main(argv=None) -> int:
     }
     print("\n==== load test summary ====")
     print(f"command=python benchmarks/load_test.py --pages {args.pages} --steps {args.steps} --think-s {args.think_s:g} "
-          f"--lone-s {args.lone_s:g} --timeout-s {args.timeout_s:g}")
+          f"--ramp-s {args.ramp_s:g} --lone-s {args.lone_s:g} --timeout-s {args.timeout_s:g}")
     print(f"cpu_cores={os.cpu_count()} elapsed_s={elapsed:.0f} learners_s={report.learners_s:.0f} "
           f"load_average_1min_at_end={os.getloadavg()[0]:.1f}")
     print(f"pages={args.pages} steps_per_page={args.steps} steps_measured={len(report.step_ms)}/{expected_steps}")

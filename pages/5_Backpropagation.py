@@ -23,21 +23,20 @@ with st.expander("✏️ Edit the input, the kernel and the loss (cell by cell, 
     col_x, col_k, col_l = st.columns([3, 2, 3], gap="large")
     with col_x:
         st.caption(f"Input: up to {bp.INPUT_LIMIT}×{bp.INPUT_LIMIT}.")
-        x, x_error = ui.matrix_editor("bp_x", x0, bp.INPUT_LIMIT, [p for p in INPUT_PRESETS if p != "MNIST digit"],
-                                      lambda name, r, c, n: input_preset(name, r, c, seed=n), "Input")
+        x = ui.matrix_editor("bp_x", x0, bp.INPUT_LIMIT, [p for p in INPUT_PRESETS if p != "MNIST digit"],
+                             lambda name, r, c, n: input_preset(name, r, c, seed=n), "Input")
     with col_k:
         st.caption(f"Kernel: up to {bp.KERNEL_LIMIT}×{bp.KERNEL_LIMIT}.")
-        k, k_error = ui.matrix_editor("bp_k", k0, bp.KERNEL_LIMIT, list(KERNEL_PRESETS),
-                                      lambda name, r, c, n: kernel_preset(name), "Kernel")
+        k = ui.matrix_editor("bp_k", k0, bp.KERNEL_LIMIT, list(KERNEL_PRESETS),
+                             lambda name, r, c, n: kernel_preset(name), "Kernel")
     with col_l:
         loss_kind = st.radio("Loss", [LOSS_MSE, LOSS_TYPED], key="bp_loss")
         st.caption("The target, or grad_output, must have the output's size.")
         mse = loss_kind == LOSS_MSE
         out0 = (x0.shape[0] - k0.shape[0] + 1, x0.shape[1] - k0.shape[1] + 1)  # the first output (valid, stride 1)
-        ref, ref_error = ui.matrix_editor("bp_t" if mse else "bp_g", map_preset("All 3s" if mse else "All ones", *out0),
-                                          bp.INPUT_LIMIT + 4, list(TARGET_PRESETS if mse else GRAD_OUTPUT_PRESETS),
-                                          lambda name, r, c, n: map_preset(name, r, c, seed=n),
-                                          "Target" if mse else "grad_output")
+        ref = ui.matrix_editor("bp_t" if mse else "bp_g", map_preset("All 3s" if mse else "All ones", *out0),
+                               bp.INPUT_LIMIT + 4, list(TARGET_PRESETS if mse else GRAD_OUTPUT_PRESETS),
+                               lambda name, r, c, n: map_preset(name, r, c, seed=n), "Target" if mse else "grad_output")
 
 with st.sidebar:
     st.subheader("The convolution")
@@ -51,11 +50,7 @@ with st.sidebar:
 
 def step_through() -> None:
     """Everything about the editable convolution; a bad input stops only this part (the demo below still runs)."""
-    for message in (x_error, k_error, ref_error):
-        if message:
-            st.warning(f"{message} Nothing else changed; your other edits are kept.")
-    if x_error or k_error or ref_error:
-        return
+    # (a bad cell is refused by the editor itself, with a message under the table, and keeps its previous value)
     padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
     try:
         _, _, _, out_shape = conv_geometry(x.shape, k.shape, strides, padding, dilation)

@@ -127,10 +127,10 @@ SUM = '.annotation[data-index="0"] .annotation-text'
 def click_slider(page, key: str, position: int, title: str):
     """Click the step-through figure's slider at 1-based window ``position``, then wait for its written sum to
     show ``title``."""
-    label = page.locator(f".st-key-{key} .slider-label-group").nth(position - 1)
     rail = page.locator(f".st-key-{key} .slider-rail-rect").bounding_box()
-    box = label.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, rail["y"] + rail["height"] / 2)
+    n = page.evaluate(f"document.querySelector('.st-key-{key} .js-plotly-plot')._fullLayout.sliders[0].steps.length")
+    x = rail["x"] + 2 + (rail["width"] - 4) * (position - 1) / max(1, n - 1)  # where plotly.js puts the step
+    page.mouse.click(x, rail["y"] + rail["height"] / 2)
     page.locator(f".st-key-{key} {SUM}").filter(has_text=title).wait_for(timeout=TIMEOUT)
 
 

@@ -8,6 +8,8 @@ module only wires them to widgets. ``streamlit_drawable_canvas`` is imported ins
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import streamlit as st
 
@@ -109,6 +111,13 @@ def use_shipped_model() -> None:
     st.session_state.pop(DRAW_MODEL_KEY, None)
 
 
+_EXPLAINING = threading.BoundedSemaphore(1)
+"""One explanation (every layer's output and a backward pass, ~0.3 s of CPU) computed at a time in this server.
+
+The sessions' TensorFlow work shares one thread pool: when a class draws at once, sixteen explanations queued
+there delayed every learner's prediction (a forward pass of a few milliseconds) by seconds. Taking turns for the
+heavy panel keeps the pool short, so predictions stay fast and the panels follow one by one."""
+
 _RESULTS_KEY = "_draw_results"
 """``st.session_state`` key of this session's per-drawing cache (see :func:`_cached`)."""
 _RESULTS_KEPT = 8
@@ -183,7 +192,12 @@ def show_inside(model, image: np.ndarray) -> None:
     from convviz.explain import explain
 
     st.markdown("### Inside the network for this digit")
-    explanation = _cached("explanation", model, image, lambda: explain(model, image))
+
+    def computed():
+        with st.spinner("Computing the feature maps and the saliency…"), _EXPLAINING:
+            return explain(model, image)
+
+    explanation = _cached("explanation", model, image, computed)
     st.caption("Each convolution layer's feature maps: one small image per filter, bright where the filter found "
                "its pattern (after the ReLU). The first layer finds strokes and edges; the second, combinations.")
     layers = list(explanation.feature_maps.items())

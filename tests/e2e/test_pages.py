@@ -87,13 +87,20 @@ def figure_button(page: Page, label: str, key: str = "conv_fig_steps"):
     return page.locator(f".st-key-{key} .updatemenu-button").filter(has_text=label)
 
 
+SLIDER_POINT_JS = """([key, k]) => {
+    // plotly.js puts step k of n at 10 px + (k - 1) / (n - 1) of the input area less 20 px; the rail rect is
+    // inset 8 px, so 2 px + that share of its width less 4 px (numbers may skip steps when many: not used)
+    const root = document.querySelector(`.st-key-${key}`);
+    const n = root.querySelector('.js-plotly-plot')._fullLayout.sliders[0].steps.length;
+    const r = root.querySelector('.slider-rail-rect').getBoundingClientRect();
+    return [r.x + 2 + (r.width - 4) * (k - 1) / Math.max(1, n - 1), r.y + r.height / 2];
+}"""
+
+
 def click_slider(page: Page, position: int, key: str = "conv_fig_steps") -> None:
-    """Click the figure's slider at 1-based window ``position`` (on the rail, above that position's number)."""
-    label = page.locator(f".st-key-{key} .slider-label-group").nth(position - 1)
-    label.scroll_into_view_if_needed()
-    rail = page.locator(f".st-key-{key} .slider-rail-rect").bounding_box()
-    box = label.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, rail["y"] + rail["height"] / 2)
+    """Click the figure's slider rail at 1-based window ``position``."""
+    page.locator(f".st-key-{key} .slider-rail-rect").scroll_into_view_if_needed()
+    page.mouse.click(*page.evaluate(SLIDER_POINT_JS, [key, position]))
 
 
 def server_runs(page: Page) -> int:

@@ -17,9 +17,11 @@ Two scenarios against one fresh ``streamlit run app.py`` (``tests/e2e/server.py`
 
 On the measured page it draws ``--drawings`` digits (0, 1, ..., 9, 0, ...; ``tests/e2e/strokes.py``'s
 paths), pressing Clear between them. Times are taken in the browser: ``performance.now()`` at the
-last stroke's ``mouseup`` and when, after it, the "Prediction: d" heading last turned current (on
-the page and no longer marked stale by a new script run) before the page's runs ended: the finished
-drawing's prediction, not a partial drawing's. Prints the median, p95 and max per scenario and how many predictions were right.
+last stroke's ``mouseup`` and the last change, after it, of the current (not stale) "Prediction: d"
+heading before the page's runs ended: the finished drawing's prediction, not a partial drawing's (when
+the last run drew the same heading again, which changes nothing on the page, the end of that run;
+``load_test.WATCH_PREDICTION_JS``). Prints the median, p95 and max per scenario and how many predictions
+were right.
 Target: p95 <= 1000 ms in both.
 """
 

@@ -24,8 +24,9 @@ What it does, against one fresh ``streamlit run app.py`` (``tests/e2e/server.py`
 
 Measured in the browser: a **step** from the ``mousedown`` on the slider (a capturing listener) to the
 written sum above the panels naming the new window position; a **classification** from the last stroke's
-``mouseup`` to the "Prediction: d" heading turning current after it (the finished drawing's, not a partial
-one's: the same watcher as ``benchmarks/draw_latency.py``). **Memory**: ``VmRSS`` sampled every 0.2 s, the
+``mouseup`` to the last change of the current "Prediction: d" heading before the page's script runs end (the
+finished drawing's, not a partial one's; when the last run drew the same heading again, the end of that run:
+the same watcher as ``benchmarks/draw_latency.py``). **Memory**: ``VmRSS`` sampled every 0.2 s, the
 server process apart from the rest of its process group (the Dask workers and their nannies), peaks of each.
 ``errors``: exception boxes and error alerts on any page, failed or timed-out page actions, and tracebacks in
 the server log.
@@ -78,31 +79,37 @@ _SUM_SHOWS_JS = """([selector, expected]) => {
 }"""
 WATCH_PREDICTION_JS = """() => {
     if (window.__dl) return;
-    // up: the last mouseup; started: the first script run seen after it; fresh: the last time the
-    // "Prediction:" heading turned current (present, not stale) after it; done: the page's runs have ended.
+    // up: the last mouseup; started: the first script run seen after it; fresh: the last change of the current
+    // (not stale) "Prediction:" heading after that; done: the page's runs have ended with a prediction shown.
     const d = window.__dl = {up: null, started: null, fresh: null, done: false};
     const app = document.querySelector('[data-testid=stApp]');
     const state = () => app.getAttribute('data-test-script-state');
+    const heading = () => {
+        const h = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] h2'))
+            .find(h => h.textContent.startsWith('Prediction:'));
+        return h && h.closest('[data-testid=stElementContainer]');
+    };
+    const current = box => !!box && box.getAttribute('data-stale') !== 'true';
     document.addEventListener('mouseup', () => {
         Object.assign(d, {up: performance.now(), started: state() === 'running' ? performance.now() : null,
                           fresh: null, done: false});
     }, true);
-    new MutationObserver(() => {
+    new MutationObserver(records => {
         if (d.up === null || d.done) return;
-        if (state() === 'running' && d.started === null) d.started = performance.now();
-        if (state() === 'notRunning' && d.started !== null && d.fresh !== null) d.done = true;
-    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    let current = false;
-    const loop = () => {
-        const h = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] h2'))
-            .find(h => h.textContent.startsWith('Prediction:'));
-        const box = h && h.closest('[data-testid=stElementContainer]');
-        const now = !!box && box.getAttribute('data-stale') !== 'true';
-        if (now && !current && d.up !== null && d.started !== null && !d.done) d.fresh = performance.now();
-        current = now;
-        requestAnimationFrame(loop);
-    };
-    loop();
+        const now = performance.now();
+        if (state() === 'running' && d.started === null) d.started = now;
+        if (d.started === null) return;
+        const box = heading();
+        const touched = box && records.some(r => box.contains(r.target) ||
+            Array.from(r.addedNodes || []).some(n => n.contains && n.contains(box)));
+        if (touched && current(box)) d.fresh = now;
+        if (state() === 'notRunning') {
+            // a last run that drew the same heading again changes nothing on the page: it is shown by now
+            if (d.fresh === null && current(box)) d.fresh = now;
+            if (d.fresh !== null) d.done = true;
+        }
+    }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true,
+                               attributeFilter: ['data-stale', 'data-test-script-state']});
 }"""
 """Browser-side timing of one drawing (see the module docstring); read ``window.__dl`` once ``done``."""
 PREDICTION_DONE_JS = ("() => window.__dl.done && [window.__dl.fresh - window.__dl.up, "

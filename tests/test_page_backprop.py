@@ -191,3 +191,19 @@ def test_starts_from_the_convolution_pages_input_and_kernel_when_edited_there():
     bad.session_state["conv_x_current"] = np.full((5, 5), np.nan)  # a blank cell there: the seed's example here
     bad.run()
     assert not bad.exception and title(bad, "bp_fig_dk", 1).endswith("dK = 0.22·1 = 0.22")
+
+
+def test_bias_is_bounded_and_huge_values_still_match_tensorflow(at):
+    """A bias past the cells' limit is refused by the widget (it once reached -inf and a traceback); cells at the
+    limit give gradients near 1e18, equal to TensorFlow's up to float64 rounding (not a false alarm)."""
+    bias = at.number_input(key="bp_bias")
+    assert bias.min == -1e9 and bias.max == 1e9
+    bias.set_value(1e9).run()
+    assert not at.exception
+    assert any("Every gradient equals TensorFlow's" in s for s in texts(at.success))
+    key = f"bp_x_editor_{at.session_state['bp_x_ver']}"
+    at.session_state[key] = {"edited_rows": {r: {str(c): "1e9" for c in range(1, 6)} for r in range(5)}}
+    at.run()
+    assert not at.exception and not at.error
+    (line,) = [s for s in texts(at.success) if "TensorFlow" in s]
+    assert "so up to" in line and "is rounding" in line

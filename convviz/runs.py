@@ -80,6 +80,10 @@ def _text(value, where: str, key: str, limit: int, optional: bool = False) -> st
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise _problem(where, key, f"text of at most {limit} characters", value)
+    try:
+        value.encode("utf-8")  # a lone surrogate ("\ud800") is valid JSON but no text a page can send
+    except UnicodeEncodeError:
+        raise _problem(where, key, "text that UTF-8 can encode", ascii(value)) from None
     return value
 
 

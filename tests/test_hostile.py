@@ -132,6 +132,9 @@ def _bad_runs(store: RunStore) -> dict[str, str]:
         "20260101-000000-fast-b00005": (lambda m: _set(m, "config", "epochs", 1e30),
                                         "metadata['config']['epochs'] must be an integer from 1 to 10,000, got 1e+30"),
         "20260101-000000-fast-b00006": (lambda m: "{not json", "its metadata is not valid JSON"),
+        # valid JSON, but a lone surrogate is no text a page can send (the whole list once failed to draw)
+        "20260101-000000-fast-b00009": (lambda m: json.dumps(dict(m, name="Run \ud800")),
+                                        "metadata['name'] must be text that UTF-8 can encode, got 'Run \\ud800'"),
     }
     expected = {}
     for run_id, (change, message) in cases.items():
@@ -200,6 +203,18 @@ def test_kind1_the_train_page_lists_the_good_runs_and_offers_to_delete_a_bad_fil
     assert any(f"Deleted the file {name}" in s.value for s in at.success)
     assert not store.root.joinpath(name).exists() and len(list(store.root.glob("*.npz"))) == len(expected)
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
+
+
+def test_kind4_a_run_planned_past_the_resume_box_still_shows(monkeypatch, tmp_path):
+    """check_settings allows 10,000 planned epochs; the page's "Train up to epoch" box tops out at 50: the run shows,
+    the box clamped (it raised StreamlitValueAboveMaxError before)."""
+    store = RunStore(tmp_path / LEARNER)
+    _good_run(store)
+    _with_metadata(store, "20260103-000000-fast-c00001", lambda m: _set(m, "config", "epochs", 100))
+    at = _train_page(monkeypatch, tmp_path)
+    assert sorted(at.dataframe[0].value["Run id"]) == [GOOD_RUN, "20260103-000000-fast-c00001"]
+    box = at.number_input(key="runs_epochs_20260103-000000-fast-c00001")
+    assert box.value == box.max == 50
 
 
 # --------------------------------------------------------------------------- kind 2: refused before allocating

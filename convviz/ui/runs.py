@@ -114,9 +114,10 @@ def _actions(record, busy: bool) -> None:
     planned = _planned(record) or record.epochs_done + 1
     resume, draw, delete = st.columns(3, vertical_alignment="bottom")
     with resume:
-        epochs = st.number_input("Train up to epoch", min_value=record.epochs_done + 1,
-                                 max_value=max(50, record.epochs_done + 1),
-                                 value=max(planned, record.epochs_done + 1), key=f"runs_epochs_{record.run_id}", disabled=live,
+        top = max(50, record.epochs_done + 1)  # a saved run may have planned more (check_settings allows 10,000)
+        epochs = st.number_input("Train up to epoch", min_value=record.epochs_done + 1, max_value=top,
+                                 value=min(max(planned, record.epochs_done + 1), top), key=f"runs_epochs_{record.run_id}",
+                                 disabled=live,
                                  help="Continue from the last saved epoch, with the same dataset, batch size, "
                                       "learning rate and seed.")
         if st.button("Resume training", key="runs_resume", disabled=live or busy,

@@ -33,12 +33,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits", "parse_json", "read_json_file",
+__all__ = ["MAX_JSON_CONTAINERS", "MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits", "parse_json", "read_json_file",
            "read_npz"]
 
 _MiB = 1024 * 1024
 MAX_JSON_DEPTH = 16
 """Deepest nesting of lists / objects accepted in any JSON read back from disk (a run's metadata needs 3)."""
+MAX_JSON_CONTAINERS = 100_000
+"""Most lists / objects (counted as ``{`` and ``[`` in the text, before parsing) in any JSON read back from disk.
+A run's metadata holds a few dozen, a progress record's first-layer kernels at most 28×28 lists; 24 million
+characters of ``{},{},…`` would be 8 million dicts, 1.3 GB and 12 s to parse."""
 MAX_METADATA_CHARS = 24_000_000
 """Longest metadata JSON (a saved run's settings and history) in a model file, characters. A run of 50
 epochs at batch size 8 on the full MNIST (375,000 batches) writes about 11 million."""
@@ -224,7 +228,8 @@ def _depth(value, limit: int) -> int:
             deepest = max(deepest, depth)
             if deepest > limit:
                 return deepest
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
     return deepest
 
 
@@ -241,7 +246,7 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
         The parsed value (dicts, lists, str, int, finite float, bool, None).
 
     Raises:
-        ValueError: not text, over ``max_chars`` or ``max_depth``, invalid JSON, or ``NaN`` /
+        ValueError: not text, over ``max_chars``, :data:`MAX_JSON_CONTAINERS` or ``max_depth``, invalid JSON, or ``NaN`` /
             ``Infinity``; the message names ``where`` and the limit.
     """
     if isinstance(text, np.ndarray):
@@ -255,6 +260,9 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
         raise ValueError(f"{where} is not JSON text (got {type(text).__name__})")
     if len(text) > max_chars:
         raise ValueError(f"{where} is {len(text):,} characters of JSON, over the limit of {max_chars:,}")
+    containers = text.count("{") + text.count("[")  # an upper bound (braces in strings count too), before parsing
+    if containers > MAX_JSON_CONTAINERS:
+        raise ValueError(f"{where} has up to {containers:,} lists / objects, over the limit of {MAX_JSON_CONTAINERS:,}")
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:

@@ -332,11 +332,22 @@ def test_kind2_json_limits_name_the_file_and_the_limit():
                                  (_nested(17), 100, "nested 17+ levels deep, over the limit of 16"),
                                  ("[" + "1," * 60 + "1]", 100, "is 123 characters of JSON, over the limit of 100"),
                                  ('{"a": NaN}', 100, "NaN is not a number JSON allows"),
-                                 (np.zeros(3), 100, "is not JSON text")]:
+                                 (np.zeros(3), 100, "is not JSON text"),
+                                 # many tiny objects: refused from the text, before 8 million dicts are built
+                                 ("[" + "{}," * 7_900_000 + "{}]", 24_000_000,
+                                  "has up to 7,900,002 lists / objects, over the limit of 100,000")]:
         with pytest.raises(ValueError) as info:
             parse_json(text, where, max_chars=limit)
         assert str(info.value).startswith(where) and message in str(info.value), str(info.value)
     assert parse_json('{"a": [1, [2]]}', where, max_chars=100) == {"a": [1, [2]]}
+    # a long flat list (a long run's batch losses) is measured for depth without a record per number
+    import tracemalloc
+    text = "[" + "0.5," * 2_000_000 + "0.5]"
+    tracemalloc.start()
+    assert len(parse_json(text, where, max_chars=24_000_000)) == 2_000_001
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 150 * 2**20, peak  # the floats and the list (~64 MB), not a tuple per number on top
 
 
 # --------------------------------------------------------------------------- kind 3: ordinary images

@@ -411,6 +411,30 @@ def test_kind3_every_decodable_image_is_answered(case, make, shape):
         assert upright[:18].mean() < 60 and upright[22:].mean() > 180
 
 
+def test_kind3_a_phone_jpeg_and_a_large_transparent_png():
+    """A JPEG with a multi-picture segment (Pillow: MPO) is a JPEG; a 5000x5000 transparent PNG (110 kB) is shrunk
+    before its transparency is composited (at full size: 1.3 GB)."""
+    import resource
+    import subprocess
+    import sys
+
+    photo, thumb = Image.new("RGB", (60, 40), "white"), Image.new("RGB", (6, 4), "black")
+    buf = io.BytesIO()
+    photo.save(buf, "MPO", save_all=True, append_images=[thumb])
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    assert decode_upload(buf.getvalue(), mode="L", max_side=280).shape == (40, 60, 1)
+    code = ("import io, resource, numpy as np; from PIL import Image; from convviz.images import decode_upload\n"
+            "a = np.zeros((5000, 5000, 4), np.uint8); a[1000:4000, 2000:3000] = 255\n"
+            "b = io.BytesIO(); Image.fromarray(a, 'RGBA').save(b, 'PNG')\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "out = decode_upload(b.getvalue(), mode='L', max_side=280)\n"
+            "print(out.shape, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) // 1024)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shape, grown_mb = done.stdout.rsplit(")", 1)
+    assert shape + ")" == "(280, 280, 1)" and int(grown_mb) < 400, done.stdout  # MB above the file's own 100 MB
+
+
 def test_kind3_a_png_text_bomb_gets_advice():
     with pytest.raises(ValueError) as info:
         decode_upload(_text_bomb())

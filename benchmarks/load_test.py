@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e import strokes  # noqa: E402
+from tests.e2e.plotly_slider import SLIDER_POINTS_JS  # noqa: E402
 from tests.e2e.server import StreamlitServer, group_pids, server_log_errors  # noqa: E402
 
 CHROMIUM = os.environ.get("CONVVIZ_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -288,15 +289,7 @@ def position_text(position: int) -> str:
 
 async def slider_targets(page, key: str = "conv_fig_steps") -> list[tuple[float, float]]:
     """Page coordinates to click on the figure's slider rail for each window position (above its number)."""
-    return await page.evaluate("""(key) => {
-        // plotly.js puts step k of n at 10 px + k / (n - 1) of the input area less 20 px; the rail rect is inset
-        // 8 px, so at 2 px + that share of its width less 4 px
-        const root = document.querySelector(`.st-key-${key}`);
-        const n = root.querySelector('.js-plotly-plot')._fullLayout.sliders[0].steps.length;
-        const r = root.querySelector('.slider-rail-rect').getBoundingClientRect();
-        return Array.from({length: n}, (_, k) => [r.x + 2 + (r.width - 4) * k / Math.max(1, n - 1),
-                                                 r.y + r.height / 2]);
-    }""", key)
+    return await page.evaluate(SLIDER_POINTS_JS, key)
 
 
 async def learner(browser, base_url: str, index: int, args, report: Report, timeout_ms: float) -> None:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from e2e import strokes  # noqa: E402  (tests/e2e on the path above)
+from e2e.plotly_slider import SLIDER_POINTS_JS  # noqa: E402
 from e2e.server import StreamlitServer  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -127,10 +128,7 @@ SUM = '.annotation[data-index="0"] .annotation-text'
 def click_slider(page, key: str, position: int, title: str):
     """Click the step-through figure's slider at 1-based window ``position``, then wait for its written sum to
     show ``title``."""
-    rail = page.locator(f".st-key-{key} .slider-rail-rect").bounding_box()
-    n = page.evaluate(f"document.querySelector('.st-key-{key} .js-plotly-plot')._fullLayout.sliders[0].steps.length")
-    x = rail["x"] + 2 + (rail["width"] - 4) * (position - 1) / max(1, n - 1)  # where plotly.js puts the step
-    page.mouse.click(x, rail["y"] + rail["height"] / 2)
+    page.mouse.click(*page.evaluate(SLIDER_POINTS_JS, key)[position - 1])
     page.locator(f".st-key-{key} {SUM}").filter(has_text=title).wait_for(timeout=TIMEOUT)
 
 

@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - only without requirements.txt installe
                 allow_module_level=True)
 
 from . import strokes
+from .plotly_slider import SLIDER_POINTS_JS
 
 pytestmark = pytest.mark.e2e
 
@@ -87,20 +88,10 @@ def figure_button(page: Page, label: str, key: str = "conv_fig_steps"):
     return page.locator(f".st-key-{key} .updatemenu-button").filter(has_text=label)
 
 
-SLIDER_POINT_JS = """([key, k]) => {
-    // plotly.js puts step k of n at 10 px + (k - 1) / (n - 1) of the input area less 20 px; the rail rect is
-    // inset 8 px, so 2 px + that share of its width less 4 px (numbers may skip steps when many: not used)
-    const root = document.querySelector(`.st-key-${key}`);
-    const n = root.querySelector('.js-plotly-plot')._fullLayout.sliders[0].steps.length;
-    const r = root.querySelector('.slider-rail-rect').getBoundingClientRect();
-    return [r.x + 2 + (r.width - 4) * (k - 1) / Math.max(1, n - 1), r.y + r.height / 2];
-}"""
-
-
 def click_slider(page: Page, position: int, key: str = "conv_fig_steps") -> None:
     """Click the figure's slider rail at 1-based window ``position``."""
     page.locator(f".st-key-{key} .slider-rail-rect").scroll_into_view_if_needed()
-    page.mouse.click(*page.evaluate(SLIDER_POINT_JS, [key, position]))
+    page.mouse.click(*page.evaluate(SLIDER_POINTS_JS, key)[position - 1])
 
 
 def server_runs(page: Page) -> int:

@@ -12,8 +12,13 @@ Two scenarios against one fresh ``streamlit run app.py`` (``tests/e2e/server.py`
   50 epochs, so it trains throughout) and ``--pages`` (8) other pages step the Convolution page
   at 2 steps/s each (``--step-interval-s``; a click on the step-through figure's slider at the next
   window position, back to the first after the last). Their Chromium renderers run on the same machine
-  as the server here, unlike a class's; ``--others-nice 19`` runs them at the lowest CPU priority to stand in for the learners' own machines
-  (the measured page's browser keeps normal priority).
+  as the server here, unlike a class's. To stand in for the learners' own machines, ``--others-idle`` runs their
+  browser under Linux's ``SCHED_IDLE`` policy (``chrt --idle 0``: it runs only on CPU time nothing else wants, and
+  Chromium cannot undo it); ``--others-nice 19`` only lowers its niceness, which Chromium partly undoes (it raises
+  its GPU and browser threads to −8). The measured page's browser keeps normal priority either way.
+
+Each scenario also prints where the CPU went while the digits were drawn (``cpu_meter.py``): the server, its Dask
+workers, the browsers, and the rest of the machine (other people's processes).
 
 On the measured page it draws ``--drawings`` digits (0, 1, ..., 9, 0, ...; ``tests/e2e/strokes.py``'s
 paths), pressing Clear between them. Times are taken in the browser: ``performance.now()`` at the
@@ -39,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from cpu_meter import CpuMeter  # noqa: E402
 from load_test import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
                        WATCH_PREDICTION_JS, draw_digit, new_page, open_page, page_errors, percentile, slider_targets,
                        start_training, wait_for_run)
@@ -99,13 +105,15 @@ async def measure(browser, base_url: str, drawings: int, timeout_ms: float):
     return times, run_starts, predictions, errors
 
 
-def niced_chromium(niceness: int) -> str:
-    """A temporary executable that starts Chromium at ``niceness`` (for browsers that stand in for other machines)."""
+def background_chromium(niceness: int = 0, idle: bool = False) -> str:
+    """A temporary executable that starts Chromium at ``niceness``, or under ``SCHED_IDLE`` when ``idle`` (for the
+    browsers that stand in for other machines)."""
     import stat
     import tempfile
 
-    path = Path(tempfile.mkdtemp(prefix="convviz-nice-")) / "chromium"
-    path.write_text(f'#!/bin/sh\nexec nice -n {int(niceness)} "{CHROMIUM}" "$@"\n')
+    path = Path(tempfile.mkdtemp(prefix="convviz-background-")) / "chromium"
+    prefix = "chrt --idle 0" if idle else f"nice -n {int(niceness)}"
+    path.write_text(f'#!/bin/sh\nexec {prefix} "{CHROMIUM}" "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
 
@@ -119,9 +127,9 @@ async def scenario(server: StreamlitServer, name: str, args) -> dict:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         stop, counts, tasks, trainer = asyncio.Event(), [], [], None
         others = browser
-        if name == "busy" and args.others_nice:
-            others = await pw.chromium.launch(executable_path=niced_chromium(args.others_nice), args=CHROMIUM_ARGS,
-                                              headless=True)
+        if name == "busy" and (args.others_nice or args.others_idle):
+            others = await pw.chromium.launch(executable_path=background_chromium(args.others_nice, args.others_idle),
+                                              args=CHROMIUM_ARGS, headless=True)
         try:
             if name == "busy":
                 trainer = await new_page(others, base_url, timeout_ms)
@@ -132,16 +140,20 @@ async def scenario(server: StreamlitServer, name: str, args) -> dict:
                          for _ in range(args.pages)]
                 await asyncio.sleep(5)  # the steppers are open and stepping
             t0 = time.perf_counter()
+            meter = CpuMeter(server.proc.pid).start()
+            mark = meter.snapshot()
             times, run_starts, predictions, errors = await measure(browser, base_url, args.drawings, timeout_ms)
             elapsed = time.perf_counter() - t0
+            cpu = meter.describe(mark)
+            meter.stop()
             training = None
             if trainer is not None:
                 progress = trainer.locator("[data-testid=stProgress]").first
                 training = (await progress.inner_text()).strip() if await progress.count() else ""
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            return {"times": times, "run_starts": run_starts, "predictions": predictions, "errors": errors, "steps": len(counts),
-                    "elapsed": elapsed, "training": training}
+            return {"times": times, "run_starts": run_starts, "predictions": predictions, "errors": errors,
+                    "steps": len(counts), "elapsed": elapsed, "training": training, "cpu": cpu}
         finally:
             stop.set()
             if others is not browser:
@@ -158,6 +170,9 @@ def main(argv=None) -> int:
     parser.add_argument("--others-nice", type=int, default=0,
                         help="run the other pages' browser (steppers, Train page) at this niceness, standing in for "
                              "the learners' own machines (default 0: same priority as the server)")
+    parser.add_argument("--others-idle", action="store_true",
+                        help="run the other pages' browser under SCHED_IDLE (chrt --idle 0): CPU only when nothing "
+                             "else wants it, standing in for the learners' own machines")
     parser.add_argument("--only", choices=("alone", "busy"), help="run one scenario only")
     parser.add_argument("--action-timeout-s", type=float, default=120, help="longest wait for one page action")
     args = parser.parse_args(argv)
@@ -185,6 +200,7 @@ def main(argv=None) -> int:
         print(f"{name}: drawings={len(t)} prediction_shown_ms p50={percentile(t, 50):.0f} p95={p95:.0f} "
               f"max={max(t):.0f} (script run started: p50 {percentile(r['run_starts'], 50):.0f} ms) correct={correct}/{len(t)} errors={len(r['errors']) + len(tracebacks)}{extra}",
               flush=True)
+        print(f"{name}: {r['cpu']} (while the digits were drawn)", flush=True)
         ok = ok and p95 <= TARGET_P95_MS and not r["errors"] and not tracebacks
     return 0 if ok else 1
 

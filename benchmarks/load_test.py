@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cpu_meter import CpuMeter  # noqa: E402
 from tests.e2e import strokes  # noqa: E402
 from tests.e2e.plotly_slider import SLIDER_POINTS_JS  # noqa: E402
 from tests.e2e.server import StreamlitServer, group_pids, server_log_errors  # noqa: E402
@@ -180,6 +181,7 @@ class Report:
         self.queue_ok: dict[str, bool] = {}
         self.training_throughout = 0
         self.learners_s = float("nan")
+        self.cpu: dict[str, str] = {}  # phase -> CpuMeter.describe()
         self.t0 = time.perf_counter()
 
     def error(self, where: str, what: str) -> None:
@@ -390,12 +392,15 @@ async def scenario(server: StreamlitServer, args, report: Report) -> None:
             await start_training(trainers["A"], timeout_ms)
             await wait_training(trainers["A"], timeout_ms)
             await asyncio.sleep(5)  # past the first batches' warm-up
+            meter = CpuMeter(server.proc.pid).start()
+            mark = meter.snapshot()
             end = time.monotonic() + args.lone_s
             while time.monotonic() < end:
                 rate = digits_per_second(await progress_text(trainers["A"]))
                 if rate is not None:
                     report.lone_dps.append(rate)
                 await asyncio.sleep(1)
+            report.cpu["the lone run"] = meter.describe(mark)
             print(f"run A alone: median {statistics.median(report.lone_dps):,.0f} digits/s "
                   f"({len(report.lone_dps)} readings)", flush=True)
 
@@ -420,8 +425,11 @@ async def scenario(server: StreamlitServer, args, report: Report) -> None:
             stop_watch = asyncio.Event()
             watcher = asyncio.create_task(watch_rates({"A": trainers["A"], "B": trainers["B"]}, report, stop_watch))
             t0 = report.t0 = time.perf_counter()
+            mark = meter.snapshot()
             await asyncio.gather(*(learner(browser, base_url, i, args, report, timeout_ms) for i in range(args.pages)))
             report.learners_s = time.perf_counter() - t0
+            report.cpu["the class"] = meter.describe(mark)
+            meter.stop()
             stop_watch.set()
             await watcher
             print(f"{args.pages} learners done in {report.learners_s:.1f} s", flush=True)
@@ -542,6 +550,8 @@ def main(argv=None) -> int:
         med = statistics.median(values) if values else float("nan")
         print(f"run_{name}_digits_per_s_during_class={med:,.0f} (median of {len(values)} readings; "
               f"{shares[name]:.0%} of the lone run)")
+    for phase, text in report.cpu.items():
+        print(f"{text}  (average during {phase}; browsers = every Chromium process, rest = other people's)")
     print(f"peak_rss_mb server={sampler.peak_server / 2**20:.0f} workers={sampler.peak_workers / 2**20:.0f} "
           f"together={sampler.peak_total / 2**20:.0f}  ({sampler.samples} samples every 0.2 s; workers = the rest of "
           "the server's process group: Dask nannies and worker processes)")

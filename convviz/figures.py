@@ -306,6 +306,8 @@ def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -
                          "xanchor": "left", "offset": 6},
         "font": {"size": 10, "color": "rgba(0,0,0,0)" if many else "#444"},
         "ticklen": 0 if many else 4, "minorticklen": 0,
+        # the handle jumps: plotly.js's default 150 ms glide repaints the page ~10 times per step
+        "transition": {"duration": 0},
         "steps": [{"label": str(k + 1), "method": "animate", "args": [[name], still]} for k, name in enumerate(names)],
     }
     # the buttons sit above the panels, under the written sum: reading the sum and pressing Play need no scrolling

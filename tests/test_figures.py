@@ -65,6 +65,7 @@ def test_every_position_is_a_frame_and_the_first_is_drawn():
     slider = fig.layout.sliders[0]
     assert [list(step.args[0]) for step in slider.steps] == [[str(k)] for k in range(1, 10)]
     assert all(step.args[1]["frame"]["redraw"] is False for step in slider.steps)
+    assert slider.transition.duration == 0  # the handle jumps: plotly.js's 150 ms glide cost ~10 repaints a step
 
 
 def test_dilated_taps_are_outlined_one_by_one_and_padding_is_shaded():

@@ -157,3 +157,22 @@ def test_an_unreachable_scheduler_is_a_message(monkeypatch):
     at.run()
     assert not at.exception, at.exception
     assert any("tcp://127.0.0.1:9 could not be reached" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_live_kernel_grid_is_redrawn_at_most_every_kernel_refresh_s(monkeypatch):
+    """While a run trains, the same kernel figure is sent again between redraws (the browser then redraws nothing)."""
+    state, clock = {}, [100.0]
+    monkeypatch.setattr(ui.st, "session_state", state)
+    monkeypatch.setattr(ui.time, "monotonic", lambda: clock[0])
+    run = jobs.RunState(run_id="r1", name="Run 1", state="running", position=None, history={}, settings={},
+                        dataset="the bundled sample", first_kernel=[[[[0.5]]]])
+    first = ui._kernel_figure(run)
+    run.first_kernel = [[[[-0.25]]]]
+    clock[0] += ui.KERNEL_REFRESH_S - 0.1
+    assert ui._kernel_figure(run) is first
+    clock[0] += 0.2
+    later = ui._kernel_figure(run)
+    assert later is not first and later.data[0].z[0][0] == -0.25
+    run.state = "stopped"  # an ended run shows its last kernels at once
+    run.first_kernel = [[[[0.75]]]]
+    assert ui._kernel_figure(run).data[0].z[0][0] == 0.75

@@ -41,11 +41,15 @@ DRAW_MODEL_KEY = "_draw_model"
 """``st.session_state`` key of the model the Draw page uses: ``(ScratchCNN, description)``."""
 
 _RETRY_FULL_AFTER_S = 300.0
-_EPOCH_RERUN_S = 10.0
-LIVE_REFRESH_S = 1.0
+_EPOCH_RERUN_S = 30.0
+LIVE_REFRESH_S = 2.0
 """Seconds between two refreshes of a watched run's live panel (progress, curves, kernels). Each refresh costs the
-server a fragment run and the browser three charts redrawn: at 0.5 s, one watching learner kept the web server
-at ~50% of a core, which the training workers (at a lower priority) lost."""
+server a fragment run and the browser its changed charts redrawn (each ~0.1 s of CPU in Chromium): at 0.5 s, one
+watching learner kept the web server at ~50% of a core, which the training workers (at a lower priority) lost; at
+1 s the watching browser used ~0.3 of a core (BENCHMARKS.md)."""
+KERNEL_REFRESH_S = 6.0
+"""Seconds between two redraws of the live kernel grid: the kernels change slowly, and a chart sent again unchanged
+costs the browser nothing."""
 """While a run trains, the whole page (test-set results) refreshes for a new epoch at most this often, seconds."""
 
 
@@ -340,6 +344,20 @@ def _progress(run: jobs.RunState) -> None:
         st.warning(f"This run did not train: {run.error}. Start it again.")
 
 
+def _kernel_figure(run: jobs.RunState):
+    """The first layer's kernels as the run last reported them; while it trains, redrawn at most every
+    ``KERNEL_REFRESH_S`` seconds (in between, the same figure again)."""
+    held = st.session_state.get("_train_kernel_figure")
+    now = time.monotonic()
+    if run.active and held is not None and held[0] == run.run_id and now - held[1] < KERNEL_REFRESH_S:
+        return held[2]
+    kernel = np.asarray(run.first_kernel, dtype=np.float32)
+    fig = ft.kernel_grid_figure(kernel, columns=8, title=f"The first layer's {kernel.shape[-1]} kernels "
+                                                         f"({kernel.shape[0]}x{kernel.shape[1]}), as they are now")
+    st.session_state["_train_kernel_figure"] = (run.run_id, now, fig)
+    return fig
+
+
 def _panel(run: jobs.RunState) -> None:
     _progress(run)
     snap = run.history
@@ -349,12 +367,8 @@ def _panel(run: jobs.RunState) -> None:
     left.plotly_chart(ft.metric_figure(snap, "loss", smoothing=0.8), key="train_chart_loss")
     right.plotly_chart(ft.metric_figure(snap, "accuracy", smoothing=0.8), key="train_chart_accuracy")
     if run.first_kernel is not None:
-        kernel = np.asarray(run.first_kernel, dtype=np.float32)
         left, right = st.columns([3, 2])
-        left.plotly_chart(ft.kernel_grid_figure(kernel, columns=8,
-                                                title=f"The first layer's {kernel.shape[-1]} kernels "
-                                                      f"({kernel.shape[0]}x{kernel.shape[1]}), as they are now"),
-                          key="train_chart_kernels")
+        left.plotly_chart(_kernel_figure(run), key="train_chart_kernels")
         right.markdown(
             "**What the first layer learns.** Each square is one kernel of `conv1`: the weights it multiplies "
             "the pixels under it by (red adds, blue subtracts). They start as random noise; as training goes "

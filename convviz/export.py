@@ -332,9 +332,10 @@ def keras_script(spec, stem: str = "convviz_model", title: str = "A ConvViz mode
         spec: the model's spec (``model.spec``).
         stem: the downloads' common file name without suffix: the script is ``{stem}_keras.py`` and
             reads ``{stem}.npz`` next to it by default (letters, digits, ``_``, ``-``, ``.``; 1-100 characters).
-        title: the docstring's first words, e.g. ``"Run 3"`` or ``"The shipped model"`` (one line, at most 200
-            characters).
-        source: where it came from, for the docstring, e.g. the run id (one line, at most 200 characters).
+        title: the docstring's first words, e.g. ``"Run 3"`` or ``"The shipped model"``. A run's name is the
+            learner's text: it is made one printable line of at most 200 characters with no backslash or
+            double quote (so it cannot end the docstring); an empty result becomes ``"A ConvViz model"``.
+        source: where it came from, for the docstring, e.g. the run id (made safe the same way).
 
     Returns:
         The script's text (UTF-8, ``\\n`` line ends). It defines ``build_model()``, ``load_weights(model,
@@ -342,15 +343,12 @@ def keras_script(spec, stem: str = "convviz_model", title: str = "A ConvViz mode
         ``--save-probabilities``, ``--save-keras``, ``--weights``).
 
     Raises:
-        ValueError: as :func:`keras_plan`; a ``stem``, ``title`` or ``source`` out of bounds, echoing it.
+        ValueError: as :func:`keras_plan`; a ``stem`` out of bounds, echoing it.
     """
     if not isinstance(stem, str) or not 1 <= len(stem) <= 100 or stem.startswith(".") \
             or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in stem):
         raise ValueError(f"stem must be 1-100 letters, digits, '_', '-' or '.', got stem={str(stem)[:120]!r}")
-    for label, text in (("title", title), ("source", source)):
-        if not isinstance(text, str) or not 1 <= len(text) <= 200 or not text.isprintable() or '"""' in text \
-                or "\\" in text:
-            raise ValueError(f"{label} must be one printable line of 1-200 characters, got {label}={str(text)[:120]!r}")
+    title, source = _one_line(title, "A ConvViz model"), _one_line(source, "a ConvViz model")
     plan = keras_plan(spec)
     params = sum(int(np.prod(s)) for s in _weight_shapes(spec).values())
     names = {layer.kwargs["name"] for layer in plan}
@@ -382,6 +380,14 @@ def _call(opening: str, arguments: list[str], closing: str, width: int = 110) ->
             line += piece
     lines.append(line.rstrip() if arguments else opening + closing)
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text, default: str) -> str:
+    """``text`` as one printable line of at most 200 characters without ``\\`` or ``"``, or ``default``."""
+    if not isinstance(text, str):
+        return default
+    cleaned = "".join(c if c.isprintable() and c not in '\\"' else " " for c in text)
+    return " ".join(cleaned.split())[:200] or default
 
 
 _POSITIONAL = {"Conv2D": ("filters", "kernel_size"), "Dense": ("units",), "Dropout": ("rate",)}

@@ -164,7 +164,8 @@ def describe_layer(layer: KerasLayer) -> str:
         text = (f"{kw['filters']} filters {pair(kw['kernel_size'])}, strides {pair(kw['strides'])}, "
                 f"dilation {pair(kw['dilation_rate'])}, padding {kw['padding']}, {kw['activation']}")
     elif layer.keras_class == "ZeroPadding2D":
-        text = f"{kw['padding'][0][0]} zeros on every side (our padding={kw['padding'][0][0]})"
+        p = kw["padding"][0][0]
+        text = f"{p} zero{'s' if p != 1 else ''} on every side (our padding={p})"
     elif layer.keras_class == "MaxPooling2D":
         text = f"max of {pair(kw['pool_size'])} windows, strides {pair(kw['strides'])}"
     elif layer.keras_class == "Dropout":

@@ -198,7 +198,9 @@ def seed_export_run(runs_dir: Path) -> None:
 def shoot_train_export(page):
     """The saved run's downloads (weights, Keras script, .keras) and the shipped model's, under the run's charts."""
     settle(page)
-    scroll_under_header(page.get_by_text("Take Run 1 home").first, margin=330)
+    shipped = page.get_by_text("Take the shipped model home").first
+    shipped.wait_for(timeout=TIMEOUT)
+    shipped.scroll_into_view_if_needed()  # the page's end: both models' downloads, the run's actions above them
     page.wait_for_timeout(500)
 
 

@@ -72,6 +72,24 @@ def test_the_keras_file_of_the_shipped_model_loads_and_predicts_as_convviz(tmp_p
     _agree(model.predict(digits), loaded.predict(digits[..., None], batch_size=1000, verbose=0))
 
 
+def test_the_script_predicts_a_picture_dark_on_light_as_convviz_does(tmp_path, digits):
+    from PIL import Image
+
+    model = load_model(DEFAULT_MODEL_PATH)
+    stem = "convviz_default"
+    (tmp_path / f"{stem}.npz").write_bytes(export.weights_npz(model))
+    (tmp_path / f"{stem}_keras.py").write_text(export.keras_script(model.spec, stem=stem))
+    picture = Image.fromarray((255 - digits[0] * 255).round().astype(np.uint8)).resize((56, 56))  # ink dark, 2x
+    picture.save(tmp_path / "digit.png")
+    seen = 1.0 - np.asarray(picture.convert("L").resize((28, 28)), dtype=np.float32) / 255.0  # the script's way
+    probabilities = model.predict(seen[None])[0]
+    result = subprocess.run([sys.executable, f"{stem}_keras.py", "--image", "digit.png"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"digit 0: {probabilities.argmax()} ({probabilities.max():.1%})" in result.stdout
+    assert probabilities.argmax() == model.predict(digits[:1])[0].argmax()
+
+
 SPECS = {
     "seed": make_spec("seed", filters=(4, 8)),
     "fast-k5": make_spec("fast", filters=(6, 8), kernel_size=5, dropout=0.25),
@@ -82,7 +100,7 @@ SPECS = {
          "padding": "same", "activation": "sigmoid"},
         {"type": "maxpool2d", "name": "pool", "pool_size": 3, "strides": 2},
         {"type": "conv2d", "name": "image", "filters": 6, "kernel_size": 2, "padding": 1, "dilation_rate": [1, 2],
-         "activation": "relu"},
+         "activation": "softmax"},
         {"type": "flatten", "name": "flatten"},
         {"type": "dense", "name": "hidden", "units": 16, "activation": "relu"},
         {"type": "dropout", "name": "drop", "rate": 0.0},

@@ -96,3 +96,19 @@ def test_a_truncated_run_file_is_skipped_and_the_shipped_model_still_downloads(r
     assert any(path.name in w.value and "left as it is" in w.value for w in at.warning)
     assert _has(at, "export_default_npz") and not _has(at, "export_run_npz")
     assert len(path.read_bytes()) == 200
+
+
+def test_a_run_keras_cannot_express_offers_its_weights_only(runs, served):
+    from convviz.model import ScratchCNN
+
+    spec = [{"type": "conv2d", "name": "wide", "filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": 2},
+            {"type": "flatten", "name": "flatten"}, {"type": "dense", "name": "dense", "units": 10}]
+    run_id = _saved_run(runs)
+    runs.save(run_id, ScratchCNN(spec, seed=0), preset="fast", dataset=runs.record(run_id).dataset,
+              config=runs.record(run_id).config, history=runs.record(run_id).history)
+    at = _page()
+    warnings = [w.value for w in at.warning]
+    assert any("Only the weights of" in w and "strides > 1 with dilation_rate > 1" in w for w in warnings), warnings
+    buttons = {b.proto.id.split("export_run_")[-1]: b for b in at.get("download_button") if "export_run_" in b.proto.id}
+    assert not buttons["npz"].proto.disabled and buttons["py"].proto.disabled and buttons["keras"].proto.disabled
+    assert served[f"convviz_{run_id}.npz"]

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from convviz.ui import export as export_ui
 from convviz.ui import runs as runs_ui
 from convviz.ui import training as ui
 
@@ -80,3 +81,5 @@ else:
 
 st.divider()
 runs_ui.past_runs(busy=run is not None and run.active)
+st.divider()
+export_ui.shipped_model_downloads()

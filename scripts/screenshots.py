@@ -3,7 +3,7 @@
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
 its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
-pages are shot mid-play, the Backpropagation page three times: at a dK step, at a dX step both ways, and
+pages are shot mid-play, the Train page's downloads under a short saved run, the Backpropagation page three times: at a dK step, at a dX step both ways, and
 with its "Learn a kernel" demo played to the end), and saves a 1280x800 screenshot.
 
 Usage:
@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(1, str(ROOT))
 
 from e2e import strokes  # noqa: E402  (tests/e2e on the path above)
 from e2e.plotly_slider import SLIDER_POINTS_JS  # noqa: E402
@@ -172,11 +173,43 @@ def shoot_backprop_learn(page):
     page.wait_for_timeout(500)
 
 
+EXPORT_LEARNER = "shots0export1"
+"""The learner key of the "Take your model home" shot: its runs folder gets one short run before the shot."""
+
+
+def seed_export_run(runs_dir: Path) -> None:
+    """Train a small "fast" model for one epoch on the bundled sample (seconds) and save it as this learner's Run 1."""
+    from convviz.data import load_sample
+    from convviz.jobs import SAMPLE_LABEL
+    from convviz.model import ScratchCNN, make_spec
+    from convviz.runs import RunStore
+    from convviz.train import TrainConfig, train
+
+    model = ScratchCNN(make_spec("fast", filters=(8, 16)), seed=0)
+    config = TrainConfig(epochs=1, batch_size=64, learning_rate=1e-3, seed=0)
+    history = train(model, load_sample(), config).snapshot()
+    store = RunStore(runs_dir / EXPORT_LEARNER)
+    settings = {"preset": "fast", "filters": [8, 16], "kernel_size": 3, "epochs": 1, "batch_size": 64,
+                "learning_rate": 1e-3, "seed": 0}
+    store.save(store.new_run_id("fast"), model, preset="fast", dataset=SAMPLE_LABEL, config=settings,
+               history=history, name="Run 1")
+
+
+def shoot_train_export(page):
+    """The saved run's downloads (weights, Keras script, .keras) and the shipped model's, under the run's charts."""
+    settle(page)
+    shipped = page.get_by_text("Take the shipped model home").first
+    shipped.wait_for(timeout=TIMEOUT)
+    shipped.scroll_into_view_if_needed()  # the page's end: both models' downloads, the run's actions above them
+    page.wait_for_timeout(500)
+
+
 PAGES = {  # name -> (url path, how to prepare it)
     "home": ("/", shoot_home),
     "convolution": ("/Convolution", shoot_convolution),
     "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
     "train": ("/Train", shoot_train),
+    "train_export": (f"/Train?learner={EXPORT_LEARNER}", shoot_train_export),
     "draw": ("/Draw", shoot_draw),
     "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
     "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
@@ -225,6 +258,8 @@ def main(argv=None) -> int:
         take(args.url, args.out, args.only, args.chromium)
         return 0
     with StreamlitServer() as server:
+        if "train_export" in args.only:
+            seed_export_run(server.runs_dir)
         take(server.url, args.out, args.only, args.chromium)
     return 0
 

@@ -4,7 +4,8 @@ Runs live in the runs folder of :class:`convviz.runs.RunStore` (``$CONVVIZ_RUNS_
 ``~/.convviz/runs``); the Dask workers write them while they train (:mod:`convviz.jobs`). A run has one
 name ("Run 3") and one test accuracy (:attr:`convviz.runs.RunRecord.test_accuracy`) wherever it is shown. Widget keys:
 ``runs_choice`` (the chosen run), ``runs_epochs_<run id>`` / ``runs_resume`` (resume), ``runs_use_on_draw``,
-``runs_delete`` / ``runs_delete_yes`` / ``runs_delete_no`` (delete, with a confirmation step). A file of the
+``runs_delete`` / ``runs_delete_yes`` / ``runs_delete_no`` (delete, with a confirmation step); the chosen run's
+downloads (weights, Keras script, ``.keras``) are :mod:`convviz.ui.export`'s ``export_run_*``. A file of the
 folder that cannot be listed as a run (:class:`convviz.runs.SkippedFile`) gets a warning of its own, with
 ``runs_discard_<digest>`` / ``runs_discard_yes`` / ``runs_discard_no`` to delete it; the other runs are listed as usual.
 """
@@ -17,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from convviz import figures_training as ft
+from convviz.ui import export as export_ui
 from convviz.ui import training as tr
 
 _PENDING_DELETE = "_runs_delete_pending"
@@ -185,3 +187,4 @@ def past_runs(busy: bool) -> None:
     left.plotly_chart(ft.metric_figure(snap, "loss", smoothing=0.8), key="runs_chart_loss")
     right.plotly_chart(ft.metric_figure(snap, "accuracy", smoothing=0.8), key="runs_chart_accuracy")
     _actions(record, busy)
+    export_ui.run_downloads(record)

@@ -600,3 +600,65 @@ def test_learners_never_see_a_traceback():
     value = settings["client"]["showErrorDetails"]
     assert value == "none" and value in {o.value for o in config.ShowErrorDetailsConfigOptions}
     assert math.isfinite(settings["server"]["maxUploadSize"])
+
+
+# --------------------------------------------------------------------------- kind 5 again: an edit sent with a resize
+BP_PAGE = ROOT / "pages" / "5_Backpropagation.py"
+EDITORS = [(CONV_PAGE, "conv_x", "Input"), (CONV_PAGE, "conv_k", "Kernel"), (BP_PAGE, "bp_x", "Input"),
+           (BP_PAGE, "bp_k", "Kernel"), (BP_PAGE, "bp_t", "Target")]
+
+
+@pytest.mark.parametrize("page, prefix, label", EDITORS, ids=[e[1] for e in EDITORS])
+def test_kind5_an_edit_sent_with_a_resize_is_kept(page, prefix, label):
+    """The resize callback runs before the page and rebuilds the editor: an edit in the same message was lost (the
+    cell stayed 1, no message). Now it is applied (or refused with a message) first, on every matrix editor."""
+    at = run_page(page)
+    rows, cols = at.session_state[f"{prefix}_current"].shape
+    key = lambda: f"{prefix}_editor_{at.session_state[f'{prefix}_ver']}"  # noqa: E731
+    # grow by a row (its callback) and edit (row 2, column 2) in the same message (the breaker's repro)
+    at.session_state[key()] = {"edited_rows": {1: {"2": "7"}}, "added_rows": [], "deleted_rows": []}
+    at.number_input(key=f"{prefix}_rows").set_value(rows + 1).run()
+    assert not at.exception, [e.value for e in at.exception]
+    current = at.session_state[f"{prefix}_current"]
+    assert current.shape == (rows + 1, cols) and current[1][1] == 7
+    # the same with Rows set without its callback (a script, a client that skips it): the fields and the matrix agree
+    at.session_state[key()] = {"edited_rows": {0: {"2": "6"}}}
+    at.session_state[f"{prefix}_rows"] = rows + 2
+    at.run()
+    current = at.session_state[f"{prefix}_current"]
+    assert current.shape == (rows + 2, cols) and current[0][1] == 6 and current[1][1] == 7
+    assert at.number_input(key=f"{prefix}_rows").value == rows + 2
+    # shrink to one row while editing row 2: hidden, not lost; growing brings it back
+    at.session_state[key()] = {"edited_rows": {1: {"1": "-3.5"}}}
+    at.number_input(key=f"{prefix}_rows").set_value(1).run()
+    assert at.session_state[f"{prefix}_current"].shape == (1, cols)
+    at.number_input(key=f"{prefix}_rows").set_value(rows).run()
+    current = at.session_state[f"{prefix}_current"]
+    assert current[1][0] == -3.5 and current[1][1] == 7
+    # a bad cell sent with a resize is refused with the usual message, its previous value kept
+    before = float(current[0][0])
+    at.session_state[key()] = {"edited_rows": {0: {"1": "abc"}, 1: {"2": "8"}}}
+    at.number_input(key=f"{prefix}_cols").set_value(cols - 1 if cols > 1 else 2).run()
+    assert not at.exception
+    assert any(f"{label} cell (row 1, column 1) is not a number ('abc')" in w.value for w in at.warning)
+    current = at.session_state[f"{prefix}_current"]
+    assert current[0][0] == before and current[1][1] == 8
+    # an out-of-range size with an edit: the size stays, the edit is kept (by the page's own run)
+    at.session_state[key()] = {"edited_rows": {0: {"1": "4"}}}
+    at.session_state[f"{prefix}_rows"] = None
+    at.run()
+    assert any(f"{label} Rows was left empty or out of range" in w.value for w in at.warning)
+    assert at.session_state[f"{prefix}_current"][0][0] == 4
+
+
+def test_kind5_the_resize_button_keeps_an_edit_of_the_target():
+    """The Backpropagation page's "Resize the target" button (a callback too) applies a pending edit first."""
+    at = run_page(BP_PAGE)
+    at.selectbox(key="bp_padding").select("same").run()
+    key = f"bp_t_editor_{at.session_state['bp_t_ver']}"
+    at.session_state[key] = {"edited_rows": {0: {"1": "9"}, 2: {"3": "x"}}}
+    at.button(key="bp_resize_ref").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    current = at.session_state["bp_t_current"]
+    assert current.shape == (5, 5) and current[0][0] == 9 and current[2][2] == 3  # the "x" refused: 3 kept
+    assert any("Target cell (row 3, column 3) is not a number ('x')" in w.value for w in at.warning)

@@ -98,10 +98,11 @@ def skipped_file(item) -> None:
     text.warning(f"A file in the runs folder was skipped, {item.name}: {item.reason.rstrip('.')}. It was left as it is; "
                  "your other runs are listed as usual.")
     digest = hashlib.sha1(item.name.encode("utf-8", "replace")).hexdigest()[:12]
-    pending = st.session_state.get(_PENDING_DISCARD) == item.name
-    button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending,
+    pending = item.deletable and st.session_state.get(_PENDING_DISCARD) == item.name
+    button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending or not item.deletable,
                   on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD, item.name),
-                  help=f"Delete the file {item.name} (asks for confirmation first).")
+                  help=f"Delete the file {item.name} (asks for confirmation first)." if item.deletable else
+                  "ConvViz never deletes a folder: move or remove it yourself if it is yours.")
     if pending:
         yes, no, _ = st.columns([3, 1, 2])
         yes.button(f"Yes, delete {item.name}", key="runs_discard_yes", type="primary", on_click=_discard,

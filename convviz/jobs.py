@@ -50,8 +50,8 @@ import numpy as np
 
 from convviz.config import check_run_length
 from convviz.npzfile import MAX_METADATA_CHARS, read_json_file
-from convviz.runs import (HISTORY_STATUSES, MAX_EPOCHS, RunStore, check_history, check_settings, check_time,
-                          check_timestamp_text, remove_entry)
+from convviz.runs import (HISTORY_STATUSES, MAX_EPOCHS, MAX_METADATA_VALUES, RunStore, check_history, check_settings,
+                          check_time, check_timestamp_text, remove_entry)
 
 __all__ = [
     "DEFAULT_MAX_JOBS", "FULL_LABEL", "JobFiles", "JobManager", "LEARNER_RE", "MAX_JOBS_ENV", "MAX_RECORD_BYTES",
@@ -73,6 +73,7 @@ _SUBMISSION_RE = re.compile(r"[0-9]{19,20}-[0-9a-f]{6}")
 MAX_RECORD_BYTES = MAX_METADATA_CHARS + 4 * 1024 * 1024
 """Largest job or progress record read back, bytes: a run's history plus the first layer's kernel."""
 _MAX_KERNEL_NUMBERS = 28 * 28 * 1024  # the first layer: kernel size and filters at their limits, one input channel
+_MAX_RECORD_VALUES = MAX_METADATA_VALUES + _MAX_KERNEL_NUMBERS  # a history and the first kernel, counted before parsing
 
 
 def max_jobs() -> tuple[int, str | None]:
@@ -203,7 +204,7 @@ def _check_progress(record: dict, where: str) -> dict:
 def _read_record(path: Path, what: str, check, problems: list | None) -> dict | None:
     """The checked JSON object in ``path``, or None when it is missing or invalid (the reason goes to ``problems``)."""
     try:
-        value = read_json_file(path, what, max_bytes=MAX_RECORD_BYTES)
+        value = read_json_file(path, what, max_bytes=MAX_RECORD_BYTES, max_values=_MAX_RECORD_VALUES)
         if not isinstance(value, dict):
             raise ValueError(f"{what} {str(path)!r} is not a JSON object")
         return check(value, f"{what} {path.name!r}")

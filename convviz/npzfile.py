@@ -283,7 +283,7 @@ def _depth(value, limit: int) -> int:
     return deepest
 
 
-def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH):
+def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH, max_values: int | None = None):
     """Parse JSON text read back from a file, within limits.
 
     Args:
@@ -291,13 +291,16 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
         where: the file (or part of it) in messages, e.g. ``"run file '/x/y.npz': metadata"``.
         max_chars: the most characters accepted.
         max_depth: the deepest nesting of lists / objects accepted.
+        max_values: the most values (list items and object members) accepted, or None for no limit; counted as
+            commas before parsing (an upper bound: commas in strings count too), so a file that holds too many
+            costs a scan, not a parse.
 
     Returns:
         The parsed value (dicts, lists, str, int, finite float, bool, None).
 
     Raises:
-        ValueError: not text, over ``max_chars``, :data:`MAX_JSON_CONTAINERS` or ``max_depth``, invalid JSON, or ``NaN`` /
-            ``Infinity``; the message names ``where`` and the limit.
+        ValueError: not text, over ``max_chars``, :data:`MAX_JSON_CONTAINERS`, ``max_values`` or ``max_depth``, invalid
+            JSON, or ``NaN`` / ``Infinity``; the message names ``where`` and the limit.
     """
     if isinstance(text, np.ndarray):
         if text.shape != () or text.dtype.kind != "U":
@@ -313,6 +316,11 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
     containers = text.count("{") + text.count("[")  # an upper bound (braces in strings count too), before parsing
     if containers > MAX_JSON_CONTAINERS:
         raise ValueError(f"{where} has up to {containers:,} lists / objects, over the limit of {MAX_JSON_CONTAINERS:,}")
+    if max_values is not None:
+        values = text.count(",") + 1  # an upper bound (commas in strings count too), before parsing
+        if values > max_values:
+            raise ValueError(f"{where} holds up to {values:,} values (counted as commas), over the limit of "
+                             f"{max_values:,}")
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
@@ -327,14 +335,14 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
     return value
 
 
-def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH):
+def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH, max_values: int | None = None):
     """Read a JSON file, checking its size on disk before reading it.
 
     Args:
         path: the file.
         what: how messages call it, e.g. ``"job record"``.
         max_bytes: the largest file accepted, bytes.
-        max_depth: as :func:`parse_json`.
+        max_depth, max_values: as :func:`parse_json`.
 
     Returns:
         The parsed value.
@@ -360,4 +368,4 @@ def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DE
         raise ValueError(f"{where} is not UTF-8 text ({exc})") from None
     except (OSError, MemoryError) as exc:
         raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
-    return parse_json(text, where, max_chars=max_bytes, max_depth=max_depth)
+    return parse_json(text, where, max_chars=max_bytes, max_depth=max_depth, max_values=max_values)

@@ -32,9 +32,9 @@ from pathlib import Path
 from convviz.config import MAX_HISTORY_BATCHES
 from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, parse_json, read_npz
 
-__all__ = ["HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS", "MAX_HISTORY_BATCHES", "RUNS_DIR_ENV", "RunRecord",
-           "RunStore", "SkippedFile", "check_history", "check_settings", "check_time", "check_timestamp_text",
-           "default_runs_dir", "remove_entry"]
+__all__ = ["HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS", "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES",
+           "RUNS_DIR_ENV", "RunRecord", "RunStore", "SkippedFile", "check_history", "check_settings", "check_time",
+           "check_timestamp_text", "default_runs_dir", "remove_entry"]
 
 RUNS_DIR_ENV = "CONVVIZ_RUNS_DIR"
 _RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}")  # [0-9], not \d: no other scripts' digits
@@ -49,6 +49,10 @@ MAX_CLOCK_SKEW_S = 300.0
 """A time read back from disk (a heartbeat, a submission, a run's last save) may be at most this many seconds
 ahead of this machine's clock (machines sharing a runs folder disagree a little); later is refused."""
 _EARLIEST = 1_577_836_800.0  # 2020-01-01 UTC: no ConvViz run is older
+MAX_METADATA_VALUES = 2 * MAX_HISTORY_BATCHES + 2 * MAX_EPOCHS + 10_000
+"""Most values in a run's metadata JSON (counted as commas before parsing): two per batch and two per epoch of the
+longest history, plus room for the settings and text. More is refused before the JSON is parsed (the breaker's
+2.3-million-batch history took seconds to parse on every Train page render)."""
 
 
 def default_runs_dir() -> Path:
@@ -426,7 +430,7 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return model.save(path, metadata=metadata)
 
-    def list_runs(self) -> tuple[list[RunRecord], list[SkippedFile]]:
+    def list_runs(self, read=None) -> tuple[list[RunRecord], list[SkippedFile]]:
         """Every readable run, newest first, and a :class:`SkippedFile` for each other ``.npz`` in the folder.
 
         Only ``*.npz`` files whose names are run ids can be runs; temporary files
@@ -435,6 +439,10 @@ class RunStore:
         :data:`convviz.npzfile.MODEL_LIMITS`); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
         type, no memory for it) skips that file only.
+
+        Args:
+            read: ``callable(path) -> RunRecord`` used for each file instead of :meth:`read_record` (the Train page
+                passes one that caches the record per file version); it raises as :meth:`read_record` does.
 
         Returns:
             ``(records, skipped)``.
@@ -451,7 +459,7 @@ class RunStore:
             if path.name.startswith("."):
                 continue
             try:
-                records.append(self._record(path))
+                records.append((read or self.read_record)(path))
             except (ValueError, OSError) as exc:  # FileNotFoundError: deleted meanwhile
                 folder = os.path.isdir(path) and not os.path.islink(path)
                 skipped.append(SkippedFile(path.name, str(exc), deletable=not folder))
@@ -460,7 +468,14 @@ class RunStore:
         records.sort(key=lambda r: r.run_id, reverse=True)
         return records, skipped
 
-    def _record(self, path: Path) -> RunRecord:
+    def read_record(self, path: Path) -> RunRecord:
+        """The record of the run file at ``path`` in this folder (metadata only), as :meth:`list_runs` reads it.
+
+        Raises:
+            ValueError: not a run file name, no file (:meth:`entry_problem`), or metadata that fails a check.
+            OSError: the file cannot be read.
+        """
+        path = Path(path)
         if not _RUN_ID_RE.fullmatch(path.stem):
             raise ValueError("not a ConvViz run file name")
         problem = self.entry_problem(path)
@@ -469,7 +484,8 @@ class RunStore:
         arrays = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS)
         if "metadata" not in arrays:
             raise ValueError("no run metadata (a plain model file?)")
-        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS)
+        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS,
+                          max_values=MAX_METADATA_VALUES)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
         missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
@@ -505,7 +521,7 @@ class RunStore:
         if not os.path.lexists(path):
             raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
         try:
-            return self._record(path)
+            return self.read_record(path)
         except FileNotFoundError:
             raise
         except (ValueError, OSError) as exc:

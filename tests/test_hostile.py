@@ -847,6 +847,10 @@ def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypa
     with pytest.raises(ValueError, match=r"\['batch_loss'\] has 500,001 values, over the limit of "
                                          r"MAX_HISTORY_BATCHES=500,000"):
         check_history(dict(_history(), batch_loss=["not even numbers"] * n, batch_accuracy=[0.5] * n))
+    from convviz.npzfile import parse_json as parse  # the metadata's values are counted before it is parsed
+
+    with pytest.raises(ValueError, match=r"metadata holds up to 2,000,000 values \(counted as commas\), over the limit"):
+        parse(json.dumps({"history": {"batch_loss": [0.5] * 2_000_000}}), "metadata", 10**8, max_values=1_030_000)
     with pytest.raises(ValueError, match="over the limit of MAX_EPOCHS=10,000"):
         check_history(dict(_history(), epoch_test_loss=[1.0] * 10_001))
     with pytest.raises(ValueError, match=r"epochs=100 x batches_per_epoch=7500 = 750,000 batches is over the limit"):
@@ -859,7 +863,7 @@ def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypa
                    lambda m: dict(m, history=dict(m["history"], batch_loss=[0.5] * big, batch_accuracy=[0.9] * big)))
     at = _train_page(monkeypatch, tmp_path)
     (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
-    assert "['batch_loss'] has 2,300,000 values, over the limit of MAX_HISTORY_BATCHES=500,000" in warning
+    assert "holds up to 4,600," in warning and "values (counted as commas), over the limit of 1,030,000" in warning
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
 
 

@@ -351,7 +351,7 @@ class RunStore:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         while True:
             run_id = f"{stamp}-{preset}-{secrets.token_hex(3)}"
-            if not self.path(run_id).exists():
+            if not os.path.lexists(self.path(run_id)):  # a link to nothing is taken too
                 return run_id
 
     def entry_problem(self, path: Path) -> str | None:

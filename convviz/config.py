@@ -7,7 +7,26 @@ import math
 from dataclasses import dataclass
 from numbers import Integral, Real
 
-__all__ = ["TrainConfig"]
+__all__ = ["MAX_HISTORY_BATCHES", "TrainConfig", "check_run_length"]
+
+MAX_HISTORY_BATCHES = 500_000
+"""Most batches one run may train and record (its history keeps a loss and an accuracy per batch, and is read
+back from disk on every Train page render). The Train page's longest run, 50 epochs at batch size 8 on the full
+MNIST, is 375,000; a history read back with more is refused (:func:`convviz.runs.check_history`)."""
+
+
+def check_run_length(epochs: int, batches_per_epoch: int) -> None:
+    """Refuse a run whose history would pass :data:`MAX_HISTORY_BATCHES` (it could not be read back).
+
+    Raises:
+        ValueError: ``epochs * batches_per_epoch`` over the limit, echoing both, e.g.
+            ``"a run of epochs=100 x batches_per_epoch=7500 = 750,000 batches is over the limit of ..."``.
+    """
+    total = int(epochs) * int(batches_per_epoch)
+    if total > MAX_HISTORY_BATCHES:
+        raise ValueError(f"a run of epochs={epochs} x batches_per_epoch={batches_per_epoch} = {total:,} batches is "
+                         f"over the limit of MAX_HISTORY_BATCHES={MAX_HISTORY_BATCHES:,} (its history could not be "
+                         "read back); train fewer epochs or use a larger batch size")
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,8 @@ def load_mnist(path=None, download: bool = True):
             tried.append(f"{label}: {why_none}")
         elif candidate.is_file():
             return read_mnist_file(candidate)
+        elif candidate.is_dir():
+            tried.append(f"{label}: {str(candidate)!r} is a folder, not a file (give the path of mnist.npz itself)")
         else:
             tried.append(f"{label}: no file at {str(candidate)!r}")
     if download:

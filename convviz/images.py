@@ -23,7 +23,8 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-__all__ = ["ALLOWED_FORMATS", "MAX_PIXELS", "MAX_UPLOAD_BYTES", "decode_upload", "fit_image", "to_model_input"]
+__all__ = ["ALLOWED_FORMATS", "MAX_PIXELS", "MAX_UPLOAD_BYTES", "decode_canvas", "decode_upload", "fit_image",
+           "to_model_input"]
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 """Largest accepted upload, bytes (5 MB)."""
@@ -52,6 +53,54 @@ def _text_chunk_message(exc: ValueError) -> str | None:
     return None
 
 
+def _open_checked(data: bytes, max_side: int | None, refuse_side: int | None = None) -> Image.Image:
+    """Open ``data`` with Pillow after the size, format and pixel-count checks, decoded (``load``); see
+    :func:`decode_upload` for what is refused. ``max_side`` lets a JPEG decode at a reduced scale; a side over
+    ``refuse_side`` is refused before decoding."""
+    if data is None or len(data) == 0:
+        raise ValueError("the uploaded file is empty (0 bytes); choose a PNG or JPEG image")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValueError(
+            f"the uploaded file is {len(data) / 1e6:.1f} MB, over the 5 MB limit; upload a smaller PNG or JPEG"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format
+            if fmt not in ALLOWED_FORMATS:
+                raise _Refused(
+                    f"the uploaded file is a {fmt or 'unknown'} image; only PNG and JPEG are accepted"
+                )
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise _Refused(f"the uploaded image has no pixels ({w}x{h}); choose another image")
+            if w * h > MAX_PIXELS:
+                raise _Refused(
+                    f"the uploaded image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,} "
+                    "(it may be a decompression bomb); upload a smaller image"
+                )
+            if refuse_side is not None and max(w, h) > refuse_side:
+                raise _Refused(f"the drawing is {w}x{h} pixels, larger than the canvas (at most {refuse_side} a side)")
+            if max_side is not None and fmt in ("JPEG", "MPO"):
+                img.draft(img.mode, (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale when that is enough
+            img.load()
+    except _Refused:
+        raise
+    except ValueError as exc:  # Pillow's own refusals (a PNG text chunk that inflates too far, ...)
+        advice = _text_chunk_message(exc)
+        raise ValueError(advice or f"the uploaded image could not be decoded ({exc}); it may be corrupt") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"the uploaded image is too large to decode safely ({exc}); upload a smaller image") from None
+    except UnidentifiedImageError:
+        raise ValueError("the uploaded file is not a readable image; upload a PNG or JPEG") from None
+    except (OSError, SyntaxError, EOFError, struct.error, IndexError, TypeError, MemoryError) as exc:
+        raise ValueError(f"the uploaded image could not be decoded ({type(exc).__name__}: {exc}); it may be "
+                         "truncated or corrupt") from None
+
+    return img
+
+
 def decode_upload(data: bytes, mode: str = "L", max_side: int | None = None) -> np.ndarray:
     """Decode an uploaded PNG or JPEG into a uint8 array, upright as its EXIF orientation says.
 
@@ -77,45 +126,7 @@ def decode_upload(data: bytes, mode: str = "L", max_side: int | None = None) -> 
         raise ValueError(f"mode must be 'L' (grayscale) or 'RGB', got mode={mode!r}")
     if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
         raise ValueError(f"max_side must be an integer >= 1 or None, got max_side={max_side!r}")
-    if data is None or len(data) == 0:
-        raise ValueError("the uploaded file is empty (0 bytes); choose a PNG or JPEG image")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ValueError(
-            f"the uploaded file is {len(data) / 1e6:.1f} MB, over the 5 MB limit; upload a smaller PNG or JPEG"
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            fmt = img.format
-            if fmt not in ALLOWED_FORMATS:
-                raise _Refused(
-                    f"the uploaded file is a {fmt or 'unknown'} image; only PNG and JPEG are accepted"
-                )
-            w, h = img.size
-            if w < 1 or h < 1:
-                raise _Refused(f"the uploaded image has no pixels ({w}x{h}); choose another image")
-            if w * h > MAX_PIXELS:
-                raise _Refused(
-                    f"the uploaded image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,} "
-                    "(it may be a decompression bomb); upload a smaller image"
-                )
-            if max_side is not None and fmt in ("JPEG", "MPO"):
-                img.draft(img.mode, (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale when that is enough
-            img.load()
-    except _Refused:
-        raise
-    except ValueError as exc:  # Pillow's own refusals (a PNG text chunk that inflates too far, ...)
-        advice = _text_chunk_message(exc)
-        raise ValueError(advice or f"the uploaded image could not be decoded ({exc}); it may be corrupt") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ValueError(f"the uploaded image is too large to decode safely ({exc}); upload a smaller image") from None
-    except UnidentifiedImageError:
-        raise ValueError("the uploaded file is not a readable image; upload a PNG or JPEG") from None
-    except (OSError, SyntaxError, EOFError, struct.error, IndexError, TypeError, MemoryError) as exc:
-        raise ValueError(f"the uploaded image could not be decoded ({type(exc).__name__}: {exc}); it may be "
-                         "truncated or corrupt") from None
-
+    img = _open_checked(data, max_side)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # noqa: BLE001 - a damaged EXIF block: keep the picture as it was stored
@@ -144,6 +155,30 @@ def decode_upload(data: bytes, mode: str = "L", max_side: int | None = None) -> 
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
+
+
+def decode_canvas(data: bytes, max_side: int) -> np.ndarray:
+    """Decode the drawing canvas's picture (a PNG its client sends, so untrusted) into RGBA pixels.
+
+    The same checks as :func:`decode_upload` (size, format, pixel count before decoding, metadata chunks),
+    then: PNG only, and at most ``max_side`` pixels a side (the canvas's own size times the screen's pixel
+    ratio), so a crafted message cannot make the page work on a huge picture.
+
+    Args:
+        data: the PNG's bytes.
+        max_side: the largest accepted width or height, pixels.
+
+    Returns:
+        uint8 ``(height, width, 4)``.
+
+    Raises:
+        ValueError: as :func:`decode_upload`, or not a PNG, or a side over ``max_side``, e.g.
+            ``"the drawing is 20000x20000 pixels, larger than the canvas (at most 1120 a side)"``.
+    """
+    img = _open_checked(data, None, refuse_side=max_side)
+    if img.format != "PNG":
+        raise ValueError(f"the drawing is a {img.format} image, not the canvas's PNG")
+    return np.asarray(img.convert("RGBA"), dtype=np.uint8)
 
 
 def to_model_input(image: np.ndarray, size: int = 28) -> tuple[np.ndarray, bool]:

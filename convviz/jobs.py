@@ -48,8 +48,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from convviz.config import check_run_length
 from convviz.npzfile import MAX_METADATA_CHARS, read_json_file
-from convviz.runs import HISTORY_STATUSES, RunStore, check_history, check_settings
+from convviz.runs import (HISTORY_STATUSES, MAX_EPOCHS, MAX_METADATA_VALUES, RunStore, check_history, check_settings,
+                          check_time, check_timestamp_text, remove_entry)
 
 __all__ = [
     "DEFAULT_MAX_JOBS", "FULL_LABEL", "JobFiles", "JobManager", "LEARNER_RE", "MAX_JOBS_ENV", "MAX_RECORD_BYTES",
@@ -71,6 +73,7 @@ _SUBMISSION_RE = re.compile(r"[0-9]{19,20}-[0-9a-f]{6}")
 MAX_RECORD_BYTES = MAX_METADATA_CHARS + 4 * 1024 * 1024
 """Largest job or progress record read back, bytes: a run's history plus the first layer's kernel."""
 _MAX_KERNEL_NUMBERS = 28 * 28 * 1024  # the first layer: kernel size and filters at their limits, one input channel
+_MAX_RECORD_VALUES = MAX_METADATA_VALUES + _MAX_KERNEL_NUMBERS  # a history and the first kernel, counted before parsing
 
 
 def max_jobs() -> tuple[int, str | None]:
@@ -147,10 +150,9 @@ def _text(record: dict, key: str, limit: int, where: str) -> str:
 
 
 def _time(record: dict, key: str, where: str) -> float:
-    value = record.get(key, 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e11:
-        raise ValueError(f"{where}[{key!r}] must be seconds since 1970, got {str(value)[:60]}")
-    return float(value)
+    """A time of a record (seconds since 1970): finite, from 2020, not in the future (:func:`convviz.runs.check_time`);
+    a heartbeat far in the future would keep a dead run "running" for ever."""
+    return check_time(record.get(key), where, key)
 
 
 def _check_job(record: dict, where: str) -> dict:
@@ -158,7 +160,8 @@ def _check_job(record: dict, where: str) -> dict:
     job = {"run_id": _text(record, "run_id", 64, where), "submission": _text(record, "submission", 32, where),
            "submitted_at": _time(record, "submitted_at", where), "submitted": record.get("submitted") is True,
            "name": _text(record, "name", 64, where), "dataset": _text(record, "dataset", 200, where),
-           "created": _text(record, "created", 64, where), "resume": record.get("resume") is True,
+           "created": check_timestamp_text(record.get("created"), where, "created"),
+           "resume": record.get("resume") is True,
            "settings": check_settings(record.get("settings") or {}, f"{where}['settings']")}
     number = record.get("number")
     if number is not None and (isinstance(number, bool) or not isinstance(number, int) or not 1 <= number < 10**9):
@@ -201,7 +204,7 @@ def _check_progress(record: dict, where: str) -> dict:
 def _read_record(path: Path, what: str, check, problems: list | None) -> dict | None:
     """The checked JSON object in ``path``, or None when it is missing or invalid (the reason goes to ``problems``)."""
     try:
-        value = read_json_file(path, what, max_bytes=MAX_RECORD_BYTES)
+        value = read_json_file(path, what, max_bytes=MAX_RECORD_BYTES, max_values=_MAX_RECORD_VALUES)
         if not isinstance(value, dict):
             raise ValueError(f"{what} {str(path)!r} is not a JSON object")
         return check(value, f"{what} {path.name!r}")
@@ -277,6 +280,25 @@ class JobFiles:
         """Replace the progress record atomically."""
         _write_json(self.progress_path(run_id), progress)
 
+    def request_stop(self, run_id: str) -> None:
+        """Create the stop file ``<run id>.stop`` (any web server sharing the runs root may).
+
+        A link with that name is removed first, never followed (nothing outside the runs folder is created
+        or touched).
+
+        Raises:
+            ValueError: a malformed run id, or a folder with the stop file's name (it is left as it is).
+            OSError: the folder cannot be written.
+        """
+        path = self.stop_path(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.islink(path):
+            remove_entry(path)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o644))
+        except IsADirectoryError:
+            raise ValueError(f"cannot ask run {run_id} to stop: {str(path)!r} is a folder, not a file") from None
+
     def stop_requested(self, run_id: str) -> bool:
         """Whether a stop was asked for (by any web server sharing the runs root)."""
         return self.stop_path(run_id).exists()
@@ -320,19 +342,13 @@ class JobFiles:
 
     def unqueue(self, run_id: str, submission: str) -> None:
         """Remove the run's queue marker (it started, or will never start)."""
-        try:
-            self.marker_path(run_id, submission).unlink()
-        except FileNotFoundError:
-            pass
+        remove_entry(self.marker_path(run_id, submission))
 
     def forget(self, run_id: str) -> None:
         """Delete the run's job files (not its checkpoint): job record, progress, stop request, claims."""
         for path in [self.job_path(run_id), self.progress_path(run_id), self.stop_path(run_id),
                      *self.store.root.glob(f"{run_id}.*.claim")]:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+            remove_entry(path)  # a folder with such a name is left as it is
 
 
 @dataclass
@@ -941,8 +957,8 @@ class JobManager:
         submitted_ns = time.time_ns()
         submission = f"{submitted_ns:019d}-{secrets.token_hex(3)}"
         for old in files.store.root.glob(f"{run_id}.*.claim"):
-            old.unlink(missing_ok=True)
-        files.stop_path(run_id).unlink(missing_ok=True)
+            remove_entry(old)
+        remove_entry(files.stop_path(run_id))
         job = dict(job, run_id=run_id, submission=submission, submitted_at=submitted_ns / 1e9, submitted=False)
         _write_json(files.job_path(run_id), job)
         marker = files.marker_path(run_id, submission)
@@ -991,7 +1007,8 @@ class JobManager:
 
         Raises:
             ValueError: the run is still going, its checkpoint is unreadable, or ``epochs`` is not
-                more than the epochs it has done.
+                more than the epochs it has done, over :data:`convviz.runs.MAX_EPOCHS`, or more batches in all
+                than :data:`convviz.config.MAX_HISTORY_BATCHES`.
             FileNotFoundError: no such saved run.
         """
         state = self.state(files, run_id)
@@ -1004,8 +1021,11 @@ class JobManager:
         for key in ("batch_size", "learning_rate", "seed", "filters", "kernel_size"):
             if key not in settings:
                 raise ValueError(f"its saved settings have no {key}")
+        if epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be at most {MAX_EPOCHS:,}, got epochs={epochs!r}")
         n = len(load_dataset(record.dataset)[0][0]) if record.dataset == SAMPLE_LABEL else None
         bpe = int(record.history.get("batches_per_epoch", 0))
+        check_run_length(epochs, bpe)  # its history could not be read back
         if n is not None and bpe and bpe != -(-n // int(settings["batch_size"])):
             raise ValueError(f"the saved run had {bpe} batches per epoch but these data and batch size give "
                              f"{-(-n // int(settings['batch_size']))}; resume with the same dataset and batch size")
@@ -1022,9 +1042,12 @@ class JobManager:
         """Ask the run to stop: it ends after the current batch (its model and history are saved).
 
         A run that has not started yet is stopped at once and will not start.
+
+        Raises:
+            ValueError: as :meth:`JobFiles.request_stop` (a folder where the stop file goes).
+            OSError: the runs folder cannot be written.
         """
-        files.stop_path(run_id).parent.mkdir(parents=True, exist_ok=True)
-        files.stop_path(run_id).touch()
+        files.request_stop(run_id)
         state = self.state(files, run_id)
         job = files.read_job(run_id) or {}
         if state is not None and state.state in ("waiting", "queued"):

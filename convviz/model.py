@@ -524,7 +524,7 @@ def load_model(path) -> ScratchCNN:
         FileNotFoundError: no file at ``path``.
         ValueError: a truncated, corrupt or mismatched file (unreadable zip,
             missing or extra arrays, wrong shapes, unknown layer types or
-            arguments, non-finite weights), naming the file.
+            arguments, non-finite weights), or a folder or named pipe at ``path``, naming the path.
     """
     return _read_model_file(path)[0]
 

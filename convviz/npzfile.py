@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -33,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MAX_JSON_CONTAINERS", "MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits", "parse_json", "read_json_file",
-           "read_npz"]
+__all__ = ["MAX_JSON_CONTAINERS", "MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits",
+           "entry_kind", "open_regular_file", "parse_json", "read_json_file", "read_npz"]
 
 _MiB = 1024 * 1024
 MAX_JSON_DEPTH = 16
@@ -89,6 +91,49 @@ class _Refused(ValueError):
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
+
+
+def entry_kind(mode: int) -> str:
+    """What a file-system entry is, from its ``st_mode``: ``"file"``, ``"folder"``, ``"link"``, ``"named pipe"``,
+    ``"socket"``, ``"device"`` or ``"special file"``."""
+    for test, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"), (stat.S_ISLNK, "link"),
+                       (stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "device"),
+                       (stat.S_ISBLK, "device")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def open_regular_file(path, where: str):
+    """Open ``path`` for reading in binary mode, only if it is (or links to) a regular file.
+
+    Opened without blocking (``O_NONBLOCK``: a named pipe would otherwise wait forever for a writer), then
+    checked on the open handle (``fstat``), so what is read is what was checked.
+
+    Args:
+        path: the file.
+        where: the file in messages, e.g. ``"model file '/x/y.npz'"``.
+
+    Returns:
+        ``(handle, size)``: a binary file object (the caller closes it) and its size in bytes.
+
+    Raises:
+        FileNotFoundError: nothing at ``path`` (or a link to nothing).
+        ValueError: a folder, named pipe, socket or device, e.g. ``"model file '/x' is a folder, not a file"``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except IsADirectoryError:
+        raise _Refused(f"{where} is a folder, not a file") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Refused(f"{where} is a {entry_kind(info.st_mode)}, not a file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _check_directory(handle, size: int, where: str, limits: NpzLimits) -> None:
@@ -162,8 +207,9 @@ def read_npz(path, what: str, keys=None, limits: NpzLimits = MODEL_LIMITS) -> di
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        ValueError: a file over a limit (its size, member count, a member's or all members' declared
-            uncompressed size, an array's declared size, the number of dimensions), not a zip archive
+        ValueError: a folder, named pipe or device instead of a file; a file over a limit (its size, member
+            count, a member's or all members' declared uncompressed size, an array's declared size, the
+            number of dimensions), not a zip archive
             (truncated, or another kind of file), an array of objects (pickles), duplicate or foreign
             members, or a damaged member. The message names the file and, for a limit, the limit.
 
@@ -172,14 +218,18 @@ def read_npz(path, what: str, keys=None, limits: NpzLimits = MODEL_LIMITS) -> di
         {'format_version': array(1)}
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {what} file at {str(path)!r}")
     where = f"{what} file {str(path)!r}"
     try:
-        size = path.stat().st_size
-        if size > limits.max_file_bytes:
-            raise _Refused(f"{where} is {_mb(size)}, over the limit of {_mb(limits.max_file_bytes)} for a {what} file")
-        with open(path, "rb") as handle:
+        handle, size = open_regular_file(path, where)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} file at {str(path)!r}") from None
+    except OSError as exc:
+        raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        with handle:
+            if size > limits.max_file_bytes:
+                raise _Refused(f"{where} is {_mb(size)}, over the limit of {_mb(limits.max_file_bytes)} for a "
+                               f"{what} file")
             _check_directory(handle, size, where, limits)
             handle.seek(0)
             with zipfile.ZipFile(handle) as archive:
@@ -233,7 +283,7 @@ def _depth(value, limit: int) -> int:
     return deepest
 
 
-def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH):
+def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH, max_values: int | None = None):
     """Parse JSON text read back from a file, within limits.
 
     Args:
@@ -241,13 +291,16 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
         where: the file (or part of it) in messages, e.g. ``"run file '/x/y.npz': metadata"``.
         max_chars: the most characters accepted.
         max_depth: the deepest nesting of lists / objects accepted.
+        max_values: the most values (list items and object members) accepted, or None for no limit; counted as
+            commas before parsing (an upper bound: commas in strings count too), so a file that holds too many
+            costs a scan, not a parse.
 
     Returns:
         The parsed value (dicts, lists, str, int, finite float, bool, None).
 
     Raises:
-        ValueError: not text, over ``max_chars``, :data:`MAX_JSON_CONTAINERS` or ``max_depth``, invalid JSON, or ``NaN`` /
-            ``Infinity``; the message names ``where`` and the limit.
+        ValueError: not text, over ``max_chars``, :data:`MAX_JSON_CONTAINERS`, ``max_values`` or ``max_depth``, invalid
+            JSON, or ``NaN`` / ``Infinity``; the message names ``where`` and the limit.
     """
     if isinstance(text, np.ndarray):
         if text.shape != () or text.dtype.kind != "U":
@@ -263,6 +316,11 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
     containers = text.count("{") + text.count("[")  # an upper bound (braces in strings count too), before parsing
     if containers > MAX_JSON_CONTAINERS:
         raise ValueError(f"{where} has up to {containers:,} lists / objects, over the limit of {MAX_JSON_CONTAINERS:,}")
+    if max_values is not None:
+        values = text.count(",") + 1  # an upper bound (commas in strings count too), before parsing
+        if values > max_values:
+            raise ValueError(f"{where} holds up to {values:,} values (counted as commas), over the limit of "
+                             f"{max_values:,}")
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
@@ -277,14 +335,14 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
     return value
 
 
-def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH):
+def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH, max_values: int | None = None):
     """Read a JSON file, checking its size on disk before reading it.
 
     Args:
         path: the file.
         what: how messages call it, e.g. ``"job record"``.
         max_bytes: the largest file accepted, bytes.
-        max_depth: as :func:`parse_json`.
+        max_depth, max_values: as :func:`parse_json`.
 
     Returns:
         The parsed value.
@@ -296,10 +354,13 @@ def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DE
     path = Path(path)
     where = f"{what} {str(path)!r}"
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise _Refused(f"{where} is {size:,} bytes, over the limit of {max_bytes:,} bytes")
-        raw = path.read_bytes()[: max_bytes + 1]  # the file may have grown since
+        handle, size = open_regular_file(path, where)
+        with handle:
+            if size > max_bytes:
+                raise _Refused(f"{where} is {size:,} bytes, over the limit of {max_bytes:,} bytes")
+            raw = handle.read(max_bytes + 1)  # the file may have grown since it was checked
+        if len(raw) > max_bytes:
+            raise _Refused(f"{where} is over {max_bytes:,} bytes, the limit")
         text = raw.decode("utf-8")
     except (_Refused, FileNotFoundError):
         raise
@@ -307,4 +368,4 @@ def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DE
         raise ValueError(f"{where} is not UTF-8 text ({exc})") from None
     except (OSError, MemoryError) as exc:
         raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
-    return parse_json(text, where, max_chars=max_bytes, max_depth=max_depth)
+    return parse_json(text, where, max_chars=max_bytes, max_depth=max_depth, max_values=max_values)

@@ -23,18 +23,21 @@ import math
 import os
 import re
 import secrets
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz
+from convviz.config import MAX_HISTORY_BATCHES
+from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, parse_json, read_npz
 
-__all__ = ["HISTORY_STATUSES", "MAX_EPOCHS", "RUNS_DIR_ENV", "RunRecord", "RunStore", "SkippedFile", "check_history",
-           "check_settings", "default_runs_dir"]
+__all__ = ["HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS", "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES",
+           "RUNS_DIR_ENV", "RunRecord", "RunStore", "SkippedFile", "check_history", "check_settings", "check_time",
+           "check_timestamp_text", "default_runs_dir", "remove_entry"]
 
 RUNS_DIR_ENV = "CONVVIZ_RUNS_DIR"
-_RUN_ID_RE = re.compile(r"\d{8}-\d{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}")
+_RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}")  # [0-9], not \d: no other scripts' digits
 MAX_EPOCHS = 10_000
 """Most epochs a run read back from disk may have planned or done."""
 HISTORY_STATUSES = ("pending", "waiting", "queued", "loading", "running", "stopped", "finished", "failed",
@@ -42,6 +45,14 @@ HISTORY_STATUSES = ("pending", "waiting", "queued", "loading", "running", "stopp
 """Statuses a history read back from disk may have."""
 _MAX_COUNT = 10**9  # batches, steps: far beyond any real run
 _MAX_TEXT = 4000  # characters of an error message kept from disk
+MAX_CLOCK_SKEW_S = 300.0
+"""A time read back from disk (a heartbeat, a submission, a run's last save) may be at most this many seconds
+ahead of this machine's clock (machines sharing a runs folder disagree a little); later is refused."""
+_EARLIEST = 1_577_836_800.0  # 2020-01-01 UTC: no ConvViz run is older
+MAX_METADATA_VALUES = 2 * MAX_HISTORY_BATCHES + 2 * MAX_EPOCHS + 10_000
+"""Most values in a run's metadata JSON (counted as commas before parsing): two per batch and two per epoch of the
+longest history, plus room for the settings and text. More is refused before the JSON is parsed (the breaker's
+2.3-million-batch history took seconds to parse on every Train page render)."""
 
 
 def default_runs_dir() -> Path:
@@ -85,6 +96,49 @@ def _text(value, where: str, key: str, limit: int, optional: bool = False) -> st
     except UnicodeEncodeError:
         raise _problem(where, key, "text that UTF-8 can encode", ascii(value)) from None
     return value
+
+
+def check_time(value, where: str, key: str, now: float | None = None) -> float:
+    """A time read back from disk, in seconds since 1970 (UTC), checked: a finite number from 2020 to now.
+
+    Args:
+        value: the value read.
+        where, key: its place in messages.
+        now: the present (seconds); the clock when None. Up to :data:`MAX_CLOCK_SKEW_S` later is accepted.
+
+    Returns:
+        The time as a float.
+
+    Raises:
+        ValueError: not a number, not finite, before 2020 or in the future, e.g. ``"progress record 'x'['heartbeat']
+            must be seconds since 1970, from 2020 to now (at most 300 s ahead), got 99000000000.0"``.
+    """
+    now = time.time() if now is None else now
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not _EARLIEST <= value <= now + MAX_CLOCK_SKEW_S:
+        raise _problem(where, key, f"seconds since 1970, from 2020 to now (at most {MAX_CLOCK_SKEW_S:g} s ahead)",
+                       value)
+    return float(value)
+
+
+def check_timestamp_text(value, where: str, key: str, now: float | None = None) -> str:
+    """An ISO 8601 time read back from disk (``"2026-01-02T03:04:05+00:00"``), checked like :func:`check_time`.
+
+    Raises:
+        ValueError: not such text (64 characters at most, with a time zone), or a time before 2020 or in the future.
+    """
+    text = _text(value, where, key, 64)
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise _problem(where, key, "an ISO 8601 time with its time zone", text) from None
+    now = time.time() if now is None else now
+    if not _EARLIEST <= seconds <= now + MAX_CLOCK_SKEW_S:
+        raise _problem(where, key, f"a time from 2020 to now (at most {MAX_CLOCK_SKEW_S:g} s ahead)", text)
+    return text
 
 
 def check_settings(settings, where: str = "config") -> dict:
@@ -138,7 +192,8 @@ def check_history(history, where: str = "history") -> dict:
     test loss and accuracy per finished ``epoch``; ``epoch``, ``batch``, ``batches_per_epoch``
     integers >= 0; ``epochs`` 0 to :data:`MAX_EPOCHS`; ``samples_per_second``, ``elapsed_s`` finite
     numbers >= 0; ``eta_s`` and ``final_test_loss`` / ``final_test_accuracy`` such a number or None;
-    ``status`` one of :data:`HISTORY_STATUSES`; ``error`` text or None. Other keys are dropped.
+    ``status`` one of :data:`HISTORY_STATUSES`; ``error`` text or None. Other keys are dropped. At most
+    :data:`MAX_HISTORY_BATCHES` batch values and :data:`MAX_EPOCHS` test values (counted before any is checked).
 
     Args:
         history: the value read (a dict).
@@ -156,6 +211,12 @@ def check_history(history, where: str = "history") -> dict:
          "batch": 0, "batches_per_epoch": 0, "epochs": 0, "samples_per_second": 0.0, "elapsed_s": 0.0, "eta_s": None,
          "status": "pending", "error": None}
     h.update({k: v for k, v in history.items() if k in h or k in ("final_test_loss", "final_test_accuracy")})
+    for key, limit, name in (("batch_loss", MAX_HISTORY_BATCHES, "MAX_HISTORY_BATCHES"),
+                             ("batch_accuracy", MAX_HISTORY_BATCHES, "MAX_HISTORY_BATCHES"),
+                             ("epoch_test_loss", MAX_EPOCHS, "MAX_EPOCHS"),
+                             ("epoch_test_accuracy", MAX_EPOCHS, "MAX_EPOCHS")):
+        if isinstance(h[key], list) and len(h[key]) > limit:  # before a number of them is looked at
+            raise ValueError(f"{where}[{key!r}] has {len(h[key]):,} values, over the limit of {name}={limit:,}")
     for key in ("batch_loss", "epoch_test_loss"):
         h[key] = _numbers(h, key, where, 0.0, math.inf)
     for key in ("batch_accuracy", "epoch_test_accuracy"):
@@ -189,10 +250,13 @@ class SkippedFile:
     Attributes:
         name: the file's name in the folder.
         reason: why, e.g. ``"not a .npz archive (truncated, or another kind of file)"``.
+        deletable: whether :meth:`RunStore.discard` may remove it (False for a folder: ConvViz never
+            deletes a folder it did not create).
     """
 
     name: str
     reason: str
+    deletable: bool = True
 
     def __str__(self) -> str:
         return f"skipped {self.name}: {self.reason}"
@@ -240,6 +304,32 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+_FOLDER_NOTE = "ConvViz never deletes a folder: move or remove it yourself if it is yours"
+
+
+def remove_entry(path) -> bool:
+    """Remove one entry of the runs folder without following it: a file, a link (never what it leads to), a pipe.
+
+    A folder is left as it is (ConvViz never deletes a folder it did not create, nor what is in it).
+
+    Args:
+        path: the entry.
+
+    Returns:
+        True when something was removed; False when there was nothing, or a folder (left in place).
+
+    Raises:
+        OSError: the entry could not be removed (permissions).
+    """
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
 class RunStore:
     """The runs folder: create run ids, write checkpoints, list, load and delete runs.
 
@@ -261,8 +351,37 @@ class RunStore:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         while True:
             run_id = f"{stamp}-{preset}-{secrets.token_hex(3)}"
-            if not self.path(run_id).exists():
+            if not os.path.lexists(self.path(run_id)):  # a link to nothing is taken too
                 return run_id
+
+    def entry_problem(self, path: Path) -> str | None:
+        """Why the entry at ``path`` (in this folder) is not a file to read as a run, or None.
+
+        A run file must be a regular file, or a link to a regular file inside this folder (a link that
+        leads out of the folder is never followed).
+
+        Returns:
+            None (a file, or nothing at all: the caller says "no such run"), or the reason, e.g.
+            ``"it is a folder, not a run file (ConvViz never deletes a folder: …)"``.
+        """
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode):
+            target = os.path.realpath(path)
+            root = os.path.realpath(self.root)
+            if os.path.commonpath([root, target]) != root:
+                return f"it is a link to {target!r}, outside the runs folder, which is never followed"
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                return f"it is a link to {target!r}, which does not exist"
+        if stat.S_ISDIR(mode):
+            return f"it is a folder, not a run file ({_FOLDER_NOTE})"
+        if not stat.S_ISREG(mode):
+            return f"it is a {entry_kind(mode)}, not a run file; only files that ConvViz wrote are read"
+        return None
 
     def path(self, run_id: str) -> Path:
         """The checkpoint file of ``run_id``.
@@ -290,11 +409,15 @@ class RunStore:
         Returns:
             The checkpoint path.
 
+        A link at the run's path is replaced by the file (what it leads to is never written).
+
         Raises:
-            ValueError: a malformed run id, or a history with NaN/infinity (not JSON).
+            ValueError: a malformed run id, a folder at the run's path, or a history with NaN/infinity (not JSON).
             OSError: the folder cannot be written.
         """
         path = self.path(run_id)
+        if os.path.lexists(path) and stat.S_ISDIR(os.lstat(path).st_mode):
+            raise ValueError(f"cannot save run {run_id}: {str(path)!r} is a folder ({_FOLDER_NOTE})")
         if created is None:
             created = _utc_now()
         metadata = {
@@ -307,43 +430,62 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         return model.save(path, metadata=metadata)
 
-    def list_runs(self) -> tuple[list[RunRecord], list[SkippedFile]]:
+    def list_runs(self, read=None) -> tuple[list[RunRecord], list[SkippedFile]]:
         """Every readable run, newest first, and a :class:`SkippedFile` for each other ``.npz`` in the folder.
 
         Only ``*.npz`` files whose names are run ids can be runs; temporary files
-        (``.name.tmp``) are ignored silently. Reading is metadata only (within
+        (``.name.tmp``) are ignored silently. A folder, pipe or link out of the folder with such a name is
+        skipped with its reason (:meth:`entry_problem`) and never opened. Reading is metadata only (within
         :data:`convviz.npzfile.MODEL_LIMITS`); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
         type, no memory for it) skips that file only.
+
+        Args:
+            read: ``callable(path) -> RunRecord`` used for each file instead of :meth:`read_record` (the Train page
+                passes one that caches the record per file version); it raises as :meth:`read_record` does.
 
         Returns:
             ``(records, skipped)``.
 
         Raises:
-            OSError: the folder itself cannot be read.
+            OSError: the folder itself cannot be read (or is a file).
         """
         records, skipped = [], []
-        if not self.root.is_dir():
+        if not os.path.lexists(self.root):
             return records, skipped
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
         for path in sorted(self.root.glob("*.npz")):
             if path.name.startswith("."):
                 continue
             try:
-                records.append(self._record(path))
+                records.append((read or self.read_record)(path))
             except (ValueError, OSError) as exc:  # FileNotFoundError: deleted meanwhile
-                skipped.append(SkippedFile(path.name, str(exc)))
+                folder = os.path.isdir(path) and not os.path.islink(path)
+                skipped.append(SkippedFile(path.name, str(exc), deletable=not folder))
             except Exception as exc:  # anything else one file can cause stays with that file
                 skipped.append(SkippedFile(path.name, f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"))
         records.sort(key=lambda r: r.run_id, reverse=True)
         return records, skipped
 
-    def _record(self, path: Path) -> RunRecord:
+    def read_record(self, path: Path) -> RunRecord:
+        """The record of the run file at ``path`` in this folder (metadata only), as :meth:`list_runs` reads it.
+
+        Raises:
+            ValueError: not a run file name, no file (:meth:`entry_problem`), or metadata that fails a check.
+            OSError: the file cannot be read.
+        """
+        path = Path(path)
         if not _RUN_ID_RE.fullmatch(path.stem):
             raise ValueError("not a ConvViz run file name")
+        problem = self.entry_problem(path)
+        if problem:
+            raise ValueError(problem)
         arrays = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS)
         if "metadata" not in arrays:
             raise ValueError("no run metadata (a plain model file?)")
-        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS)
+        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS,
+                          max_values=MAX_METADATA_VALUES)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
         missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
@@ -354,12 +496,12 @@ class RunStore:
         accuracies = history["epoch_test_accuracy"]
         final = history.get("final_test_accuracy")
         name = _text(meta.get("name") or path.stem, "metadata", "name", 64)
-        number = re.fullmatch(r"Run (\d{1,9})", name)
+        number = re.fullmatch(r"Run ([0-9]{1,9})", name)
         if not (isinstance(meta["preset"], str) and re.fullmatch(r"[a-z0-9_]{1,16}", meta["preset"])):
             raise _problem("metadata", "preset", "1-16 lowercase letters, digits or _", meta["preset"])
         return RunRecord(
-            run_id=path.stem, path=path, created=_text(meta["created"], "metadata", "created", 64),
-            updated=_text(meta["updated"], "metadata", "updated", 64), preset=meta["preset"],
+            run_id=path.stem, path=path, created=check_timestamp_text(meta["created"], "metadata", "created"),
+            updated=check_timestamp_text(meta["updated"], "metadata", "updated"), preset=meta["preset"],
             dataset=_text(meta["dataset"], "metadata", "dataset", 200), config=config, status=history["status"],
             epochs_done=history["epoch"],
             test_accuracy=final if final is not None else accuracies[-1] if accuracies else None,
@@ -371,14 +513,15 @@ class RunStore:
 
         Raises:
             FileNotFoundError: no such run.
-            ValueError: a malformed id, a corrupt checkpoint, or metadata over a limit or failing
-                :func:`check_settings` / :func:`check_history`, naming the file.
+            ValueError: a malformed id, a corrupt checkpoint, metadata over a limit or failing
+                :func:`check_settings` / :func:`check_history`, or no file at all (a folder, a pipe, a link
+                out of the folder: :meth:`entry_problem`), naming the file.
         """
         path = self.path(run_id)
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
         try:
-            return self._record(path)
+            return self.read_record(path)
         except FileNotFoundError:
             raise
         except (ValueError, OSError) as exc:
@@ -404,39 +547,46 @@ class RunStore:
     def discard(self, name: str) -> None:
         """Delete a file that :meth:`list_runs` skipped, by its name in the folder (the Train page's "Delete…").
 
-        A name that is a run id's file also loses the run's job files, as :meth:`delete`.
+        A name that is a run id's file also loses the run's job files, as :meth:`delete`. A link is removed
+        itself (never what it leads to); a folder is never removed.
 
         Args:
             name: a :attr:`SkippedFile.name`: a plain ``*.npz`` file name directly in the folder.
 
         Raises:
-            ValueError: not such a name (a path, a hidden file, another suffix).
+            ValueError: not such a name (a path, a hidden file, another suffix), or a folder.
             FileNotFoundError: no such file.
         """
         if not isinstance(name, str) or Path(name).name != name or name.startswith(".") or not name.endswith(".npz") \
-                or "\x00" in name:
+                or "\x00" in name or name in (".", ".."):
             raise ValueError(f"not a file name of the runs folder: {str(name)[:80]!r}")
         path = self.root / name
         if not os.path.lexists(path):
             raise FileNotFoundError(f"no file {name!r} in {str(self.root)!r}")
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise ValueError(f"{name!r} is a folder, not a file; it was not deleted ({_FOLDER_NOTE})")
         stem = name[: -len(".npz")]
-        if _RUN_ID_RE.fullmatch(stem) and path.is_file():
+        if _RUN_ID_RE.fullmatch(stem):
             self.delete(stem)
         else:
-            path.unlink()
+            remove_entry(path)
 
     def delete(self, run_id: str) -> None:
         """Remove the run's checkpoint file and its job files (``<run id>.job.json``, ``.progress.json``,
-        ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`); nothing else in the folder is touched.
+        ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`); nothing else in the folder is touched. A link is
+        removed itself, never what it leads to; a folder is never removed (:func:`remove_entry`).
 
         Raises:
             FileNotFoundError: no such run.
-            ValueError: a malformed run id.
+            ValueError: a malformed run id, or a folder at the run's path (nothing is deleted).
         """
         path = self.path(run_id)
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise FileNotFoundError(f"no run {run_id!r} in {str(self.root)!r}")
-        path.unlink()
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise ValueError(f"run {run_id!r}: {str(path)!r} is a folder, not a run file; it was not deleted "
+                             f"({_FOLDER_NOTE})")
+        remove_entry(path)
         for extra in [path.with_suffix(s) for s in (".job.json", ".progress.json", ".stop")] + \
                 list(self.root.glob(f"{run_id}.*.claim")):
-            extra.unlink(missing_ok=True)
+            remove_entry(extra)  # a folder with such a name is left as it is

@@ -33,7 +33,7 @@ from numbers import Integral
 import numpy as np
 import tensorflow as tf
 
-from convviz.config import TrainConfig
+from convviz.config import TrainConfig, check_run_length
 
 __all__ = ["Adam", "History", "TrainConfig", "TrainingJob", "evaluate", "main", "prepare_data", "train"]
 
@@ -241,6 +241,7 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
     n = len(x_train)
     batches = math.ceil(n / config.batch_size)
     start = time.perf_counter()
+    check_run_length(config.epochs, batches)
     with history.lock:
         history.epochs, history.batches_per_epoch, history.status = config.epochs, batches, "running"
     if isinstance(start_epoch, bool) or not isinstance(start_epoch, Integral) or not 0 <= start_epoch <= config.epochs:
@@ -354,6 +355,7 @@ class TrainingJob:
         self._data = prepare_data(data)
         n = len(self._data[0][0])
         self._history = History(epochs=config.epochs, batches_per_epoch=math.ceil(n / config.batch_size))
+        check_run_length(config.epochs, self._history.batches_per_epoch)
         self._start_epoch = 0
         if resume_history is not None:
             self._start_epoch = _restore_history(self._history, resume_history, config)

@@ -64,8 +64,9 @@ def step_through() -> None:
         st.warning(f"The {what} is {ref.shape[0]}×{ref.shape[1]} but the output is {out_shape[0]}×{out_shape[1]}: "
                    f"set the {what}'s Rows and Columns to {out_shape[0]} and {out_shape[1]} in the editor above "
                    "(or press the button). Your other edits are kept.")
-        st.button(f"Resize the {what} to {out_shape[0]}×{out_shape[1]}", key="bp_resize_ref", on_click=ui.set_matrix,
-                  args=(prefix, ui.resized(ref, *out_shape)))
+        st.button(f"Resize the {what} to {out_shape[0]}×{out_shape[1]}", key="bp_resize_ref",
+                  on_click=ui.resize_matrix, args=(prefix, *out_shape, bp.INPUT_LIMIT + 4,
+                                                   "Target" if loss_kind == LOSS_MSE else "grad_output"))
         return
 
     y = conv2d_naive(x, k, strides, padding, dilation, float(bias))

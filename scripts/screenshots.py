@@ -3,8 +3,10 @@
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
 its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
-pages are shot mid-play, the Train page's downloads under a short saved run, the Backpropagation page three times: at a dK step, at a dX step both ways, and
-with its "Learn a kernel" demo played to the end), and saves a 1280x800 screenshot.
+pages are shot mid-play, the Train page's downloads under a short saved run, the Backpropagation page three
+times: at a dK step, at a dX step both ways, and with its "Learn a kernel" demo played to the end, and the Train
+page once more with a runs folder holding a folder, a link out of it and a run "from the future" next to a good
+run), and saves a 1280x800 screenshot.
 
 Usage:
     python scripts/screenshots.py                      # every page, own server
@@ -17,6 +19,7 @@ Needs Debian's Chromium (``apt-get install chromium``) and Playwright (requireme
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -122,6 +125,38 @@ def shoot_train(page):
     page.wait_for_timeout(500)
 
 
+ODD_LEARNER = "oddfiles01"
+"""The learner key of the "train_odd_files" shot, whose runs folder holds a good run and entries that are no run file."""
+
+
+def shoot_train_odd_files(page):
+    """A learner's runs folder with a good run next to a folder, a link out of the folder and a run from the future:
+    one warning each (the folder's Delete… disabled), the good run listed as usual."""
+    from convviz.model import ScratchCNN, make_spec
+    from convviz.runs import RunStore, default_runs_dir
+
+    store = RunStore(default_runs_dir() / ODD_LEARNER)
+    history = {"batch_loss": [2.3, 1.1, 0.6], "batch_accuracy": [0.1, 0.6, 0.8], "epoch_test_loss": [0.5],
+               "epoch_test_accuracy": [0.86], "epoch": 1, "batch": 3, "batches_per_epoch": 3, "epochs": 1,
+               "samples_per_second": 900.0, "elapsed_s": 4.0, "eta_s": None, "status": "finished", "error": None}
+    config = {"preset": "fast", "filters": [4, 8], "kernel_size": 3, "epochs": 1, "batch_size": 128,
+              "learning_rate": 0.001, "seed": 0}
+    model = ScratchCNN(make_spec("fast", filters=(4, 8)), seed=0)
+    store.save("20261202-100000-fast-a00001", model, preset="fast", dataset="Bundled sample", config=config,
+               history=history, name="Run 1")
+    store.path("20261202-090000-fast-b00001").mkdir(exist_ok=True)
+    outside = store.root.parent / "elsewhere.npz"
+    outside.write_bytes(store.path("20261202-100000-fast-a00001").read_bytes())
+    if not os.path.lexists(store.path("20261202-080000-fast-b00002")):
+        os.symlink(outside, store.path("20261202-080000-fast-b00002"))
+    store.save("20261202-070000-fast-b00003", model, preset="fast", dataset="Bundled sample", config=config,
+               history=history, created="9999-12-31T00:00:00+00:00", name="Run 2")  # "started" in the year 9999
+    page.reload()
+    settle(page)
+    scroll_under_header(page.get_by_text("Saved runs", exact=True).first)
+    page.wait_for_timeout(500)
+
+
 SUM = '.annotation[data-index="0"] .annotation-text'
 """A step-through figure's written sum (its first annotation)."""
 
@@ -210,6 +245,7 @@ PAGES = {  # name -> (url path, how to prepare it)
     "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
     "train": ("/Train", shoot_train),
     "train_export": (f"/Train?learner={EXPORT_LEARNER}", shoot_train_export),
+    "train_odd_files": (f"/Train?learner={ODD_LEARNER}", shoot_train_odd_files),
     "draw": ("/Draw", shoot_draw),
     "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
     "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
@@ -258,6 +294,7 @@ def main(argv=None) -> int:
         take(args.url, args.out, args.only, args.chromium)
         return 0
     with StreamlitServer() as server:
+        os.environ["CONVVIZ_RUNS_DIR"] = str(server.runs_dir)  # the odd-files shot writes into the server's folder
         if "train_export" in args.only:
             seed_export_run(server.runs_dir)
         take(server.url, args.out, args.only, args.chromium)

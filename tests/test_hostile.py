@@ -520,8 +520,11 @@ def test_kind4_settings_read_back_are_validated(change, message):
     assert check_settings(dict(CONFIG, unknown="dropped")) == CONFIG
 
 
+T0 = float(int(time.time()) - 100)  # a submission time in the recent past (a time in the future is refused)
+
+
 def _job(files: jobs.JobFiles, run_id: str, **change):
-    job = {"run_id": run_id, "submission": "1798000000000000000-abcdef", "submitted_at": 1798000000.0,
+    job = {"run_id": run_id, "submission": "1798000000000000000-abcdef", "submitted_at": T0,
            "submitted": True, "name": "Run 1", "number": 1, "settings": CONFIG, "dataset": jobs.SAMPLE_LABEL,
            "created": "2026-01-02T00:00:00+00:00", "resume": False}
     files.job_path(run_id).write_text(json.dumps(dict(job, **change)))
@@ -529,7 +532,7 @@ def _job(files: jobs.JobFiles, run_id: str, **change):
 
 def _progress(files: jobs.JobFiles, run_id: str, **change):
     progress = {"submission": "1798000000000000000-abcdef", "status": "finished", "error": None,
-                "heartbeat": 1798000001.0, "history": _history(), "first_kernel": np.zeros((3, 3, 1, 2)).tolist()}
+                "heartbeat": T0 + 1, "history": _history(), "first_kernel": np.zeros((3, 3, 1, 2)).tolist()}
     files.progress_path(run_id).write_text(json.dumps(dict(progress, **change)))
 
 
@@ -551,7 +554,7 @@ def test_kind4_job_and_progress_records_read_back_are_validated(tmp_path, what, 
     bad = "20260101-000000-fast-c00001"
     _good_run(files.store, bad)
     write(files, bad)
-    state = jobs.run_state(files, bad, now=1798000002.0)
+    state = jobs.run_state(files, bad, now=T0 + 2)
     if message is None:  # an invalid job record counts as none: the run is its checkpoint
         assert state is None and files.read_job(bad) is None
         problems = []
@@ -600,3 +603,329 @@ def test_learners_never_see_a_traceback():
     value = settings["client"]["showErrorDetails"]
     assert value == "none" and value in {o.value for o in config.ShowErrorDetailsConfigOptions}
     assert math.isfinite(settings["server"]["maxUploadSize"])
+
+
+# --------------------------------------------------------------------------- kind 5 again: an edit sent with a resize
+BP_PAGE = ROOT / "pages" / "5_Backpropagation.py"
+EDITORS = [(CONV_PAGE, "conv_x", "Input"), (CONV_PAGE, "conv_k", "Kernel"), (BP_PAGE, "bp_x", "Input"),
+           (BP_PAGE, "bp_k", "Kernel"), (BP_PAGE, "bp_t", "Target")]
+
+
+@pytest.mark.parametrize("page, prefix, label", EDITORS, ids=[e[1] for e in EDITORS])
+def test_kind5_an_edit_sent_with_a_resize_is_kept(page, prefix, label):
+    """The resize callback runs before the page and rebuilds the editor: an edit in the same message was lost (the
+    cell stayed 1, no message). Now it is applied (or refused with a message) first, on every matrix editor."""
+    at = run_page(page)
+    rows, cols = at.session_state[f"{prefix}_current"].shape
+    key = lambda: f"{prefix}_editor_{at.session_state[f'{prefix}_ver']}"  # noqa: E731
+    # grow by a row (its callback) and edit (row 2, column 2) in the same message (the breaker's repro)
+    at.session_state[key()] = {"edited_rows": {1: {"2": "7"}}, "added_rows": [], "deleted_rows": []}
+    at.number_input(key=f"{prefix}_rows").set_value(rows + 1).run()
+    assert not at.exception, [e.value for e in at.exception]
+    current = at.session_state[f"{prefix}_current"]
+    assert current.shape == (rows + 1, cols) and current[1][1] == 7
+    # the same with Rows set without its callback (a script, a client that skips it): the fields and the matrix agree
+    at.session_state[key()] = {"edited_rows": {0: {"2": "6"}}}
+    at.session_state[f"{prefix}_rows"] = rows + 2
+    at.run()
+    current = at.session_state[f"{prefix}_current"]
+    assert current.shape == (rows + 2, cols) and current[0][1] == 6 and current[1][1] == 7
+    assert at.number_input(key=f"{prefix}_rows").value == rows + 2
+    # shrink to one row while editing row 2: hidden, not lost; growing brings it back
+    at.session_state[key()] = {"edited_rows": {1: {"1": "-3.5"}}}
+    at.number_input(key=f"{prefix}_rows").set_value(1).run()
+    assert at.session_state[f"{prefix}_current"].shape == (1, cols)
+    at.number_input(key=f"{prefix}_rows").set_value(rows).run()
+    current = at.session_state[f"{prefix}_current"]
+    assert current[1][0] == -3.5 and current[1][1] == 7
+    # a bad cell sent with a resize is refused with the usual message, its previous value kept
+    before = float(current[0][0])
+    at.session_state[key()] = {"edited_rows": {0: {"1": "abc"}, 1: {"2": "8"}}}
+    at.number_input(key=f"{prefix}_cols").set_value(cols - 1 if cols > 1 else 2).run()
+    assert not at.exception
+    assert any(f"{label} cell (row 1, column 1) is not a number ('abc')" in w.value for w in at.warning)
+    current = at.session_state[f"{prefix}_current"]
+    assert current[0][0] == before and current[1][1] == 8
+    # an out-of-range size with an edit: the size stays, the edit is kept (by the page's own run)
+    at.session_state[key()] = {"edited_rows": {0: {"1": "4"}}}
+    at.session_state[f"{prefix}_rows"] = None
+    at.run()
+    assert any(f"{label} Rows was left empty or out of range" in w.value for w in at.warning)
+    assert at.session_state[f"{prefix}_current"][0][0] == 4
+
+
+def test_kind5_the_resize_button_keeps_an_edit_of_the_target():
+    """The Backpropagation page's "Resize the target" button (a callback too) applies a pending edit first."""
+    at = run_page(BP_PAGE)
+    at.selectbox(key="bp_padding").select("same").run()
+    key = f"bp_t_editor_{at.session_state['bp_t_ver']}"
+    at.session_state[key] = {"edited_rows": {0: {"1": "9"}, 2: {"3": "x"}}}
+    at.button(key="bp_resize_ref").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    current = at.session_state["bp_t_current"]
+    assert current.shape == (5, 5) and current[0][0] == 9 and current[2][2] == 3  # the "x" refused: 3 kept
+    assert any("Target cell (row 3, column 3) is not a number ('x')" in w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- kind 8: no file where a run file goes
+def _deadline(seconds: int):
+    """Fail (instead of hanging) if the block takes longer: opening a named pipe used to wait for ever."""
+    import signal
+
+    def fail(signum, frame):
+        raise TimeoutError(f"took over {seconds} s (blocked on a named pipe?)")
+
+    signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+
+
+def _odd_entries(store: RunStore, outside: Path) -> dict[str, str]:
+    """A folder, a named pipe, a link out of the folder, a dangling link at run paths: ``{run id: reason}``."""
+    import os
+
+    folder = store.path("20260101-000000-fast-d00001")
+    folder.mkdir()
+    (folder / "keep.txt").write_text("the learner's notes")
+    os.mkfifo(store.path("20260101-000000-fast-d00002"))
+    os.symlink(outside, store.path("20260101-000000-fast-d00003"))
+    os.symlink(store.root / "gone.npz", store.path("20260101-000000-fast-d00004"))
+    return {"20260101-000000-fast-d00001": "it is a folder, not a run file (ConvViz never deletes a folder",
+            "20260101-000000-fast-d00002": "it is a named pipe, not a run file",
+            "20260101-000000-fast-d00003": "outside the runs folder, which is never followed",
+            "20260101-000000-fast-d00004": "which does not exist"}
+
+
+def test_kind8_a_folder_pipe_or_link_at_a_run_path_is_named_and_never_followed(tmp_path):
+    import os
+
+    store = RunStore(tmp_path / "runs")
+    _good_run(store)
+    outside = tmp_path / "elsewhere.npz"
+    outside.write_bytes(store.path(GOOD_RUN).read_bytes())  # a valid run file, but not in the folder
+    expected = _odd_entries(store, outside)
+    outside_bytes = outside.read_bytes()
+    _deadline(20)
+    try:
+        records, skipped = store.list_runs()
+        assert [r.run_id for r in records] == [GOOD_RUN]
+        reasons = {item.name[:-4]: item for item in skipped}
+        assert set(reasons) == set(expected)
+        for run_id, message in expected.items():
+            assert message in reasons[run_id].reason, reasons[run_id]
+            assert reasons[run_id].deletable == (run_id != "20260101-000000-fast-d00001")
+            with pytest.raises(ValueError, match=run_id):  # record() and load() name the file, never hang
+                store.record(run_id)
+            with pytest.raises(ValueError, match=run_id):
+                store.load(run_id)
+        # a folder is never deleted, by delete() or discard(); nothing in it is touched
+        for remove in (lambda: store.delete("20260101-000000-fast-d00001"),
+                       lambda: store.discard("20260101-000000-fast-d00001.npz")):
+            with pytest.raises(ValueError, match="is a folder"):
+                remove()
+        assert (store.path("20260101-000000-fast-d00001") / "keep.txt").read_text() == "the learner's notes"
+        # a link is removed itself, never what it leads to; a pipe is removed
+        for run_id in ("20260101-000000-fast-d00002", "20260101-000000-fast-d00003", "20260101-000000-fast-d00004"):
+            store.discard(f"{run_id}.npz")
+            assert not os.path.lexists(store.path(run_id))
+        assert outside.read_bytes() == outside_bytes
+        # the library's readers: a folder or a pipe is a ValueError naming it (was FileNotFoundError / a hang)
+        from convviz.npzfile import read_json_file
+
+        os.mkfifo(tmp_path / "pipe.json")
+        with pytest.raises(ValueError, match="pipe.json' is a named pipe, not a file"):
+            read_json_file(tmp_path / "pipe.json", "job record", max_bytes=100)
+        with pytest.raises(ValueError, match=r"model file '.*d00001.npz' is a folder, not a file"):
+            load_model(store.path("20260101-000000-fast-d00001"))
+        with pytest.raises(FileNotFoundError):
+            load_model(tmp_path / "missing.npz")
+    finally:
+        import signal
+
+        signal.alarm(0)
+    assert [r.run_id for r in store.list_runs()[0]] == [GOOD_RUN]
+
+
+def test_kind8_job_files_that_are_folders_or_links(tmp_path):
+    """The files a run adds beside its checkpoint: a folder is left alone, a link is never followed."""
+    import os
+
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    files.job_path(GOOD_RUN).mkdir()
+    (files.job_path(GOOD_RUN) / "inside").write_text("x")
+    target = tmp_path / "outside-stop"
+    os.symlink(target, files.stop_path(GOOD_RUN))  # a dangling link out of the folder
+    problems = []
+    assert files.read_job(GOOD_RUN, problems) is None and "is a folder, not a file" in problems[0]
+    assert jobs.run_state(files, GOOD_RUN) is None
+    files.request_stop(GOOD_RUN)  # replaces the link by a file: nothing is created outside
+    assert not target.exists() and files.stop_path(GOOD_RUN).is_file() and not files.stop_path(GOOD_RUN).is_symlink()
+    files.forget(GOOD_RUN)
+    assert (files.job_path(GOOD_RUN) / "inside").read_text() == "x"  # the folder is left as it is
+    files.store.delete(GOOD_RUN)
+    assert not files.store.path(GOOD_RUN).exists() and files.job_path(GOOD_RUN).is_dir()
+    files.store.path(GOOD_RUN).mkdir()  # a folder where the checkpoint goes: saving says so, writes nothing
+    with pytest.raises(ValueError, match="cannot save run .* is a folder"):
+        files.store.save(GOOD_RUN, ScratchCNN(make_spec("fast", filters=(2, 4))), preset="fast",
+                         dataset=jobs.SAMPLE_LABEL, config=CONFIG, history=_history())
+    assert not list(files.store.path(GOOD_RUN).iterdir())
+
+
+def test_kind8_the_train_page_shows_a_folder_without_a_delete_button(monkeypatch, tmp_path):
+    store = RunStore(tmp_path / LEARNER)
+    _good_run(store)
+    folder = store.path("20260101-000000-fast-d00001")
+    folder.mkdir()
+    at = _train_page(monkeypatch, tmp_path)
+    (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
+    assert folder.name in warning and "it is a folder, not a run file" in warning
+    digest = hashlib.sha1(folder.name.encode()).hexdigest()[:12]
+    assert at.button(key=f"runs_discard_{digest}").disabled
+    assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN] and folder.is_dir()
+
+
+# --------------------------------------------------------------------------- kind 4 again: times, ids, sizes
+@pytest.mark.parametrize("heartbeat", [9.9e10, time.time() + 3600, 1e308, -1.0, 0.0, "soon", True])
+def test_kind4_a_heartbeat_in_the_future_or_not_a_time_fails_the_run(tmp_path, heartbeat):
+    """A heartbeat of 9.9e10 (the year 5107) kept a run shown as running for ever."""
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    _job(files, GOOD_RUN)
+    _progress(files, GOOD_RUN, status="running", heartbeat=heartbeat)
+    state = jobs.run_state(files, GOOD_RUN)
+    assert state.state == "failed" and not state.active
+    assert "['heartbeat'] must be seconds since 1970, from 2020 to now (at most 300 s ahead)" in state.error
+
+
+def test_kind4_a_time_slightly_ahead_is_accepted_and_a_job_from_the_future_is_not(tmp_path):
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    _job(files, GOOD_RUN, submitted_at=time.time())
+    _progress(files, GOOD_RUN, status="running", heartbeat=time.time() + 60)  # another machine's clock, a bit ahead
+    assert jobs.run_state(files, GOOD_RUN).state == "running"
+    for change in ({"submitted_at": 9.9e10}, {"created": "9999-12-31T00:00:00+00:00"}, {"created": "yesterday"},
+                   {"created": "2026-01-02T00:00:00"}):  # no time zone
+        _job(files, GOOD_RUN, **change)
+        problems = []
+        assert files.read_job(GOOD_RUN, problems) is None and problems, change
+    store = files.store
+    _with_metadata(store, "20260101-000000-fast-e00001", lambda m: dict(m, updated="9999-12-31T00:00:00+00:00"))
+    _with_metadata(store, "20260101-000000-fast-e00002", lambda m: dict(m, created="2026-13-45T00:00:00+00:00"))
+    reasons = {s.name: s.reason for s in store.list_runs()[1]}
+    assert "metadata['updated'] must be a time from 2020 to now (at most 300 s ahead)" in \
+        reasons["20260101-000000-fast-e00001.npz"]
+    assert "metadata['created'] must be an ISO 8601 time" in reasons["20260101-000000-fast-e00002.npz"]
+
+
+ARABIC_INDIC = "٢٠٢٦٠١٠٢-٠٠٠٠٠٠-fast-a00001"  # the good run's id in Arabic-Indic digits (\d matched them)
+
+
+def test_kind4_ids_are_ascii_digits_only(tmp_path):
+    store = RunStore(tmp_path)
+    _good_run(store)
+    with pytest.raises(ValueError, match="not a run id"):
+        store.path(ARABIC_INDIC)
+    (tmp_path / f"{ARABIC_INDIC}.npz").write_bytes(store.path(GOOD_RUN).read_bytes())
+    records, skipped = store.list_runs()
+    assert [r.run_id for r in records] == [GOOD_RUN]
+    assert [s.reason for s in skipped] == ["not a ConvViz run file name"]
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    with pytest.raises(ValueError, match="not a submission id"):
+        files.claim_path(GOOD_RUN, "١٧٩٨٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠-abcdef")
+    with pytest.raises(ValueError, match="learner must be"):
+        jobs.JobFiles(tmp_path, "abcdefgh١٢")
+    _with_metadata(store, "20260101-000000-fast-f00001", lambda m: dict(m, name="Run ١٢"))
+    (record,) = [r for r in store.list_runs()[0] if r.run_id == "20260101-000000-fast-f00001"]
+    assert record.name == "Run ١٢" and record.number is None  # a name, not run number 12
+
+
+def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypatch, tmp_path):
+    """2.3 million batches made every Train page render take 39 s; a history is capped at MAX_HISTORY_BATCHES."""
+    from convviz.config import MAX_HISTORY_BATCHES, check_run_length
+
+    n = MAX_HISTORY_BATCHES + 1
+    with pytest.raises(ValueError, match=r"\['batch_loss'\] has 500,001 values, over the limit of "
+                                         r"MAX_HISTORY_BATCHES=500,000"):
+        check_history(dict(_history(), batch_loss=["not even numbers"] * n, batch_accuracy=[0.5] * n))
+    from convviz.npzfile import parse_json as parse  # the metadata's values are counted before it is parsed
+
+    with pytest.raises(ValueError, match=r"metadata holds up to 2,000,000 values \(counted as commas\), over the limit"):
+        parse(json.dumps({"history": {"batch_loss": [0.5] * 2_000_000}}), "metadata", 10**8, max_values=1_030_000)
+    with pytest.raises(ValueError, match="over the limit of MAX_EPOCHS=10,000"):
+        check_history(dict(_history(), epoch_test_loss=[1.0] * 10_001))
+    with pytest.raises(ValueError, match=r"epochs=100 x batches_per_epoch=7500 = 750,000 batches is over the limit"):
+        check_run_length(100, 7500)
+    check_run_length(50, 7500)  # the Train page's longest run: 50 epochs at batch size 8 on the full MNIST
+    store = RunStore(tmp_path / LEARNER)
+    _good_run(store)
+    big = 2_300_000
+    _with_metadata(store, "20260101-000000-fast-a00009",
+                   lambda m: dict(m, history=dict(m["history"], batch_loss=[0.5] * big, batch_accuracy=[0.9] * big)))
+    at = _train_page(monkeypatch, tmp_path)
+    (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
+    assert "holds up to 4,600," in warning and "values (counted as commas), over the limit of 1,030,000" in warning
+    assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
+
+
+def test_kind4_resume_refuses_a_run_whose_history_could_not_be_read_back(tmp_path):
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    long = "20260101-000000-fast-a00010"
+    _with_metadata(files.store, long, lambda m: _set(m, "history", "batches_per_epoch", 7500))
+    manager = jobs.JobManager(n_workers=1)  # no cluster is started: both are refused before anything is queued
+    with pytest.raises(ValueError, match="epochs must be at most 10,000, got epochs=10001"):
+        manager.resume(files, GOOD_RUN, 10_001)
+    with pytest.raises(ValueError, match="epochs=100 x batches_per_epoch=7500 = 750,000 batches is over the limit"):
+        manager.resume(files, long, 100)
+    assert files.read_job(GOOD_RUN) is None and files.read_job(long) is None and manager.status[0] == "idle"
+
+
+def test_kind4_training_never_writes_a_history_it_could_not_read_back():
+    from convviz.train import TrainConfig, TrainingJob
+
+    rng = np.random.default_rng(0)
+    data = ((rng.integers(0, 255, (60, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60, dtype=np.uint8)),
+            (rng.integers(0, 255, (10, 28, 28), dtype=np.uint8), rng.integers(0, 10, 10, dtype=np.uint8)))
+    with pytest.raises(ValueError, match="epochs=10000 x batches_per_epoch=60 = 600,000 batches is over the limit"):
+        TrainingJob(ScratchCNN(make_spec("fast", filters=(2, 4))), data, TrainConfig(epochs=10_000, batch_size=1))
+
+
+# --------------------------------------------------------------------------- kind 6 again: the drawing canvas
+def _canvas_state(png: bytes) -> dict:
+    import base64
+
+    url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return {"drawing": {"raw": {"objects": [{"type": "path"}], "background": "#000000"}, "data": url},
+            "backgroundFit": None}
+
+
+def _huge_png(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (side, side)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_kind6_a_crafted_canvas_picture_is_checked_like_an_upload():
+    """The canvas's picture comes from its client: a huge, odd-mode or non-PNG one was decoded as it came."""
+    from convviz.images import decode_canvas
+
+    drawn = np.zeros((280, 280, 4), np.uint8)
+    drawn[..., 3] = 255
+    drawn[100:180, 130:150, :3] = 255
+    assert np.array_equal(decode_canvas(_png(drawn), max_side=1120), drawn)
+    assert decode_canvas(_png(np.zeros((280, 280), np.uint8)), max_side=1120).shape == (280, 280, 4)  # grayscale
+    with pytest.raises(ValueError, match="the drawing is 3000x3000 pixels, larger than the canvas"):
+        decode_canvas(_huge_png(3000), max_side=1120)
+    with pytest.raises(ValueError, match="too large to decode safely"):  # 400 Mpixels: refused before decoding
+        decode_canvas(_huge_png(20_000), max_side=1120)
+    with pytest.raises(ValueError, match="not the canvas's PNG"):
+        decode_canvas(_exif_jpeg(), max_side=10_000)
+    at = AppTest.from_file(str(DRAW_PAGE), default_timeout=60)
+    for png in (_huge_png(20_000), b"not a png", _exif_jpeg()):
+        at.session_state["draw_canvas_0"] = _canvas_state(png)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("The drawing could not be read" in w.value for w in at.warning)
+    at.session_state["draw_canvas_0"] = {"drawing": {"raw": {}, "data": "data:text/plain,no base64"}}
+    at.run()
+    assert not at.exception

@@ -62,6 +62,10 @@ CELL_CASES = [
     ("plus_inf", math.inf, "is infinite"),
     ("minus_inf", "-1e400", "is infinite"),
     ("huge_1e308", 1e308, "is too large (1e+308)"),
+    # underflow: 1e-400 silently became 0 (issue 15); a subnormal is not kept as typed either
+    ("underflow_1e-400", "1e-400", "is too close to 0 ('1e-400'): a number nearer to 0 than 1e-300 is not kept"),
+    ("subnormal_text", "-2.5e-310", "is too close to 0 ('-2.5e-310')"),
+    ("subnormal_number", 5e-324, "is too close to 0 ('5e-324')"),
 ]
 
 

@@ -30,6 +30,10 @@ from convviz.ui.resources import get_tensorflow
 MAX_CELL = 1e9
 """Largest magnitude accepted in a matrix cell: a 7x7 window of products stays far from float overflow."""
 
+MIN_CELL = 1e-300
+"""Smallest magnitude accepted in a matrix cell other than 0. Closer to 0, a number is stored inexactly or not at
+all (``1e-400`` would silently become 0), so such a cell is refused with a message instead."""
+
 UPLOAD_SIDE = 280
 """An upload on the Stacked Channels page is shrunk to at most this many pixels a side when decoded (its
 feature maps are drawn at 28x28 at most), so a huge or very thin picture costs no more than a small one."""
@@ -48,10 +52,11 @@ def parse_cell(raw, where: str) -> float:
         where: the cell in messages, e.g. ``"Input cell (row 2, column 3)"``.
 
     Returns:
-        The number, finite and within ±:data:`MAX_CELL`.
+        The number, finite and within ±:data:`MAX_CELL`; 0 or at least :data:`MIN_CELL` away from 0.
 
     Raises:
-        ValueError: blank, not a number, NaN, infinite or past :data:`MAX_CELL`, e.g.
+        ValueError: blank, not a number, NaN, infinite, past :data:`MAX_CELL`, or closer to 0 than
+            :data:`MIN_CELL` (it would not be stored as typed: ``1e-400`` would become 0), e.g.
             ``"Input cell (row 2, column 3) is not a number ('abc')"``.
     """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -74,7 +79,19 @@ def parse_cell(raw, where: str) -> float:
     if abs(value) > MAX_CELL:
         raise ValueError(f"{where} is too large ({value:g}): use numbers between {-MAX_CELL:g} and {MAX_CELL:g} "
                          "(larger ones overflow the sums)")
-    return value
+    if abs(value) < MIN_CELL and (value != 0 or _nonzero_digits(raw)):
+        raise ValueError(f"{where} is too close to 0 ({str(raw)[:40]!r}): a number nearer to 0 than {MIN_CELL:g} "
+                         "is not kept as typed (1e-400 would become 0); type 0, or a number at least "
+                         f"{MIN_CELL:g} away from 0")
+    return value + 0.0  # -0 is 0
+
+
+def _nonzero_digits(raw) -> bool:
+    """Whether a cell's text writes a number other than 0 (``"1e-400"`` does; ``"0.0e5"`` and ``"-0"`` do not)."""
+    if not isinstance(raw, str):
+        return False
+    mantissa = raw.strip().lower().split("e")[0]
+    return any(c in "123456789" for c in mantissa)
 
 
 def cell_text(value: float) -> str:
@@ -137,14 +154,6 @@ def apply_edits(base: np.ndarray, previous: np.ndarray, state, label: str) -> tu
     return matrix, notes, bool(notes)
 
 
-def resized(values: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Crop or zero-extend ``values`` to ``(rows, cols)``, keeping the top-left block (NaN cells become 0)."""
-    out = np.zeros((rows, cols))
-    r, c = min(rows, values.shape[0]), min(cols, values.shape[1])
-    out[:r, :c] = np.nan_to_num(values[:r, :c])
-    return out
-
-
 def set_matrix(prefix: str, values: np.ndarray) -> None:
     """Replace the editor's matrix (and its size widgets); the editor starts fresh."""
     ss = st.session_state
@@ -172,21 +181,66 @@ def _valid_size(value, limit: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer) and 1 <= value <= limit
 
 
-def _on_resize(prefix: str, limit: int, label: str) -> None:
-    """Rows / Columns changed: show that part of the remembered matrix, or refuse the size and keep the old one."""
+def _editor_state(prefix: str):
+    """What the editor's client sent for the current editor (never trusted), or ``"unreadable"``."""
+    try:
+        return st.session_state.get(editor_key(prefix))
+    except Exception:  # noqa: BLE001 - a client message Streamlit itself cannot decode
+        return "unreadable"
+
+
+def _take_pending_edits(prefix: str, limit: int, label: str) -> None:
+    """Apply the edits the client sent in the same message as a resize, before the editor is rebuilt.
+
+    A callback (Rows / Columns, the Resize button) runs before the page, and rebuilding the editor drops
+    its state: so the pending edits are checked (:func:`apply_edits`) and kept in the matrix and its memory
+    first; a refused one keeps the previous value, and the page shows each refusal.
+    """
+    ss = st.session_state
+    matrix, notes, _ = apply_edits(ss[f"{prefix}_base"], ss[f"{prefix}_current"], _editor_state(prefix), label)
+    ss[f"{prefix}_current"] = matrix
+    _remember(prefix, limit, matrix)
+    ss.setdefault(f"_{prefix}_notes", []).extend(notes)
+
+
+def resize_matrix(prefix: str, rows: int, cols: int, limit: int, label: str) -> None:
+    """Show the top-left ``rows x cols`` of the remembered matrix (a callback, e.g. a "Resize" button).
+
+    Edits sent with the same message are applied first (:func:`_take_pending_edits`), so nothing typed is
+    dropped; cells outside the old size come back from the memory (zeros where never typed).
+
+    Raises:
+        ValueError: ``rows`` / ``cols`` outside ``1..limit``, echoing them.
+    """
+    if not (_valid_size(rows, limit) and _valid_size(cols, limit)):
+        raise ValueError(f"rows and cols must be whole numbers from 1 to {limit}, got rows={rows!r}, cols={cols!r}")
+    _take_pending_edits(prefix, limit, label)
+    set_matrix(prefix, st.session_state[f"{prefix}_memory"][: int(rows), : int(cols)])
+
+
+def _wanted_size(prefix: str, limit: int, label: str) -> tuple[int, int] | None:
+    """The size Rows / Columns ask for, when it differs from the matrix's; a blank or out-of-range one is refused
+    (put back to the matrix's, with a note for the page)."""
     ss = st.session_state
     old_rows, old_cols = np.shape(ss[f"{prefix}_current"])
-    rows, cols = ss[f"{prefix}_rows"], ss[f"{prefix}_cols"]
-    refused = [(name, key, old) for name, key, value, old in (("Rows", "rows", rows, old_rows),
-                                                              ("Columns", "cols", cols, old_cols))
-               if not _valid_size(value, limit)]
-    for name, key, old in refused:
-        ss[f"{prefix}_{key}"] = int(old)
-        ss.setdefault(f"_{prefix}_notes", []).append(
-            f"{label} {name} was left empty or out of range: it stays {old} (type a whole number from 1 to {limit}).")
-    if refused:
-        return
-    set_matrix(prefix, ss[f"{prefix}_memory"][: int(rows), : int(cols)])
+    for name, key, old in (("Rows", "rows", old_rows), ("Columns", "cols", old_cols)):
+        if not _valid_size(ss.get(f"{prefix}_{key}"), limit):
+            ss[f"{prefix}_{key}"] = int(old)
+            ss.setdefault(f"_{prefix}_notes", []).append(
+                f"{label} {name} was left empty or out of range: it stays {old} (type a whole number from 1 to "
+                f"{limit}).")
+    rows, cols = int(ss[f"{prefix}_rows"]), int(ss[f"{prefix}_cols"])
+    return None if (rows, cols) == (old_rows, old_cols) else (rows, cols)
+
+
+def _on_resize(prefix: str, limit: int, label: str) -> None:
+    """Rows / Columns changed: show that part of the remembered matrix, or refuse the size and keep the old one.
+
+    Edits sent in the same message are kept either way: applied first when the size is accepted
+    (:func:`resize_matrix`), or left to the page's own run when it is refused."""
+    size = _wanted_size(prefix, limit, label)
+    if size is not None:
+        resize_matrix(prefix, *size, limit, label)
 
 
 def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[str],
@@ -231,15 +285,16 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         except ValueError as exc:
             ss[f"{prefix}_preset_error"] = str(exc)
 
-    try:
-        state = ss.get(editor_key(prefix))
-    except Exception:  # noqa: BLE001 - a client message Streamlit itself cannot decode
-        state = "unreadable"
-    matrix, notes, rebuild = apply_edits(ss[f"{prefix}_base"], ss[f"{prefix}_current"], state, label)
+    matrix, notes, rebuild = apply_edits(ss[f"{prefix}_base"], ss[f"{prefix}_current"], _editor_state(prefix),
+                                         label)
     if rebuild:
         set_matrix(prefix, matrix)  # a fresh editor, showing the kept values
     ss[f"{prefix}_current"] = matrix
     _remember(prefix, limit, matrix)
+    size = _wanted_size(prefix, limit, label)  # Rows / Columns changed without their callback (set by a script)
+    if size is not None:
+        set_matrix(prefix, ss[f"{prefix}_memory"][: size[0], : size[1]])
+        matrix = ss[f"{prefix}_current"]
     notes = ss.pop(f"_{prefix}_notes", []) + notes
 
     c1, c2 = st.columns(2)
@@ -260,7 +315,7 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
     st.data_editor(frame, key=editor_key(prefix), num_rows="fixed", hide_index=True, width="stretch",
                    column_config={c: st.column_config.TextColumn(c, width="small") for c in names})
     st.caption(f"The page uses this {matrix.shape[0]}×{matrix.shape[1]} {label.lower()}. Type numbers such as "
-               "2, -0.5 or 1e-3.")
+               f"2, -0.5 or 1e-3: 0, or from {MIN_CELL:g} to {MAX_CELL:g} in size (either sign).")
     for note in notes:
         st.warning(note)
     return matrix

@@ -8,12 +8,14 @@ module only wires them to widgets. ``streamlit_drawable_canvas`` is imported ins
 
 from __future__ import annotations
 
+import binascii
 import threading
 
 import numpy as np
 import streamlit as st
 
 from convviz import figures_training as ft
+from convviz.images import decode_canvas
 from convviz.preprocess import DigitStages, canvas_to_gray, digit_stages, naive_resize, photo_to_gray
 from convviz.ui.training import DRAW_MODEL_KEY
 
@@ -52,8 +54,15 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
                        height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
                        key=canvas_key())
     try:
-        return result.image_data
-    except (ValueError, OSError):  # a damaged PNG from the component: treat as nothing drawn
+        data = result.image_bytes  # the PNG its client sent: untrusted, decoded with our checks
+    except (ValueError, TypeError, binascii.Error):  # not a base64 data URL: treat as nothing drawn
+        return None
+    if not data:
+        return None
+    try:
+        return decode_canvas(data, max_side=4 * CANVAS_SIZE)  # the canvas at up to 4 device pixels per pixel
+    except ValueError as exc:
+        st.warning(f"The drawing could not be read ({exc}); press Clear and draw again.")
         return None
 
 

@@ -13,6 +13,9 @@ folder that cannot be listed as a run (:class:`convviz.runs.SkippedFile`) gets a
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -27,6 +30,37 @@ _PENDING_DISCARD = "_runs_discard_pending"
 """``st.session_state`` key: the name of the skipped file whose deletion awaits confirmation."""
 
 _DATASETS = {tr.SAMPLE_LABEL: "bundled sample", tr.FULL_LABEL: "full MNIST"}
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _record_of_version(root: str, path: str, version: tuple) -> tuple:
+    """``(RunRecord, None)`` or ``(None, reason)`` for one version of a run file (``version``: its size, times and
+    inode), shared by every session: a file is read and checked once per change, not on every render (a run of
+    375,000 batches is 7 MB of metadata, over a second to parse and check). Records are never changed by the pages."""
+    from convviz.runs import RunStore
+
+    try:
+        return RunStore(root).read_record(Path(path)), None
+    except (ValueError, OSError) as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever one file causes stays with that file (as list_runs does)
+        return None, f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+
+
+def cached_read(store):
+    """A ``read`` for :meth:`convviz.runs.RunStore.list_runs` that caches each regular file's record by its version;
+    anything else (a folder, a link, a pipe) is read, that is refused, every time."""
+    def read(path: Path):
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return store.read_record(path)
+        record, reason = _record_of_version(str(store.root), str(path),
+                                            (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
+        if reason is not None:
+            raise ValueError(reason)
+        return record
+
+    return read
 
 
 def _when(iso: str) -> str:
@@ -100,10 +134,11 @@ def skipped_file(item) -> None:
     text.warning(f"A file in the runs folder was skipped, {item.name}: {item.reason.rstrip('.')}. It was left as it is; "
                  "your other runs are listed as usual.")
     digest = hashlib.sha1(item.name.encode("utf-8", "replace")).hexdigest()[:12]
-    pending = st.session_state.get(_PENDING_DISCARD) == item.name
-    button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending,
+    pending = item.deletable and st.session_state.get(_PENDING_DISCARD) == item.name
+    button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending or not item.deletable,
                   on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD, item.name),
-                  help=f"Delete the file {item.name} (asks for confirmation first).")
+                  help=f"Delete the file {item.name} (asks for confirmation first)." if item.deletable else
+                  "ConvViz never deletes a folder: move or remove it yourself if it is yours.")
     if pending:
         yes, no, _ = st.columns([3, 1, 2])
         yes.button(f"Yes, delete {item.name}", key="runs_discard_yes", type="primary", on_click=_discard,
@@ -161,7 +196,7 @@ def past_runs(busy: bool) -> None:
     if kind:
         (st.success if kind == "success" else st.error)(text)
     try:
-        records, skipped = store.list_runs()
+        records, skipped = store.list_runs(read=cached_read(store))
     except OSError as exc:
         st.error(f"The runs folder {str(store.root)!r} cannot be read ({exc}); check its permissions.")
         return

@@ -35,6 +35,8 @@ from convviz.jobs import DEFAULT_MAX_JOBS, FULL_LABEL, MAX_JOBS_ENV, SAMPLE_LABE
 __all__ = ["DEFAULT_MAX_JOBS", "FULL_LABEL", "MAX_JOBS_ENV", "SAMPLE_LABEL", "SCHEDULER_ENV", "max_jobs"]
 
 RUN_KEY = "_train_run"
+STOP_ERROR_KEY = "_train_stop_error"
+"""``st.session_state`` key: why "Stop training" could not ask the run to stop (shown once under the button)."""
 """``st.session_state`` key of the run id this session shows (not a widget key)."""
 
 DRAW_MODEL_KEY = "_draw_model"
@@ -285,10 +287,13 @@ def stop_run(run_id: str) -> None:
     """Ask the run to stop (it ends after the current batch; a queued run at once)."""
     manager, _ = get_manager()
     files = get_files()
-    if manager is not None:
-        manager.stop(files, run_id)
-    else:
-        files.stop_path(run_id).touch()
+    try:
+        if manager is not None:
+            manager.stop(files, run_id)
+        else:
+            files.request_stop(run_id)
+    except (ValueError, OSError) as exc:
+        st.session_state[STOP_ERROR_KEY] = f"Could not ask the run to stop: {exc}"
 
 
 def _duration(seconds: float) -> str:
@@ -403,6 +408,9 @@ def stop_button(run: jobs.RunState | None) -> None:
         st.button("Stop training", key="train_stop", type="primary", on_click=stop_run, args=(run.run_id,),
                   disabled=run.stopping,
                   help="Ends the run after the current batch; the model and the charts are kept.")
+    problem = st.session_state.pop(STOP_ERROR_KEY, None)
+    if problem:
+        st.error(problem)
 
 
 def show_run(run: jobs.RunState) -> None:

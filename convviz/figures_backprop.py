@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.backprop import ConvBackward, PoolBackward, ReluBackward
-from convviz.figures import (NARROW_TITLE_LINES, _animated, _four_panels, _frame_trace, _map_trace,
+from convviz.figures import (_DROPPED_FILL, NARROW_TITLE_LINES, _animated, _four_panels, _frame_trace, _map_trace,
                              _padded_traces, _panel, _pending_cover, _rect, _round, _taps_path, conv_steps_figure,
                              format_number, squares_path, wrap_terms)
 
@@ -27,9 +27,6 @@ __all__ = [
 
 FOLLOW_COLOR = "#ff7f0e"
 """Outline of the one weight whose gradient the dK figure writes out, and of the input cell it multiplies."""
-
-_DROPPED_FILL = "rgba(232,227,211,0.8)"
-"""Cover over a share of the gradient that lands on padding (PADDING_COLOR, see-through)."""
 
 _MAX_TERMS = 9
 """Terms of the followed weight's sum written out; earlier ones are counted (``… 7 earlier terms +``)."""

@@ -288,11 +288,13 @@ def _written_sum(step: WindowStep, decimals: int = 2, cell_name: str = "Output c
     return f"<b>{head}</b>" + wrap_terms(body.split(" + "), width=width, first=len(head)) + f" = <b>{value}</b>"
 
 
-def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -> tuple[list[dict], list[dict]]:
+def _controls(names: list[str], steps_per_second: float, redraw: bool = False,
+              step_name: str = "Window position") -> tuple[list[dict], list[dict]]:
     """The slider over the positions and the Play / Pause / Reset buttons (all plotly.js: no server rerun).
 
     Args:
         redraw: whether moving to a frame redraws the figure (needed when frames change traces' data).
+        step_name: what the slider calls a step (``"Window position 3 of 9"``).
 
     Returns:
         ``(sliders, updatemenus)``.
@@ -306,7 +308,7 @@ def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -
     slider = {
         "active": 0, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top", "xanchor": "left",
         "pad": {"t": 8, "b": 0, "l": 8, "r": 8},
-        "currentvalue": {"prefix": "Window position ", "suffix": f" of {n}", "font": {"size": 13},
+        "currentvalue": {"prefix": f"{step_name} ", "suffix": f" of {n}", "font": {"size": 13},
                          "xanchor": "left", "offset": 6},
         "font": {"size": 10, "color": "rgba(0,0,0,0)" if many else "#444"},
         "ticklen": 0 if many else 4, "minorticklen": 0,
@@ -332,7 +334,8 @@ def _moved(shapes: list[dict], keep: tuple[str, ...] = ("x0", "x1", "y0", "y1", 
 def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
               height: int, steps_per_second: float, cells: list[list[dict]] | None = None,
               frame_traces: tuple[int, ...] = (), frame_data: list[list[dict]] | None = None,
-              title_lines: int = 1, fixed: list[dict] | None = None) -> go.Figure:
+              title_lines: int = 1, fixed: list[dict] | None = None,
+              step_name: str = "Window position") -> go.Figure:
     """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
 
     Args:
@@ -351,10 +354,11 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
             redraws a heatmap's data only so), about twice the browser's work of a layout-only frame.
         title_lines: room for at least this many lines of the written sum (two figures side by side then line up).
         fixed: shapes that never change (e.g. a crop border), drawn after the others; frames never send them.
+        step_name: what the slider calls a step.
     """
     lines = max(max(t.count("<br>") for t in titles) + 1, title_lines)
     top_margin = _MENU_GAP + 16 + 20 * lines
-    sliders, menus = _controls(names, steps_per_second, redraw=frame_data is not None)
+    sliders, menus = _controls(names, steps_per_second, redraw=frame_data is not None, step_name=step_name)
     cells = cells or [[] for _ in names]
     written = {"text": titles[0], "xref": "x domain", "yref": "paper", "x": 0.0, "y": 1.0, "xanchor": "left",
                "yanchor": "bottom", "yshift": _MENU_GAP + 4, "align": "left", "showarrow": False,
@@ -760,7 +764,8 @@ def _scatter_text(step, kernel_cells: int, max_terms: int = 9) -> str:
     products (at most ``max_terms``) and how many land on the cropped border."""
     i, j = step.window.out_index
     v = step.grad
-    head = f"<b>Input cell (row {i + 1}, column {j + 1}) = {format_number(v)}</b>: {format_number(v)} · kernel lands on "
+    value = format_number(v)
+    head = f"<b>Input cell (row {i + 1}, column {j + 1}) = {value}</b>: {value} · kernel lands on "
     head += (f"rows {_span(step.window.rows)}, columns {_span(step.window.cols)} of the output before cropping")
     kernel = step.window.kernel.ravel()
     terms = [f"{_factor_text(v)}·{_factor_text(k)} = {format_number(p)}"
@@ -816,9 +821,9 @@ def transposed_steps_figure(tc, show_numbers: bool = True, steps_per_second: flo
     steps = tc.steps
     names = [str(k + 1) for k in range(len(steps))]
 
-    grid = max(ch, cw) > 9 or max(h, w) > 9
-    if grid:
-        panels, height = _four_panels(True)
+    if max(ch, cw) > 9 or max(h, w) > 9:  # the canvas big on the right, the input above the kernel on the left
+        panels, height = [((0.0, 0.34), (0.42, 1.0)), ((0.0, 0.15), (0.0, 0.3)), ((0.19, 0.34), (0.0, 0.3)),
+                          ((0.4, 1.0), (0.0, 1.0))], 560
     else:
         panels, height = [((0.0, 0.22), (0.0, 0.86)), ((0.27, 0.4), (0.0, 0.86)), ((0.45, 0.58), (0.0, 0.86)),
                           ((0.63, 1.0), (0.0, 0.86))], 360
@@ -879,7 +884,7 @@ def transposed_steps_figure(tc, show_numbers: bool = True, steps_per_second: flo
     for k, step in enumerate(steps):
         r0 = step.window.out_index[0] * sh
         data.append([{"type": "heatmap", "z": _round(totals[k][r0:r0 + band_rows], 4), "y0": r0}])
+    products = [_cell_squares(ref_p, s.contribution, pbound, _font_size(max(kh, kw))) for s in steps]
     return _animated(traces, layout, names, [_scatter_text(s, kh * kw) for s in steps], [moving(s) for s in steps],
-                     height, steps_per_second, cells=[_cell_squares(ref_p, s.contribution, pbound, _font_size(max(kh, kw)))
-                                                      for s in steps],
-                     frame_traces=(len(traces) - 1,), frame_data=data, fixed=fixed)
+                     height, steps_per_second, cells=products,
+                     frame_traces=(len(traces) - 1,), frame_data=data, fixed=fixed, step_name="Input cell")

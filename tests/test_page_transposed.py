@@ -35,7 +35,8 @@ def written(app, position: int) -> str:
 
 def size_lines(app) -> list[int]:
     """The H′ and W′ the formula lines give (the bold number at the end)."""
-    return [int(re.search(r"\*\*(\d+)\*\*$", m.value).group(1)) for m in app.markdown if re.match(r"- [HW]′ =", m.value)]
+    lines = [m.value for m in app.markdown if re.match(r"- [HW]′ =", m.value)]
+    return [int(re.search(r"\*\*(\d+)\*\*$", line).group(1)) for line in lines]
 
 
 def table_label(app) -> tuple[int, int]:
@@ -107,7 +108,8 @@ def test_bad_output_padding_gives_a_message_and_keeps_the_matrices(at):
     at.number_input(key="conv_output_padding").set_value(1).run()  # stride 1
     assert not at.exception
     (error,) = at.error
-    assert "output_padding must be smaller than strides" in error.value and "output_padding=1 with strides=1" in error.value
+    assert "output_padding must be smaller than strides" in error.value
+    assert "output_padding=1 with strides=1" in error.value
     assert "Your input and kernel are kept" in error.value
     assert not [el for el in at.get("plotly_chart") if "conv_fig_transposed" in el.proto.id]
     assert np.array_equal(at.session_state["conv_x_current"], NOTEBOOK_INPUT)

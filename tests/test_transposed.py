@@ -230,7 +230,7 @@ def test_each_frame_shows_the_running_total(x_shape, k_shape, s, p, d, op):
         (band,) = frame.data
         r0 = int(band.y0)
         z = np.asarray(band.z, dtype=float)
-        cover = fig.layout.shapes[3].to_plotly_json() | {key: v for key, v in frame.layout.shapes[3].to_plotly_json().items()}
+        cover = fig.layout.shapes[3].to_plotly_json() | frame.layout.shapes[3].to_plotly_json()
         shown = final.copy()
         shown[r0:r0 + z.shape[0]] = z
         covered_from = ch if not cover["visible"] else round(cover["y0"] + 0.5)
@@ -264,3 +264,9 @@ def test_bad_speed():
     tc = conv2d_transpose_steps(np.ones((2, 2)), np.ones((2, 2)))
     with pytest.raises(ValueError, match="steps_per_second must be > 0, got steps_per_second=0"):
         transposed_steps_figure(tc, steps_per_second=0)
+
+
+def test_the_slider_counts_input_cells():
+    tc = conv2d_transpose_steps(np.ones((2, 3)), np.ones((2, 2)))
+    slider = transposed_steps_figure(tc).layout.sliders[0]
+    assert slider.currentvalue.prefix == "Input cell " and slider.currentvalue.suffix == " of 6"

@@ -883,7 +883,9 @@ def transposed_steps_figure(tc, show_numbers: bool = True, steps_per_second: flo
     data = []
     for k, step in enumerate(steps):
         r0 = step.window.out_index[0] * sh
-        data.append([{"type": "heatmap", "z": _round(totals[k][r0:r0 + band_rows], 4), "y0": r0}])
+        rows = np.round(totals[k][r0:r0 + band_rows], 4)
+        z = [[int(v) if v.is_integer() else v for v in row] for row in rows.tolist()]  # "3", not "3.0": shorter
+        data.append([{"type": "heatmap", "z": z, "y0": r0}])
     products = [_cell_squares(ref_p, s.contribution, pbound, _font_size(max(kh, kw))) for s in steps]
     return _animated(traces, layout, names, [_scatter_text(s, kh * kw) for s in steps], [moving(s) for s in steps],
                      height, steps_per_second, cells=products,

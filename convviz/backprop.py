@@ -246,6 +246,7 @@ class ConvTranspose:
             ``(i, j)``, ``window.rows`` / ``window.cols`` the canvas rows / columns its taps land on
             (``i*s + a*d``), ``window.on_padding`` the taps that land on the cropped border, ``grad`` the cell's
             value, ``contribution`` ``value · kernel`` (``(kh, kw)``), ``total`` the (cropped) output so far.
+            (The window's ``patch``, ``products`` and ``value`` are the forward pass's over a zero input: not used.)
         canvas_totals: ``(len(steps), canvas_height, canvas_width)``: the uncropped output after each step.
         output: the result, ``(h_out, w_out)`` (``steps[-1].total``).
         gathered: the same result computed the other way, as the correlation of the stride-spread, padded input

@@ -17,7 +17,8 @@ filters is ``(kernel_height, kernel_width, in_channels, filters)``.
 
 Source of the size formula: V. Dumoulin and F. Visin, "A guide to
 convolution arithmetic for deep learning", 2016, relationship 15:
-``o = floor((n + 2p - d(k - 1) - 1) / s) + 1``.
+``o = floor((n + 2p - d(k - 1) - 1) / s) + 1``; for the transposed convolution
+(:func:`transposed_geometry`) relationship 14, ``o' = s(i' - 1) + a + k - 2p``.
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ from numbers import Integral
 import numpy as np
 
 __all__ = [
+    "MAX_TRANSPOSED_SIDE",
     "WindowStep",
     "check_finite",
     "conv2d_naive",
     "conv2d_patches",
     "conv2d_steps",
     "conv_geometry",
-    "MAX_TRANSPOSED_SIDE",
-    "transposed_geometry",
     "describe_sum",
     "depthwise_conv2d_naive",
     "output_size",
     "pad2d",
     "padding_amounts",
+    "transposed_geometry",
 ]
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:

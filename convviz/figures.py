@@ -749,6 +749,7 @@ def map_grid_figure(maps: np.ndarray, titles: list[str] | None = None, columns: 
 
 # --------------------------------------------------------------------------- transposed convolution
 def _factor_text(v: float) -> str:
+    """A number as a factor in a written product: ``2``, or ``(-2)`` in brackets when negative."""
     text = format_number(v)
     return f"({text})" if float(v) < 0 else text
 

@@ -30,12 +30,13 @@ from numbers import Real
 
 import numpy as np
 
-from convviz.ops import WindowStep, check_finite, conv2d_patches, conv2d_steps, conv_geometry
+from convviz.ops import WindowStep, check_finite, conv2d_patches, conv2d_steps, conv_geometry, transposed_geometry
 
 __all__ = [
     "MAX_FIT_STEPS",
     "MAX_LEARNING_RATE",
     "ConvBackward",
+    "ConvTranspose",
     "DescentStep",
     "KernelFit",
     "KernelGradStep",
@@ -45,6 +46,7 @@ __all__ = [
     "ScatterStep",
     "check_learning_rate",
     "conv2d_backward_steps",
+    "conv2d_transpose_steps",
     "descent_step",
     "linear_loss",
     "max_pool_backward",
@@ -220,6 +222,91 @@ def conv2d_backward_steps(x, kernel, grad_output, strides=1, padding=0, dilation
         kernel_steps=kernel_steps, scatter_steps=scatter_steps, spread_grad=spread, spread_source=source,
         flipped_kernel=flipped, gather_steps=gather, grad_kernel=dk,
         grad_input=grad_input[:, :, 0] if x.ndim == 2 else grad_input, grad_bias=float(g.sum()),
+    )
+
+
+# --------------------------------------------------------------------------- transposed convolution
+@dataclass(frozen=True)
+class ConvTranspose:
+    """A transposed convolution, input cell by input cell: each cell scatters ``value · kernel`` onto the output.
+
+    The geometry is the forward convolution's whose input gradient this is (:func:`conv2d_backward_steps` with
+    ``grad_output = x``): the *canvas* below is that forward convolution's padded input, the crop its padding.
+
+    Attributes:
+        x: the input, ``(height, width)``.
+        kernel: ``(kh, kw)``.
+        strides, dilation_rate: ``(rows, cols)``.
+        crop: ``((top, bottom), (left, right))`` canvas cells cropped off (the padding).
+        output_padding: ``(rows, cols)``: cells at the canvas's bottom / right that the scatter never reaches.
+        canvas_shape: ``(canvas_height, canvas_width)``, the uncropped output:
+            ``(n - 1)*s + d*(k - 1) + 1 + output_padding`` along each axis.
+        output_shape: ``(h_out, w_out)``, the canvas less the crop (:func:`convviz.ops.transposed_geometry`).
+        steps: one :class:`ScatterStep` per input cell, row-major: ``window.out_index`` is the input cell
+            ``(i, j)``, ``window.rows`` / ``window.cols`` the canvas rows / columns its taps land on
+            (``i*s + a*d``), ``window.on_padding`` the taps that land on the cropped border, ``grad`` the cell's
+            value, ``contribution`` ``value · kernel`` (``(kh, kw)``), ``total`` the (cropped) output so far.
+            (The window's ``patch``, ``products`` and ``value`` are the forward pass's over a zero input: not used.)
+        canvas_totals: ``(len(steps), canvas_height, canvas_width)``: the uncropped output after each step.
+        output: the result, ``(h_out, w_out)`` (``steps[-1].total``).
+        gathered: the same result computed the other way, as the correlation of the stride-spread, padded input
+            with the flipped kernel (:attr:`ConvBackward.grad_input`).
+    """
+
+    x: np.ndarray
+    kernel: np.ndarray
+    strides: tuple[int, int]
+    dilation_rate: tuple[int, int]
+    crop: tuple[tuple[int, int], tuple[int, int]]
+    output_padding: tuple[int, int]
+    canvas_shape: tuple[int, int]
+    output_shape: tuple[int, int]
+    steps: list[ScatterStep]
+    canvas_totals: np.ndarray
+    output: np.ndarray
+    gathered: np.ndarray
+
+
+def conv2d_transpose_steps(x, kernel, strides=1, padding=0, dilation_rate=1, output_padding=0) -> ConvTranspose:
+    """A 2-D transposed convolution recorded input cell by input cell (what ``tf.nn.conv2d_transpose`` computes).
+
+    ``out = crop(canvas)`` with ``canvas[i*s + a*d, j*s + b*d] += x[i, j] * kernel[a, b]``: the input gradient
+    of the forward convolution (of an ``output_shape`` input, same strides, padding and dilation) for
+    ``grad_output = x``, so the records are :func:`conv2d_backward_steps`'s scatter steps.
+
+    Args:
+        x: input, ``(height, width)``.
+        kernel: ``(kernel_height, kernel_width)``.
+        strides, padding, dilation_rate, output_padding: as in :func:`convviz.ops.transposed_geometry`.
+
+    Returns:
+        :class:`ConvTranspose`; ``output`` has shape ``output_shape``,
+        ``(n - 1)*s - (p_before + p_after) + d*(k - 1) + 1 + output_padding`` along each axis.
+
+    Raises:
+        ValueError: NaN, infinity or non-numbers; an input or kernel that is not 2-D or is empty; anything
+            :func:`convviz.ops.transposed_geometry` refuses (checked before anything is allocated).
+
+    Example:
+        >>> tc = conv2d_transpose_steps([[1, 2], [3, 4]], [[1, 1], [1, 1]], strides=2)
+        >>> tc.output.tolist()
+        [[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0], [3.0, 3.0, 4.0, 4.0], [3.0, 3.0, 4.0, 4.0]]
+    """
+    x = check_finite(x, "x")
+    kernel = check_finite(kernel, "kernel")
+    if x.ndim != 2 or kernel.ndim != 2 or min(x.shape + kernel.shape) < 1:
+        raise ValueError(f"a transposed convolution here needs a non-empty (height, width) input and "
+                         f"(kernel_height, kernel_width) kernel, got shapes {x.shape} and {kernel.shape}")
+    s, d, crop, extra, out_shape, canvas_shape = transposed_geometry(
+        x.shape, kernel.shape, strides, padding, dilation_rate, output_padding)
+    back = conv2d_backward_steps(np.zeros(out_shape), kernel, x, s, padding, d)
+    landed = np.zeros((len(back.scatter_steps),) + canvas_shape)
+    for k, step in enumerate(back.scatter_steps):
+        landed[k][np.ix_(step.window.rows, step.window.cols)] = step.contribution
+    return ConvTranspose(
+        x=x, kernel=kernel, strides=s, dilation_rate=d, crop=crop, output_padding=extra, canvas_shape=canvas_shape,
+        output_shape=out_shape, steps=back.scatter_steps, canvas_totals=np.cumsum(landed, axis=0),
+        output=back.scatter_steps[-1].total, gathered=back.grad_input,
     )
 
 

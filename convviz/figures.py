@@ -159,6 +159,10 @@ def matrix_figure(z, title: str = "", signed: bool = False, show_numbers: bool =
 # plotly.js (each frame must re-aim the buttons), so the standard slider is the stepping control.
 
 _PENDING_COLOR = "#eeeeee"
+_DROPPED_FILL = "rgba(232,227,211,0.8)"
+"""Cover over cells whose values are dropped (PADDING_COLOR, see-through: the numbers show through)."""
+_FRAME_COLOR = "#31333f"
+"""Outline of the part of a transposed convolution's canvas that is kept (the output)."""
 _SUM_COLOR = "#31333f"
 """The written sum's colour: the page's own text colour (Streamlit's theme greys annotations)."""
 _MENU_GAP = 46
@@ -284,11 +288,13 @@ def _written_sum(step: WindowStep, decimals: int = 2, cell_name: str = "Output c
     return f"<b>{head}</b>" + wrap_terms(body.split(" + "), width=width, first=len(head)) + f" = <b>{value}</b>"
 
 
-def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -> tuple[list[dict], list[dict]]:
+def _controls(names: list[str], steps_per_second: float, redraw: bool = False,
+              step_name: str = "Window position") -> tuple[list[dict], list[dict]]:
     """The slider over the positions and the Play / Pause / Reset buttons (all plotly.js: no server rerun).
 
     Args:
         redraw: whether moving to a frame redraws the figure (needed when frames change traces' data).
+        step_name: what the slider calls a step (``"Window position 3 of 9"``).
 
     Returns:
         ``(sliders, updatemenus)``.
@@ -302,7 +308,7 @@ def _controls(names: list[str], steps_per_second: float, redraw: bool = False) -
     slider = {
         "active": 0, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top", "xanchor": "left",
         "pad": {"t": 8, "b": 0, "l": 8, "r": 8},
-        "currentvalue": {"prefix": "Window position ", "suffix": f" of {n}", "font": {"size": 13},
+        "currentvalue": {"prefix": f"{step_name} ", "suffix": f" of {n}", "font": {"size": 13},
                          "xanchor": "left", "offset": 6},
         "font": {"size": 10, "color": "rgba(0,0,0,0)" if many else "#444"},
         "ticklen": 0 if many else 4, "minorticklen": 0,
@@ -330,7 +336,8 @@ def _moved(shapes: list[dict], keep: tuple[str, ...] = ("x0", "x1", "y0", "y1", 
 def _animated(traces: list, layout: dict, names: list[str], titles: list[str], shapes: list[list[dict]],
               height: int, steps_per_second: float, cells: list[list[dict]] | None = None,
               frame_traces: tuple[int, ...] = (), frame_data: list[list[dict]] | None = None,
-              title_lines: int = 1) -> go.Figure:
+              title_lines: int = 1, fixed: list[dict] | None = None,
+              step_name: str = "Window position") -> go.Figure:
     """Assemble a step-through figure: position 1 in the layout, one frame per position, the controls.
 
     Args:
@@ -348,10 +355,12 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
             trace, e.g. ``{"type": "heatmap", "z": ...}``), if any. Then every move redraws the figure (plotly.js
             redraws a heatmap's data only so), about twice the browser's work of a layout-only frame.
         title_lines: room for at least this many lines of the written sum (two figures side by side then line up).
+        fixed: shapes that never change (e.g. a crop border), drawn after the others; frames never send them.
+        step_name: what the slider calls a step.
     """
     lines = max(max(t.count("<br>") for t in titles) + 1, title_lines)
     top_margin = _MENU_GAP + 16 + 20 * lines
-    sliders, menus = _controls(names, steps_per_second, redraw=frame_data is not None)
+    sliders, menus = _controls(names, steps_per_second, redraw=frame_data is not None, step_name=step_name)
     cells = cells or [[] for _ in names]
     written = {"text": titles[0], "xref": "x domain", "yref": "paper", "x": 0.0, "y": 1.0, "xanchor": "left",
                "yanchor": "bottom", "yshift": _MENU_GAP + 4, "align": "left", "showarrow": False,
@@ -360,7 +369,7 @@ def _animated(traces: list, layout: dict, names: list[str], titles: list[str], s
         annotations=[written, *layout.get("annotations", [])],
         height=height + top_margin + 70, margin={"l": 6, "r": 6, "t": top_margin, "b": 70},
         plot_bgcolor="white", paper_bgcolor="white", showlegend=False,
-        shapes=shapes[0] + cells[0], sliders=sliders, updatemenus=menus,
+        shapes=shapes[0] + cells[0] + (fixed or []), sliders=sliders, updatemenus=menus,
     )
     frames = [{"name": name, "layout": {"annotations": [{"text": titles[k]}],
                                         "shapes": _moved(shapes[k]) + [_recoloured(c) for c in cells[k]]}}
@@ -751,3 +760,149 @@ def map_grid_figure(maps: np.ndarray, titles: list[str] | None = None, columns: 
         # About 820 px of plot width at 1280 px with the sidebar open: keep the mosaic's aspect, cap per row.
         height = 40 + round(min(grid_rows * cell_height, 820 * total_h / total_w))
     return _square_layout(fig, total_h, total_w, title, height, shapes=shapes, annotations=annotations)
+
+
+# --------------------------------------------------------------------------- transposed convolution
+def _factor_text(v: float) -> str:
+    """A number as a factor in a written product: ``2``, or ``(-2)`` in brackets when negative."""
+    text = format_number(v)
+    return f"({text})" if float(v) < 0 else text
+
+
+def _span(values) -> str:
+    """``"3–5"`` for cells 3 to 5 (1-based), ``"3"`` for one cell."""
+    first, last = values[0] + 1, values[-1] + 1
+    return str(first) if first == last else f"{first}–{last}"
+
+
+def _scatter_text(step, kernel_cells: int, max_terms: int = 9) -> str:
+    """The written line of one transposed-convolution step: the input cell, where ``value · kernel`` lands, the
+    products (at most ``max_terms``) and how many land on the cropped border."""
+    i, j = step.window.out_index
+    v = step.grad
+    value = format_number(v)
+    head = f"<b>Input cell (row {i + 1}, column {j + 1}) = {value}</b>: {value} · kernel lands on "
+    head += (f"rows {_span(step.window.rows)}, columns {_span(step.window.cols)} of the output before cropping")
+    kernel = step.window.kernel.ravel()
+    terms = [f"{_factor_text(v)}·{_factor_text(k)} = {format_number(p)}"
+             for k, p in zip(kernel[:max_terms], step.contribution.ravel()[:max_terms])]
+    if kernel.size > max_terms:
+        terms.append(f"… ({kernel.size} products)")
+    dropped = int(step.window.on_padding.sum())
+    tail = f" ({dropped} of {kernel_cells} land on the cropped border)" if dropped else ""
+    return head + "<br>" + wrap_terms(terms, ", ") + tail
+
+
+def transposed_steps_figure(tc, show_numbers: bool = True, steps_per_second: float = 2.0) -> go.Figure:
+    """A transposed convolution as one animated figure, one frame per input cell, that steps in the browser.
+
+    Four panels: the input with the current cell outlined; the kernel; ``value · kernel``, the products this cell
+    sends (those landing on the cropped border covered in beige); and the output *before cropping* (the
+    canvas), accumulating: the kernel's taps outlined where the products land (dilation shows as gaps, stride as
+    the jump between steps), the cropped border (the padding) covered in see-through beige, and the kept output
+    inside a dark frame. Above the panels, ``layout.annotations[0]`` writes the step out (``Input cell (row 1,
+    column 1) = 1: 1 · kernel lands on rows 1–3, columns 1–3 …``). Controls as :func:`conv_steps_figure`.
+
+    What a frame changes: the layout's moving shapes, the products' fills and labels, the written line, and the
+    data of trace ``band`` (the last trace): the canvas rows the current input row reaches, ``z`` and ``y0``.
+    The canvas rows above them are final (the finished canvas, trace ``band - 1``, shows there) and the rows
+    below are not reached yet (a grey cover), so a frame sends a band ``d*(k - 1) + 1`` rows high, not the canvas.
+
+    Args:
+        tc: :func:`convviz.backprop.conv2d_transpose_steps`.
+        show_numbers: write the values in the input's and the canvas's cells (the kernel and the products
+            always show theirs).
+        steps_per_second: Play's speed, input cells per second, > 0.
+
+    Returns:
+        The figure; its layout shows step 1. Panels: 1 input ``(h, w)``, 2 kernel, 3 products, 4 canvas
+        (``tc.canvas_shape``); the kept output is the last layout shape (a rectangle spanning ``tc.output_shape``
+        cells).
+
+    Raises:
+        ValueError: a speed that is not > 0.
+    """
+    if not steps_per_second > 0:
+        raise ValueError(f"steps_per_second must be > 0, got steps_per_second={steps_per_second!r}")
+    x = np.asarray(tc.x, dtype=float)
+    kernel = np.asarray(tc.kernel, dtype=float)
+    h, w = x.shape
+    kh, kw = kernel.shape
+    ch, cw = tc.canvas_shape
+    h_out, w_out = tc.output_shape
+    (top, bottom), (left, right) = tc.crop
+    sh, _ = tc.strides
+    dh, dw = tc.dilation_rate
+    band_rows = dh * (kh - 1) + 1
+    steps = tc.steps
+    names = [str(k + 1) for k in range(len(steps))]
+
+    if max(ch, cw) > 9 or max(h, w) > 9:  # the canvas big on the right, the input above the kernel on the left
+        panels, height = [((0.0, 0.34), (0.42, 1.0)), ((0.0, 0.15), (0.0, 0.3)), ((0.19, 0.34), (0.0, 0.3)),
+                          ((0.4, 1.0), (0.0, 1.0))], 560
+    else:
+        panels, height = [((0.0, 0.22), (0.0, 0.86)), ((0.27, 0.4), (0.0, 0.86)), ((0.45, 0.58), (0.0, 0.86)),
+                          ((0.63, 1.0), (0.0, 0.86))], 360
+    layout: dict = {}
+    ref_in = _panel(layout, 1, *panels[0], h, w, f"Input {h}×{w}")
+    ref_k = _panel(layout, 2, *panels[1], kh, kw,
+                   f"Kernel {kh}×{kw}" + (f", dilation {dh}" if dh == dw and dh > 1 else
+                                          f", dilation {dh}×{dw}" if (dh, dw) != (1, 1) else ""))
+    ref_p = _panel(layout, 3, *panels[2], kh, kw, "value · kernel")
+    notes = []
+    if top + bottom + left + right:
+        notes.append(f"kept: {h_out}×{w_out} in the dark frame")
+    if any(tc.output_padding):
+        notes.append(f"output padding {tc.output_padding[0]}+{tc.output_padding[1]}")
+    canvas_title = f"Output before cropping {ch}×{cw}" + (f"<br>({', '.join(notes)})" if notes else "")
+    ref_c = _panel(layout, 4, *panels[3], ch, cw, canvas_title)
+
+    traces = _padded_traces(x, np.zeros((h, w), dtype=bool), ref_in, show_numbers)[1:]
+    traces.append(_map_trace(kernel, ref_k, signed=True, hovertemplate="weight %{z:.4g}<extra></extra>"))
+    traces.append(_on(go.Heatmap(z=np.full((kh, kw), np.nan), showscale=False, hoverinfo="skip"), ref_p))
+    totals = tc.canvas_totals
+    lo, hi = float(totals.min()), float(totals.max())
+    if lo < 0:
+        bound = max(-lo, hi) or 1.0
+        scale = {"colorscale": _SIGNED_SCALE, "zmin": -bound, "zmax": bound}
+    else:
+        scale = {"colorscale": "Greens", "zmin": 0.0, "zmax": hi if hi > 0 else 1.0}
+    fs = _font_size(max(ch, cw))
+    hover = "row %{y}, col %{x}: %{z:.4g}<extra></extra>"
+    final = _on(_heatmap(totals[-1], scale["colorscale"], _text(totals[-1]) if show_numbers else None,
+                         zmin=scale["zmin"], zmax=scale["zmax"], font_size=fs, hovertemplate=hover), ref_c)
+    band = _on(_heatmap(totals[0][:band_rows], scale["colorscale"], None, zmin=scale["zmin"], zmax=scale["zmax"],
+                        font_size=fs, hovertemplate=hover), ref_c)
+    band.update(y0=0, texttemplate="%{z:.2~f}" if show_numbers else "")
+    traces += [final, band]
+    pbound = max(float(np.abs(s.contribution).max()) for s in steps) or 1.0
+
+    def moving(step) -> list[dict]:
+        i, j = step.window.out_index
+        rows, cols = step.window.rows, step.window.cols
+        below = i * sh + band_rows
+        dropped = squares_path(zip(*np.nonzero(step.window.on_padding)))
+        return [_rect(ref_in, i, j, i, j, width=4),
+                _rect(ref_c, rows[0], cols[0], rows[-1], cols[-1], width=1.5, dash="dash"),
+                _taps_path(ref_c, rows, cols),
+                _rect(ref_c, min(below, ch - 1), 0, ch - 1, cw - 1, visible=below < ch,
+                      **{"fill": _PENDING_COLOR, "color": _PENDING_COLOR, "width": 0}),
+                {"type": "path", "xref": ref_p[0], "yref": ref_p[1], "path": dropped or "M0,0", "layer": "above",
+                 "line": {"width": 0}, "fillcolor": _DROPPED_FILL, "visible": bool(dropped)}]
+
+    crop_fill = {"fill": _DROPPED_FILL, "color": _DROPPED_FILL, "width": 0}
+    fixed = [_rect(ref_c, 0, 0, top - 1, cw - 1, visible=top > 0, **crop_fill),
+             _rect(ref_c, ch - bottom, 0, ch - 1, cw - 1, visible=bottom > 0, **crop_fill),
+             _rect(ref_c, top, 0, ch - bottom - 1, left - 1, visible=left > 0, **crop_fill),
+             _rect(ref_c, top, cw - right, ch - bottom - 1, cw - 1, visible=right > 0, **crop_fill),
+             _rect(ref_c, top, left, top + h_out - 1, left + w_out - 1, color=_FRAME_COLOR, width=2.5)]
+    data = []
+    for k, step in enumerate(steps):
+        r0 = step.window.out_index[0] * sh
+        rows = np.round(totals[k][r0:r0 + band_rows], 4)
+        z = [[int(v) if v.is_integer() else v for v in row] for row in rows.tolist()]  # "3", not "3.0": shorter
+        data.append([{"type": "heatmap", "z": z, "y0": r0}])
+    products = [_cell_squares(ref_p, s.contribution, pbound, _font_size(max(kh, kw))) for s in steps]
+    return _animated(traces, layout, names, [_scatter_text(s, kh * kw) for s in steps], [moving(s) for s in steps],
+                     height, steps_per_second, cells=products,
+                     frame_traces=(len(traces) - 1,), frame_data=data, fixed=fixed, step_name="Input cell")

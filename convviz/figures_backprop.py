@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.backprop import ConvBackward, PoolBackward, ReluBackward
-from convviz.figures import (NARROW_TITLE_LINES, _animated, _four_panels, _frame_trace, _map_trace,
-                             _padded_traces, _panel, _pending_cover, _rect, _round, _taps_path, conv_steps_figure,
-                             format_number, squares_path, wrap_terms)
+from convviz.figures import (_DROPPED_FILL, NARROW_TITLE_LINES, _animated, _factor_text, _four_panels, _frame_trace,
+                             _map_trace, _padded_traces, _panel, _pending_cover, _rect, _round, _taps_path,
+                             conv_steps_figure, format_number, squares_path, wrap_terms)
 
 __all__ = [
     "FOLLOW_COLOR",
@@ -28,9 +28,6 @@ __all__ = [
 FOLLOW_COLOR = "#ff7f0e"
 """Outline of the one weight whose gradient the dK figure writes out, and of the input cell it multiplies."""
 
-_DROPPED_FILL = "rgba(232,227,211,0.8)"
-"""Cover over a share of the gradient that lands on padding (PADDING_COLOR, see-through)."""
-
 _MAX_TERMS = 9
 """Terms of the followed weight's sum written out; earlier ones are counted (``… 7 earlier terms +``)."""
 
@@ -40,11 +37,6 @@ def _check(back: ConvBackward, steps_per_second: float) -> None:
         raise ValueError(f"the backprop figures draw a 2-D convolution; got an input of shape {back.x.shape}")
     if not steps_per_second > 0:
         raise ValueError(f"steps_per_second must be > 0, got steps_per_second={steps_per_second!r}")
-
-
-def _factor(v: float) -> str:
-    text = format_number(v)
-    return f"({text})" if float(v) < 0 else text
 
 
 def _padded_input(back: ConvBackward) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +121,7 @@ def kernel_grad_figure(back: ConvBackward, show_numbers: bool = True, steps_per_
     titles, terms = [], []
     for step in steps:
         i, j = step.window.out_index
-        terms.append(f"{format_number(step.grad)}·{_factor(step.window.patch[a, b])}")
+        terms.append(f"{format_number(step.grad)}·{_factor_text(step.window.patch[a, b])}")
         head = f"Weight (row {a + 1}, column {b + 1}): dK = "
         shown = terms if len(terms) <= _MAX_TERMS else [f"… {len(terms) - _MAX_TERMS} earlier terms"] + terms[
             -_MAX_TERMS:]

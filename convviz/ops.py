@@ -17,7 +17,8 @@ filters is ``(kernel_height, kernel_width, in_channels, filters)``.
 
 Source of the size formula: V. Dumoulin and F. Visin, "A guide to
 convolution arithmetic for deep learning", 2016, relationship 15:
-``o = floor((n + 2p - d(k - 1) - 1) / s) + 1``.
+``o = floor((n + 2p - d(k - 1) - 1) / s) + 1``; for the transposed convolution
+(:func:`transposed_geometry`) relationship 14, ``o' = s(i' - 1) + a + k - 2p``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from numbers import Integral
 import numpy as np
 
 __all__ = [
+    "MAX_TRANSPOSED_SIDE",
     "WindowStep",
     "check_finite",
     "conv2d_naive",
@@ -39,6 +41,7 @@ __all__ = [
     "output_size",
     "pad2d",
     "padding_amounts",
+    "transposed_geometry",
 ]
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
@@ -136,6 +139,99 @@ def output_size(n: int, kernel_size: int, strides: int = 1, padding=0,
             f"more than the padded input (n={n} + padding {before}+{after} = {padded} cells)"
         )
     return (padded - effective) // strides + 1
+
+
+MAX_TRANSPOSED_SIDE = 64
+"""Most cells a side of a transposed convolution's uncropped output that :func:`transposed_geometry` accepts (the
+Convolution page draws every one of them, at every step)."""
+
+
+def transposed_geometry(x_shape, k_shape, strides=1, padding=0, dilation_rate=1, output_padding=0):
+    """The geometry of a transposed convolution along both axes, with every argument checked.
+
+    A transposed convolution scatters each input cell ``x[i, j]`` times the kernel onto an *uncropped* output
+    (the "canvas"): tap ``(a, b)`` lands on canvas cell ``(i*s + a*d, j*s + b*d)``. The canvas has
+    ``(n - 1)*s + d*(k - 1) + 1 + output_padding`` cells along an axis (the output padding is a band of cells at
+    the bottom / right that the scatter never reaches); ``padding`` crops cells from both ends. Along one axis::
+
+        out = (n - 1)*s - (p_before + p_after) + d*(k - 1) + 1 + output_padding
+
+    which is Dumoulin & Visin's relationship 14, ``o' = s(i' - 1) + a + k - 2p`` with the output padding ``a``
+    and a dilated kernel's size ``d(k - 1) + 1`` for ``k`` ("A guide to convolution arithmetic for deep
+    learning", 2016). It is the gradient of the forward convolution of an ``out``-cell input with the same
+    strides, padding and dilation (:func:`conv_geometry` of ``out`` gives back ``n``), which is how
+    ``tf.nn.conv2d_transpose`` is defined. ``"same"`` padding is TensorFlow's: the output has ``n*s`` cells,
+    cropped as :func:`padding_amounts` pads a forward ``"same"`` convolution of that output (when the kernel is
+    shorter than the stride the canvas then ends with ``s - d*(k - 1) - 1`` output-padding cells).
+
+    Args:
+        x_shape: the input's shape, ``(height, width)``.
+        k_shape: the kernel's shape, ``(kernel_height, kernel_width)``.
+        strides, dilation_rate: an int or ``(rows, cols)``, >= 1.
+        padding: an int >= 0 (cells cropped from each end), ``"valid"`` (none) or ``"same"``, or a pair of those.
+        output_padding: an int or ``(rows, cols)``, >= 0 and smaller than the stride along its axis (TensorFlow's
+            rule: a larger one would not give back ``n`` under the forward convolution); 0 with ``"same"``.
+
+    Returns:
+        ``(strides, dilation_rate, crop, output_padding, out_shape, canvas_shape)``: ``(sh, sw)``, ``(dh, dw)``,
+        ``((top, bottom), (left, right))`` cells cropped, ``(oph, opw)`` (for ``"same"`` the band the canvas ends
+        with), ``(h_out, w_out)`` and the uncropped ``(canvas_height, canvas_width)``.
+
+    Raises:
+        ValueError: an argument out of range (naming it and its value and the axis), an output padding not
+            smaller than the stride, a padding that crops the whole output, or a canvas over
+            :data:`MAX_TRANSPOSED_SIDE` cells a side.
+
+    Example:
+        >>> transposed_geometry((3, 3), (3, 3), strides=2, padding=1, output_padding=1)[4:]
+        ((6, 6), (8, 8))
+    """
+    s = _pair(strides, "strides")
+    d = _pair(dilation_rate, "dilation_rate")
+    op = _pair(output_padding, "output_padding", minimum=0)
+    if isinstance(padding, tuple | list):
+        if len(padding) != 2:
+            raise ValueError(f"padding must be an int, 'valid', 'same' or a pair, got padding={padding!r}")
+        pad_rc = tuple(padding)
+    else:
+        pad_rc = (padding, padding)
+    crop, pads_out, out, canvas = [], [], [], []
+    for axis, name in ((0, "height"), (1, "width")):
+        n = _positive_int(x_shape[axis], f"input {name}")
+        k = _positive_int(k_shape[axis], f"kernel {name}")
+        effective = d[axis] * (k - 1) + 1
+        reach = (n - 1) * s[axis] + effective
+        if op[axis] >= s[axis]:
+            raise ValueError(f"along the {name}: output_padding must be smaller than strides (TensorFlow's rule), "
+                             f"got output_padding={op[axis]} with strides={s[axis]}")
+        mode = pad_rc[axis].lower() if isinstance(pad_rc[axis], str) else None
+        if mode == "same":
+            if op[axis]:
+                raise ValueError(f"along the {name}: output_padding must be 0 with padding='same' (the output is "
+                                 f"input x strides), got output_padding={op[axis]}")
+            length = n * s[axis]
+            before, after = padding_amounts(length, k, s[axis], "same", d[axis])
+            extra = length + before + after - reach
+        else:
+            try:
+                before, after = padding_amounts(n, k, s[axis], pad_rc[axis], d[axis])
+            except ValueError as exc:
+                raise ValueError(f"along the {name}: {exc}") from None
+            extra = op[axis]
+            length = reach + extra - before - after
+        if length < 1:
+            raise ValueError(f"along the {name}: padding={pad_rc[axis]!r} crops {before + after} cells from a "
+                             f"{reach + extra}-cell result, leaving nothing: use less padding")
+        if reach + extra > MAX_TRANSPOSED_SIDE:
+            raise ValueError(
+                f"along the {name}: the uncropped output would be {reach + extra} cells (input {n}, stride {s[axis]}, "
+                f"kernel_size={k}, dilation {d[axis]}), more than MAX_TRANSPOSED_SIDE={MAX_TRANSPOSED_SIDE}: use a "
+                "smaller input, kernel, stride or dilation")
+        crop.append((before, after))
+        pads_out.append(extra)
+        out.append(length)
+        canvas.append(reach + extra)
+    return s, d, tuple(crop), tuple(pads_out), tuple(out), tuple(canvas)
 
 
 def check_finite(array, name: str) -> np.ndarray:

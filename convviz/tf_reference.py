@@ -1,7 +1,8 @@
-"""TensorFlow's own gradients of a convolution, the reference the Backpropagation page and the tests check against.
+"""TensorFlow's own results, the references the pages and the tests check ConvViz's numpy records against.
 
-``tf.GradientTape`` on ``tf.nn.convolution`` (TensorFlow imported here, never Streamlit). Nothing of
-ConvViz's own backward pass is used: the numbers come from TensorFlow's registered gradients.
+``conv_gradients``: ``tf.GradientTape`` on ``tf.nn.convolution`` (the Backpropagation page); ``conv2d_transpose``:
+``tf.nn.conv2d_transpose`` (the Convolution page's transposed mode). TensorFlow is imported here, never
+Streamlit; nothing of ConvViz's own convolution code is used.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["conv_gradients"]
+__all__ = ["conv2d_transpose", "conv_gradients"]
 
 
 def conv_gradients(x, kernel, grad_output, strides=(1, 1), pads=((0, 0), (0, 0)),
@@ -55,3 +56,37 @@ def conv_gradients(x, kernel, grad_output, strides=(1, 1), pads=((0, 0), (0, 0))
         loss = tf.reduce_sum(y * tf.constant(g.reshape(g.shape[:2] + (-1,))[None]))
     dx, dk, db = tape.gradient(loss, [tx, tk, bias])
     return dx.numpy()[0].reshape(x.shape), dk.numpy().reshape(kernel.shape), float(np.sum(db.numpy()))
+
+
+def conv2d_transpose(x, kernel, strides=(1, 1), crop=((0, 0), (0, 0)), dilation_rate=(1, 1),
+                     output_shape=None) -> np.ndarray:
+    """A 2-D transposed convolution by ``tf.nn.conv2d_transpose``, in float64.
+
+    The crop goes to TensorFlow as explicit paddings ``[[0, 0], [top, bottom], [left, right], [0, 0]]`` and the
+    output padding through ``output_shape``. TensorFlow's CPU kernel refuses dilations > 1, so a dilated kernel
+    is passed as what it is, the kernel with ``d - 1`` zeros between its taps (``d*(k - 1) + 1`` a side),
+    with ``dilations=1``.
+
+    Args:
+        x: ``(height, width)``.
+        kernel: ``(kernel_height, kernel_width)``.
+        strides, dilation_rate: ``(rows, cols)``, ints >= 1.
+        crop: ``((top, bottom), (left, right))`` cells cropped (the padding).
+        output_shape: ``(h_out, w_out)``, the result's size (this is how TensorFlow takes the output padding).
+
+    Returns:
+        float64 ``output_shape``.
+
+    Raises:
+        tf.errors.InvalidArgumentError / ValueError: from TensorFlow, for sizes that do not fit (e.g. an output
+            padding not smaller than the stride).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    (dh, dw), (kh, kw) = dilation_rate, kernel.shape
+    dilated = np.zeros((dh * (kh - 1) + 1, dw * (kw - 1) + 1))
+    dilated[::dh, ::dw] = kernel
+    y = tf.nn.conv2d_transpose(tf.constant(x[None, :, :, None]), tf.constant(dilated[:, :, None, None]),
+                               output_shape=[1, *output_shape, 1], strides=list(strides),
+                               padding=[[0, 0], list(crop[0]), list(crop[1]), [0, 0]])
+    return y.numpy()[0, :, :, 0]

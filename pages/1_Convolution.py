@@ -12,8 +12,17 @@ from convviz.ui.resources import sample_or_message
 st.set_page_config(page_title="Convolution · ConvViz", page_icon="🔢", layout="wide")
 ui.count_server_run("conv")
 st.markdown("## Convolution, one window at a time")
-st.caption("Slide the kernel over the input; at each position multiply the cells under it by the kernel's "
-           "weights and add the products (plus the bias): each sum is one cell of the output feature map.")
+direction = st.radio("Direction", ["Forward", "Transposed"], key="conv_direction", horizontal=True,
+                     help="Forward: the kernel slides over the input and each window's sum is one output cell. "
+                          "Transposed: each input cell scatters value × kernel into a larger output (how decoders "
+                          "and GANs go back up in size; also the input gradient of a forward convolution).")
+transposed = direction == "Transposed"
+if transposed:
+    st.caption("Transposed convolution: each input cell multiplies the kernel by its value and adds the products "
+               "into the output where the kernel lands; stride spreads the landings apart, padding crops the result.")
+else:
+    st.caption("Slide the kernel over the input; at each position multiply the cells under it by the kernel's "
+               "weights and add the products (plus the bias): each sum is one cell of the output feature map.")
 
 
 def make_input(name, rows, cols, counter):
@@ -42,19 +51,28 @@ with st.expander("✏️ Edit the input and the kernel (cell by cell, sizes, pre
 with st.sidebar:
     st.subheader("The operation")
     pad_choice = st.selectbox("Padding", ["valid", "same", "0", "1", "2", "3"], key="conv_padding")
-    st.caption("Zeros added around the input; *same* keeps the size at stride 1.")
+    st.caption("Transposed: cells cropped from each side of the output; *same* makes it input × stride."
+               if transposed else "Zeros added around the input; *same* keeps the size at stride 1.")
     strides = st.slider("Stride", 1, 4, 1, key="conv_stride")
     st.caption("How many cells the window jumps per step.")
     dilation = st.slider("Dilation", 1, 3, 1, key="conv_dilation")
     st.caption("Spacing between the kernel's taps: a wider view with the same weights.")
-    bias = st.number_input("Bias", value=0.0, step=0.5, key="conv_bias")
-    st.caption("A number added to every sum.")
-    mode = st.radio("Operation", ["Cross-correlation", "True convolution"], key="conv_mode")
-    st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first.")
+    output_padding = st.number_input("Output padding", min_value=0, max_value=3, value=0, step=1,
+                                     key="conv_output_padding", disabled=not transposed)
+    st.caption("Transposed only: cells added at the bottom and right of the output; must be smaller than the "
+               "stride (TensorFlow's rule).")
+    bias = st.number_input("Bias", value=0.0, step=0.5, key="conv_bias", disabled=transposed)
+    st.caption("A number added to every sum (forward only).")
+    mode = st.radio("Operation", ["Cross-correlation", "True convolution"], key="conv_mode", disabled=transposed)
+    st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first "
+               "(forward only).")
     speed = ui.speed_picker("conv")
 
 
 padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
+if transposed:
+    ui.show_transposed(x, k, strides, padding, dilation, int(output_padding or 0), speed)
+    st.stop()
 flip = mode == "True convolution"
 (h, w), (kh, kw) = x.shape, k.shape
 try:

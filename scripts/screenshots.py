@@ -3,7 +3,7 @@
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
 its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
-pages are shot mid-play, the Train page's downloads under a short saved run, the Backpropagation page three
+pages are shot mid-play, the Convolution page also in its Transposed mode, the Train page's downloads under a short saved run, the Backpropagation page three
 times: at a dK step, at a dX step both ways, and with its "Learn a kernel" demo played to the end, and the Train
 page once more with a runs folder holding a folder, a link out of it and a run "from the future" next to a good
 run), and saves a 1280x800 screenshot.
@@ -81,6 +81,23 @@ def shoot_mid_play(page, key: str, title: str):
 def shoot_convolution(page):
     """Mid-play: the window at the middle position (row 2, column 2 of the default 3x3 output)."""
     shoot_mid_play(page, "conv_fig_steps", "Output cell (row 2, column 2)")
+
+
+def shoot_transposed(page):
+    """The Transposed mode with stride 2, padding 1 and output padding 1 (gaps, a cropped border, an extra row and
+    column), mid-play from input cell (row 2, column 3) on."""
+    settle(page)
+    page.locator(".st-key-conv_direction").get_by_text("Transposed", exact=True).click()
+    wait_for_run(page)
+    page.locator(".st-key-conv_stride input[type=range]").press("ArrowRight")
+    wait_for_run(page)
+    page.locator(".st-key-conv_padding").get_by_role("combobox").click()
+    page.get_by_role("option", name="1", exact=True).click()
+    wait_for_run(page)
+    page.locator(".st-key-conv_output_padding input").fill("1")
+    page.locator(".st-key-conv_output_padding input").press("Enter")
+    page.get_by_text("The finished output (10×10, after cropping)").wait_for(timeout=TIMEOUT)
+    shoot_mid_play(page, "conv_fig_transposed", "Input cell (row 2, column 3)")
 
 
 def shoot_stacked_channels(page):
@@ -242,6 +259,7 @@ def shoot_train_export(page):
 PAGES = {  # name -> (url path, how to prepare it)
     "home": ("/", shoot_home),
     "convolution": ("/Convolution", shoot_convolution),
+    "transposed": ("/Convolution", shoot_transposed),
     "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
     "train": ("/Train", shoot_train),
     "train_export": (f"/Train?learner={EXPORT_LEARNER}", shoot_train_export),

@@ -210,8 +210,10 @@ def test_convolution_dilated_taps_are_outlined_in_the_browser(page: Page):
     page.get_by_role("option", name="2", exact=True).click()
     wait_for_run(page)
     page.locator(".st-key-conv_dilation input[type=range]").press("ArrowRight")
+    # padding 2 pads to 9×9 with or without dilation; the 5×5 output is dilation 2's figure (dilation 1 gives 7×7)
     page.wait_for_function("""() => { const el = document.querySelector('.st-key-conv_fig_steps .js-plotly-plot');
-        return el && el._fullLayout && el._fullLayout.xaxis.title.text.includes('padded to 9×9'); }""")
+        return el && el._fullLayout && el._fullLayout.xaxis.title.text.includes('padded to 9×9')
+            && el._fullLayout.xaxis4.title.text.includes('5×5'); }""")
     wait_for_run(page)
     paths = drawn_paths(page, "conv_fig_steps")
     assert not [d for d in paths if "NaN" in d], paths

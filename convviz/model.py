@@ -32,9 +32,7 @@ below (:data:`MAX_LAYERS`, :data:`MAX_FILTERS`, :data:`MAX_WINDOW`, :data:`MAX_U
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,7 @@ import tensorflow as tf
 
 from convviz.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool, conv2d_maxpool,
                              get_activation)
-from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz
+from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz, write_npz
 from convviz.ops import _pair, _positive_int, output_size
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "MAX_ACTIVATION", "MAX_FILTERS",
@@ -479,24 +477,11 @@ class ScratchCNN(tf.Module):
         Raises:
             OSError: the directory cannot be written.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"format_version": np.array(FORMAT_VERSION), "spec": np.array(json.dumps(self.spec))}
         if metadata is not None:
             arrays["metadata"] = np.array(json.dumps(metadata, allow_nan=False))
         arrays.update(self.weights())
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_npz(path, arrays)
 
 
 def _as_input(images) -> np.ndarray:

@@ -29,6 +29,7 @@ import math
 import os
 import stat
 import struct
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MAX_JSON_CONTAINERS", "MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits",
-           "entry_kind", "open_regular_file", "parse_json", "read_json_file", "read_npz"]
+           "entry_kind", "open_regular_file", "parse_json", "read_json_file", "read_npz", "write_npz"]
 
 _MiB = 1024 * 1024
 MAX_JSON_DEPTH = 16
@@ -369,3 +370,37 @@ def read_json_file(path, what: str, max_bytes: int, max_depth: int = MAX_JSON_DE
     except (OSError, MemoryError) as exc:
         raise ValueError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
     return parse_json(text, where, max_chars=max_bytes, max_depth=max_depth, max_values=max_values)
+
+
+def write_npz(path, arrays: dict) -> Path:
+    """Write ``arrays`` to one compressed ``.npz`` at ``path``, atomically, readable by all (mode 0644).
+
+    The file is written under a temporary name (``.<name>.<random>.tmp``) in the same folder, flushed to
+    disk, then moved into place with ``os.replace``: a crash never leaves a half-written file at ``path``
+    (the runs list ignores such hidden temporary names), and a failure removes the temporary file. The
+    folder is created if need be.
+
+    Args:
+        path: the destination (``.npz`` is not appended).
+        arrays: ``{name: np.ndarray}``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are shared (replicas, other learners' servers)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

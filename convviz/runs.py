@@ -393,6 +393,15 @@ class RunStore:
             raise ValueError(f"not a run id: {str(run_id)[:80]!r}")
         return self.root / f"{run_id}.npz"
 
+    def atlas_path(self, run_id: str) -> Path:
+        """Where the Filter atlas page keeps the run's atlas (:mod:`convviz.atlas`): ``.<run id>.atlas.npz``
+        beside its checkpoint (hidden, so never listed as a run; deleted with the run).
+
+        Raises:
+            ValueError: a malformed run id.
+        """
+        return self.path(run_id).with_name(f".{run_id}.atlas.npz")
+
     def save(self, run_id: str, model, *, preset: str, dataset: str, config: dict, history: dict,
              created: str | None = None, name: str | None = None) -> Path:
         """Write (or atomically replace) the checkpoint of ``run_id``.
@@ -572,9 +581,10 @@ class RunStore:
             remove_entry(path)
 
     def delete(self, run_id: str) -> None:
-        """Remove the run's checkpoint file and its job files (``<run id>.job.json``, ``.progress.json``,
-        ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`); nothing else in the folder is touched. A link is
-        removed itself, never what it leads to; a folder is never removed (:func:`remove_entry`).
+        """Remove the run's checkpoint file, its job files (``<run id>.job.json``, ``.progress.json``,
+        ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`) and its atlas (:meth:`atlas_path`); nothing else in
+        the folder is touched. A link is removed itself, never what it leads to; a folder is never removed
+        (:func:`remove_entry`).
 
         Raises:
             FileNotFoundError: no such run.
@@ -588,5 +598,5 @@ class RunStore:
                              f"({_FOLDER_NOTE})")
         remove_entry(path)
         for extra in [path.with_suffix(s) for s in (".job.json", ".progress.json", ".stop")] + \
-                list(self.root.glob(f"{run_id}.*.claim")):
+                [self.atlas_path(run_id)] + list(self.root.glob(f"{run_id}.*.claim")):
             remove_entry(extra)  # a folder with such a name is left as it is

@@ -6,7 +6,8 @@ its canvas, the Train page a short run on the bundled sample, the Convolution an
 pages are shot mid-play, the Convolution page also in its Transposed mode, the Train page's downloads under a short saved run, the Backpropagation page three
 times: at a dK step, at a dX step both ways, and with its "Learn a kernel" demo played to the end, and the Train
 page once more with a runs folder holding a folder, a link out of it and a run "from the future" next to a good
-run), and saves a 1280x800 screenshot.
+run, the Filter atlas page twice on conv2: its filters' patches and synthesised inputs, then one filter's
+digits whole and the ten classes), and saves a 1280x800 screenshot.
 
 Usage:
     python scripts/screenshots.py                      # every page, own server
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -256,6 +258,50 @@ def shoot_train_export(page):
     page.wait_for_timeout(500)
 
 
+HOVER_POINT_JS = """([key, index]) => {
+    // the page coordinates of hover marker ``index`` (the figure's second trace) of the chart with this widget key
+    const gd = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    const trace = gd._fullData[1], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const box = gd.getBoundingClientRect();
+    return [box.x + xa._offset + xa.l2p(trace.x[index]), box.y + ya._offset + ya.l2p(trace.y[index])];
+}"""
+KEEP_MOUSE = "keep the mouse"
+"""What a ``shoot_*`` function returns when its shot shows a hover label (the mouse is not moved away)."""
+ATLAS_TIMEOUT = 300_000  # ms; the first opening computes the shipped model's atlas (under 30 s on 2 quiet cores)
+
+
+def atlas_conv2(page):
+    """The Filter atlas page with its atlas drawn (computed first if this server has none yet), on conv2."""
+    page.wait_for_selector(".st-key-atlas_fig_classes .main-svg", timeout=ATLAS_TIMEOUT)
+    settle(page)
+    page.get_by_text("conv2 (64 filters)").click()
+    page.locator(".st-key-atlas_fig_patches .gtitle").filter(has_text="conv2").wait_for(timeout=TIMEOUT)
+    settle(page)
+
+
+def shoot_atlas(page):
+    """conv2's 64 filters: each one's 9 strongest patches beside the input synthesised for it; a patch hovered."""
+    atlas_conv2(page)
+    scroll_under_header(page.get_by_role("heading", name="conv2: 64 filters, each seeing 8×8 input pixels"), margin=60)
+    page.wait_for_timeout(300)
+    page.mouse.move(*page.evaluate(HOVER_POINT_JS, ["atlas_fig_patches", 18 * 9]))  # filter 18's strongest patch
+    page.locator(".st-key-atlas_fig_patches .hoverlayer .hovertext").wait_for(timeout=TIMEOUT)
+    page.wait_for_timeout(300)
+    return KEEP_MOUSE
+
+
+def shoot_atlas_classes(page):
+    """One conv2 filter's strongest digits whole, each patch outlined, and the ten class images."""
+    atlas_conv2(page)
+    choose = page.locator(".st-key-atlas_filter_conv2").get_by_role("combobox")
+    choose.click()
+    page.keyboard.type("conv2 filter 18 (")  # the list is long: narrow it down as a learner would
+    page.get_by_role("option", name=re.compile(r"^conv2 filter 18 ")).click()
+    page.locator(".st-key-atlas_fig_filter .gtitle").filter(has_text="conv2 filter 18").wait_for(timeout=TIMEOUT)
+    settle(page)
+    scroll_under_header(page.locator(".st-key-atlas_filter_conv2"), margin=40)
+
+
 PAGES = {  # name -> (url path, how to prepare it)
     "home": ("/", shoot_home),
     "convolution": ("/Convolution", shoot_convolution),
@@ -268,6 +314,8 @@ PAGES = {  # name -> (url path, how to prepare it)
     "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
     "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
     "backprop_learn": ("/Backpropagation", shoot_backprop_learn),
+    "atlas": ("/Filter_Atlas", shoot_atlas),
+    "atlas_classes": ("/Filter_Atlas", shoot_atlas_classes),
 }
 
 
@@ -286,9 +334,9 @@ def take(url: str, out: Path, names, executable: str) -> list[Path]:
                 page = context.new_page()
                 page.goto(url.rstrip("/") + path)
                 page.get_by_role("heading").first.wait_for(timeout=TIMEOUT)
-                prepare(page)
-                page.mouse.move(1275, 420)  # no hover effects (Plotly's toolbar) in the shot
-                page.wait_for_timeout(300)
+                if prepare(page) != KEEP_MOUSE:
+                    page.mouse.move(1275, 420)  # no hover effects (Plotly's toolbar) in the shot
+                    page.wait_for_timeout(300)
                 target = out / f"{name}.png"
                 page.screenshot(path=str(target))
                 context.close()

@@ -15,6 +15,21 @@ def run_page(path, timeout: float = 60) -> AppTest:
     return app
 
 
+def runs_folder(monkeypatch, tmp_path, learner: str):
+    """A fresh runs folder for one test: ``CONVVIZ_RUNS_DIR`` at ``tmp_path/runs``, no outside Dask scheduler.
+
+    Returns:
+        The learner's :class:`convviz.runs.RunStore` (``tmp_path/runs/<learner>``).
+    """
+    from convviz import jobs
+    from convviz.runs import RunStore
+
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(folder))
+    monkeypatch.delenv(jobs.SCHEDULER_ENV, raising=False)
+    return RunStore(folder / learner)
+
+
 def wait_for(predicate, timeout: float = 60.0) -> bool:
     """Poll ``predicate`` every 0.1 s until it is true (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout

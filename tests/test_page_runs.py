@@ -6,12 +6,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import plotly_values, wait_for
+from apptest_helpers import plotly_values, runs_folder, wait_for
 
 from convviz import jobs
 from convviz.data import load_sample
 from convviz.model import ScratchCNN, make_spec
-from convviz.runs import RunStore
 from convviz.train import TrainConfig, TrainingJob
 from convviz.ui import training as ui
 
@@ -20,10 +19,7 @@ PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
 
 @pytest.fixture
 def runs(monkeypatch, tmp_path):
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(folder))
-    monkeypatch.delenv(jobs.SCHEDULER_ENV, raising=False)
-    return RunStore(folder / LEARNER)
+    return runs_folder(monkeypatch, tmp_path, LEARNER)
 
 
 def _ended(store, run_id, timeout=180.0):

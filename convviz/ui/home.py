@@ -21,6 +21,9 @@ PAGES = (
     ("pages/5_Backpropagation.py", "**5 · Backpropagation**", ":material/undo:",
      "How it learns: step through the gradient of a convolution (dK, dX both ways, db), one descent step, "
      "pooling and ReLU backwards, and a kernel that learns itself."),
+    ("pages/6_Filter_Atlas.py", "**6 · Filter atlas**", ":material/grid_view:",
+     "What each filter learned: the test patches that make it fire most, the input it likes best, and the "
+     "input each class likes best — for the shipped model or any saved run."),
 )
 
 

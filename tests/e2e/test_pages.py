@@ -57,7 +57,8 @@ def test_home_opens_without_errors(page: Page):
     assert_no_errors(page)
     # the seed notebook's feature map, computed by the app
     expect(page.get_by_text("feature map (3×3)")).to_be_visible()
-    for label in ("1 · Convolution", "2 · Stacked channels", "3 · Train", "4 · Draw", "5 · Backpropagation"):
+    for label in ("1 · Convolution", "2 · Stacked channels", "3 · Train", "4 · Draw", "5 · Backpropagation",
+                  "6 · Filter atlas"):
         expect(page.get_by_role("link", name=label)).to_be_visible()
 
 

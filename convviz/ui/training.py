@@ -9,9 +9,9 @@ worker processes, in the background, so no page waits for it.
 The session remembers which run it shows under the non-widget key :data:`RUN_KEY` (Streamlit drops
 the widget-keyed state of a page that is not shown, never the other keys); without one, the page
 shows the learner's run that is still going, if any, wherever it was started (another web server,
-an earlier server process): runs are found by learner key. A fragment that reruns every second shows
-the run's progress; when an epoch ends or the run ends it reruns the whole page so the test-set
-results refresh.
+an earlier server process): runs are found by learner key. A fragment that reruns every
+``LIVE_REFRESH_S`` (2) seconds shows the run's progress; when an epoch ends (at most every 30 s) or the run
+ends it reruns the whole page so the test-set results refresh.
 
 A run has one name, the saved run's ("Run 3": the learner's third run), and one accuracy, the saved
 run's (:attr:`convviz.runs.RunRecord.test_accuracy`), here, in the saved-runs list and on the Draw page.

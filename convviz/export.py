@@ -315,7 +315,7 @@ def main(argv=None):
     if args.save_probabilities:
         np.save(args.save_probabilities, probabilities)
     for index, row in enumerate(probabilities[:10]):
-        print(f"digit {{index}}: {{row.argmax()}} ({{row.max():.1%}})")
+        print(f"image {{index + 1}}: predicted {{row.argmax()}} ({{row.max():.1%}})")
     if len(probabilities) > 10:
         print(f"... {{len(probabilities)}} digits in all")
 

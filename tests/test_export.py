@@ -86,7 +86,7 @@ def test_the_script_predicts_a_picture_dark_on_light_as_convviz_does(tmp_path, d
     result = subprocess.run([sys.executable, f"{stem}_keras.py", "--image", "digit.png"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"digit 0: {probabilities.argmax()} ({probabilities.max():.1%})" in result.stdout
+    assert f"image 1: predicted {probabilities.argmax()} ({probabilities.max():.1%})" in result.stdout
     assert probabilities.argmax() == model.predict(digits[:1])[0].argmax()
 
 

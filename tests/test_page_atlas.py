@@ -100,6 +100,11 @@ def test_the_shipped_models_atlas_is_read_from_its_file_and_layer_and_filter_swi
     assert "conv1" in charts["atlas_fig_patches"]["layout"]["title"]["text"]
     assert _points(charts["atlas_fig_patches"]) == 32 * 9
     assert any("conv1 (3×3): 1 + (3 − 1)·1 = **3**" in m.value for m in at.caption)
+    first = shipped_atlas.layers["conv1"].patches.values[0]  # filter 0, shown whole: its nine may all tie
+    tie_note = [c.value for c in at.caption if "tie at" in c.value]
+    assert tie_note == ([f"All 9 shown tie at {first[0]:.2f}: more test digits may drive this filter just as hard (a "
+                         "fully inked patch often does); tied digits are shown in test-set order."]
+                        if first[0] == first[-1] else [])
 
     at = _rerun(at.radio(key="atlas_layer").set_value("conv2"))
     charts = _charts(at)

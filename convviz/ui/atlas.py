@@ -407,6 +407,10 @@ def _show_layer(atlas, choice: Choice, layer: str) -> None:
                                                 f"{item.patches.values[f][0]:.2f})")
     st.caption("The chosen filter's strongest digits whole, the patch it saw outlined in red, its activation "
                "under each; its synthesised input last.")
+    values = item.patches.values[chosen]
+    if len(values) > 1 and values[-1] == values[0]:
+        st.caption(f"All {len(values)} shown tie at {values[0]:.2f}: more test digits may drive this filter just as "
+                   "hard (a fully inked patch often does); tied digits are shown in test-set order.")
     st.plotly_chart(fa.filter_figure(item.patches, chosen, item.synthesis), key="atlas_fig_filter")
 
 

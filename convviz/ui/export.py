@@ -22,8 +22,12 @@ import streamlit as st
 
 from convviz import export
 
-_HOW_TO = ("Put the three files in one folder: `python {stem}_keras.py --image digit.png` predicts a picture of a "
-           "digit; the script's docstring shows how to use the model in your own code.")
+_HOW_TO = ("Keep the weights (.npz) next to the script: `python {stem}_keras.py --image digit.png` predicts a picture "
+           "of a digit, and the script's docstring shows how to use the model in your own code; the .keras file is "
+           "the same model for `keras.models.load_model`. The script only turns the picture grey and resizes it to "
+           "28×28, while the Draw page also crops it to the ink, scales it to 20×20 and centres it, as MNIST's digits "
+           "were made: the same picture can get a different confidence (give the script an MNIST-style 28×28 image "
+           "for the same numbers).")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -54,9 +54,11 @@ with st.sidebar:
     st.caption("Transposed: cells cropped from each side of the output; *same* makes it input × stride."
                if transposed else "Zeros added around the input; *same* keeps the size at stride 1.")
     strides = st.slider("Stride", 1, 4, 1, key="conv_stride")
-    st.caption("How many cells the window jumps per step.")
+    st.caption("Transposed: how far apart neighbouring input cells land in the output (stride − 1 gaps)."
+               if transposed else "How many cells the window jumps per step.")
     dilation = st.slider("Dilation", 1, 3, 1, key="conv_dilation")
-    st.caption("Spacing between the kernel's taps: a wider view with the same weights.")
+    st.caption("Transposed: spacing between the cells each input cell writes: a wider spread with the same weights."
+               if transposed else "Spacing between the kernel's taps: a wider view with the same weights.")
     output_padding = st.number_input("Output padding", min_value=0, max_value=3, value=0, step=1,
                                      key="conv_output_padding", disabled=not transposed)
     st.caption("Transposed only: cells added at the bottom and right of the output; must be smaller than the "

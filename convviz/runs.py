@@ -72,11 +72,43 @@ def _integer(d: dict, key: str, where: str, low: int, high: int) -> int:
     return value
 
 
+def as_float(value, where: str, key: str, expected: str) -> float:
+    """A number read back from disk as a finite float, never ``OverflowError``.
+
+    JSON allows integers no float can hold (``1`` then 400 zeros); ``math.isfinite`` and ``float`` raise
+    ``OverflowError`` on them, which no reader catches. This is the one conversion.
+
+    Args:
+        value: the value read.
+        where, key: its place in messages.
+        expected: what it must be, for messages, e.g. ``"a number from 0 to 1"``.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        ValueError: not an int or float (bool refused), not finite, or an integer too large for a float; the
+            message names the key and, for a huge integer, its size in digits rather than the digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _problem(where, key, expected, value)
+    try:
+        number = float(value)
+    except OverflowError:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        raise ValueError(f"{where}[{key!r}] must be {expected}, got an integer of about {digits:,} digits, "
+                         f"too large for a float") from None
+    if not math.isfinite(number):
+        raise _problem(where, key, expected, value)
+    return number
+
+
 def _number(value, where: str, key: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise _problem(where, key, f"a number from {low:g} to {high:g}", value)
-    return float(value)
+    expected = f"a number from {low:g} to {high:g}"
+    number = as_float(value, where, key, expected)
+    if not low <= number <= high:
+        raise _problem(where, key, expected, value)
+    return number
 
 
 def _numbers(d: dict, key: str, where: str, low: float, high: float) -> list[float]:
@@ -110,15 +142,15 @@ def check_time(value, where: str, key: str, now: float | None = None) -> float:
         The time as a float.
 
     Raises:
-        ValueError: not a number, not finite, before 2020 or in the future, e.g. ``"progress record 'x'['heartbeat']
+        ValueError: not a number, not finite, an integer too large for a float, before 2020 or in the future, e.g. ``"progress record 'x'['heartbeat']
             must be seconds since 1970, from 2020 to now (at most 300 s ahead), got 99000000000.0"``.
     """
     now = time.time() if now is None else now
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not _EARLIEST <= value <= now + MAX_CLOCK_SKEW_S:
-        raise _problem(where, key, f"seconds since 1970, from 2020 to now (at most {MAX_CLOCK_SKEW_S:g} s ahead)",
-                       value)
-    return float(value)
+    expected = f"seconds since 1970, from 2020 to now (at most {MAX_CLOCK_SKEW_S:g} s ahead)"
+    seconds = as_float(value, where, key, expected)
+    if not _EARLIEST <= seconds <= now + MAX_CLOCK_SKEW_S:
+        raise _problem(where, key, expected, value)
+    return seconds
 
 
 def check_timestamp_text(value, where: str, key: str, now: float | None = None) -> str:

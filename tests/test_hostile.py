@@ -929,3 +929,36 @@ def test_kind6_a_crafted_canvas_picture_is_checked_like_an_upload():
     at.session_state["draw_canvas_0"] = {"drawing": {"raw": {}, "data": "data:text/plain,no base64"}}
     at.run()
     assert not at.exception
+
+
+# --------------------------------------------------------------------------- session hostile2: more kinds
+HUGE = 10**400  # valid JSON; float(HUGE) and math.isfinite(HUGE) raise OverflowError
+
+
+def test_kind4_a_huge_integer_read_back_is_a_value_error_never_an_overflow(monkeypatch, tmp_path):
+    """``1`` then 400 zeros as a job's ``submitted_at``, a heartbeat or a loss broke the Train page (OverflowError)."""
+    from convviz.runs import check_time
+
+    with pytest.raises(ValueError, match=r"\['heartbeat'\] must be seconds since 1970.*an integer of about 401 digits"):
+        check_time(HUGE, "progress record 'x'", "heartbeat")
+    with pytest.raises(ValueError, match=r"\['batch_loss'\] must be a number.*about 401 digits"):
+        check_history(dict(_history(), batch_loss=[HUGE, 1.0, 1.0]), "history")
+    with pytest.raises(ValueError, match="an integer of 401 digits is too large for a float"):
+        parse_json(json.dumps({"x": -HUGE}), "record", max_chars=1000)
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    job_bad, beat_bad = "20260101-000000-fast-c00001", "20260101-000000-fast-c00002"
+    for run_id in (job_bad, beat_bad):
+        _good_run(files.store, run_id)
+    _job(files, job_bad, submitted_at=HUGE)
+    _job(files, beat_bad)
+    _progress(files, beat_bad, heartbeat=HUGE)
+    problems = []
+    assert files.read_job(job_bad, problems) is None and "too large for a float" in problems[0]
+    assert files.read_progress(beat_bad) is None
+    _with_metadata(files.store, "20260101-000000-fast-c00003",
+                   lambda meta: json.dumps(meta).replace('"batch_loss": [2.3,', f'"batch_loss": [{HUGE},'))
+    records, skipped = files.store.list_runs()
+    assert "20260101-000000-fast-c00003" not in [r.run_id for r in records]
+    assert any("too large for a float" in s.reason for s in skipped)
+    _train_page(monkeypatch, tmp_path)  # no exception

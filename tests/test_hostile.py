@@ -34,6 +34,7 @@ from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
 from convviz.preprocess import digit_stages, photo_to_gray
 from convviz.runs import RunStore, check_history, check_settings
+from convviz.ui.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PAGE = ROOT / "pages" / "3_Train.py"
@@ -192,8 +193,8 @@ def test_kind1_the_train_page_lists_the_good_runs_and_offers_to_delete_a_bad_fil
     at = _train_page(monkeypatch, tmp_path)
     warnings = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
     assert len(warnings) == len(expected)
-    for name, message in expected.items():
-        assert any(name in w and message in w for w in warnings), name
+    for name, message in expected.items():  # shown with Markdown escaped (convviz.ui.text.md)
+        assert any(md(name) in w and md(message) in w for w in warnings), name
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
     name = "20260101-000000-fast-b00001.npz"
     digest = hashlib.sha1(name.encode()).hexdigest()[:12]
@@ -962,3 +963,34 @@ def test_kind4_a_huge_integer_read_back_is_a_value_error_never_an_overflow(monke
     assert "20260101-000000-fast-c00003" not in [r.run_id for r in records]
     assert any("too large for a float" in s.reason for s in skipped)
     _train_page(monkeypatch, tmp_path)  # no exception
+
+
+def test_kind1_file_and_run_names_from_disk_are_shown_printable_and_as_plain_text(monkeypatch, tmp_path):
+    """A file name that is not UTF-8 crashed the Train page (UnicodeEncodeError); a file or run named like a Markdown
+    link was shown as a link. Every name read back from disk goes through convviz.ui.text.md / printable."""
+    import os
+
+    from convviz.ui.text import printable
+
+    assert printable("bad\udcff.npz") == "bad\\xff.npz" and printable("a\nb\ud800") == "a\\nb\\ud800"
+    assert md("[Click](https://evil.example) *x* `y` <b>") == \
+        "\\[Click\\]\\(https://evil.example\\) \\*x\\* \\`y\\` \\<b\\>"
+    store = RunStore(tmp_path / LEARNER)
+    _good_run(store)
+    with open(os.path.join(os.fsencode(store.root), b"bad\xff.npz"), "wb") as handle:
+        handle.write(b"x")
+    (store.root / "[Click here to restore your runs](https:evil.example).npz").write_bytes(b"x")
+    _with_metadata(store, "20260103-000000-fast-a00009",
+                   lambda meta: dict(meta, name="[Run 1: click](https://evil.example)",
+                                     dataset="**[Full MNIST](https://evil.example)**"))
+    at = _train_page(monkeypatch, tmp_path)
+    warnings = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
+    assert len(warnings) == 2
+    assert any("bad\\\\xff.npz" in w for w in warnings)  # md escapes the backslash printable wrote
+    assert any("\\[Click here to restore your runs\\]\\(https:evil.example\\).npz" in w for w in warnings)
+    at.selectbox(key="runs_choice").set_value("20260103-000000-fast-a00009").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [e.value for e in (*at.caption, *at.markdown, *at.warning, *at.error, *at.success, *at.info)]
+    assert not any("](https" in text for text in shown), [t for t in shown if "evil" in t]
+    assert any("\\[Run 1: click\\]\\(https://evil.example\\)" in text for text in shown)
+    assert any("\\*\\*\\[Full MNIST\\]" in text for text in shown)

@@ -420,10 +420,30 @@ class RunStore:
 
         Raises:
             ValueError: a malformed run id (this also keeps paths inside the folder).
+            NotADirectoryError: the folder is a link (:meth:`check_root`).
         """
         if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
             raise ValueError(f"not a run id: {str(run_id)[:80]!r}")
+        self.check_root()
         return self.root / f"{run_id}.npz"
+
+    def check_root(self) -> None:
+        """Refuse a runs folder that is itself a link (``<runs root>/learner0victim -> /tmp/outside``).
+
+        A learner's folder is a real folder: every check that keeps reads, writes and deletions inside it compares
+        against its real path, so a linked folder would move "inside" to wherever it leads (a file outside the
+        runs root was deleted). The configured runs root itself may be a link (an administrator's choice); only
+        this folder, the last part, is checked. Called by :meth:`path` (so by every read, write and delete of a
+        run), :meth:`list_runs` and :meth:`discard`.
+
+        Raises:
+            NotADirectoryError: (an ``OSError``) the folder is a link, naming it and where it leads; nothing is
+                listed, read, written or deleted through it.
+        """
+        if os.path.islink(self.root):
+            raise NotADirectoryError(f"the runs folder {str(self.root)!r} is a link to "
+                                     f"{os.path.realpath(self.root)!r}; ConvViz never follows a linked runs folder "
+                                     "(nothing in it is listed or deleted): replace the link by a folder")
 
     def atlas_path(self, run_id: str) -> Path:
         """Where the Filter atlas page keeps the run's atlas (:mod:`convviz.atlas`): ``.<run id>.atlas.npz``
@@ -489,11 +509,12 @@ class RunStore:
             ``(records, skipped)``.
 
         Raises:
-            OSError: the folder itself cannot be read (or is a file).
+            OSError: the folder itself cannot be read, is a file, or is a link (:meth:`check_root`).
         """
         records, skipped = [], []
         if not os.path.lexists(self.root):
             return records, skipped
+        self.check_root()
         if not self.root.is_dir():
             raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
         for path in sorted(self.root.glob("*.npz")):
@@ -597,10 +618,12 @@ class RunStore:
         Raises:
             ValueError: not such a name (a path, a hidden file, another suffix), or a folder.
             FileNotFoundError: no such file.
+            NotADirectoryError: the runs folder is a link (:meth:`check_root`); nothing is deleted.
         """
         if not isinstance(name, str) or Path(name).name != name or name.startswith(".") or not name.endswith(".npz") \
                 or "\x00" in name or name in (".", ".."):
             raise ValueError(f"not a file name of the runs folder: {str(name)[:80]!r}")
+        self.check_root()
         path = self.root / name
         if not os.path.lexists(path):
             raise FileNotFoundError(f"no file {name!r} in {str(self.root)!r}")

@@ -994,3 +994,25 @@ def test_kind1_file_and_run_names_from_disk_are_shown_printable_and_as_plain_tex
     assert not any("](https" in text for text in shown), [t for t in shown if "evil" in t]
     assert any("\\[Run 1: click\\]\\(https://evil.example\\)" in text for text in shown)
     assert any("\\*\\*\\[Full MNIST\\]" in text for text in shown)
+
+
+def test_kind8_a_learner_folder_that_is_a_link_is_refused(monkeypatch, tmp_path):
+    """``<runs root>/learner0victim -> /elsewhere``: discard("precious.npz") deleted a file outside the runs root."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.npz").write_bytes(b"someone's data, not a run")
+    root = tmp_path / "runs"
+    root.mkdir()
+    os.symlink(outside, root / LEARNER)
+    store = RunStore(root / LEARNER)
+    for attempt in (store.list_runs, lambda: store.discard("precious.npz"), lambda: store.path(GOOD_RUN),
+                    lambda: store.delete(GOOD_RUN), lambda: _good_run(store)):
+        with pytest.raises(NotADirectoryError, match="is a link to .*never follows a linked runs folder"):
+            attempt()
+    assert (outside / "precious.npz").read_bytes() == b"someone's data, not a run"
+    assert [p.name for p in outside.iterdir()] == ["precious.npz"]
+    at = _train_page(monkeypatch, root)
+    assert any("never follows a linked runs folder" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any(b.key and b.key.startswith("runs_discard_") for b in at.button)

@@ -1016,3 +1016,29 @@ def test_kind8_a_learner_folder_that_is_a_link_is_refused(monkeypatch, tmp_path)
     at = _train_page(monkeypatch, root)
     assert any("never follows a linked runs folder" in e.value for e in at.error), [e.value for e in at.error]
     assert not any(b.key and b.key.startswith("runs_discard_") for b in at.button)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 1, 0), (1, 1, 1, 802_816), (29, 3, 1, 2), (3, 3, 5, 2),
+                                   (1, 1, 1, 1025)])
+def test_kind4_a_first_kernel_read_back_is_a_first_convolution_kernel(tmp_path, shape):
+    """(3, 3, 1, 0) reached kernel_grid_figure (zero-size max); (1, 1, 1, 802816) made a 108 MB figure."""
+    from convviz import model
+
+    assert (jobs.KERNEL_SIDE_LIMIT, jobs.KERNEL_FILTER_LIMIT) == (model.MAX_WINDOW, model.MAX_FILTERS)
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    _job(files, GOOD_RUN)
+    _progress(files, GOOD_RUN, first_kernel=np.zeros(shape).tolist())
+    problems = []
+    assert files.read_progress(GOOD_RUN, problems) is None
+    assert f"['first_kernel'] must be a first convolution's kernel" in problems[0] and str(shape) in problems[0]
+    _progress(files, GOOD_RUN, first_kernel=np.zeros((28, 28, 1, 1024)).tolist())
+    assert files.read_progress(GOOD_RUN)["first_kernel"] is not None
+
+
+def test_kind4_kernel_grid_figure_refuses_an_empty_kernel():
+    from convviz.figures_training import kernel_grid_figure
+
+    for shape in ((3, 3, 1, 0), (3, 3, 0, 2), (0, 3, 1, 2)):
+        with pytest.raises(ValueError, match=r"at least one filter.*got \(" + ", ".join(map(str, shape))):
+            kernel_grid_figure(np.zeros(shape))

@@ -1042,3 +1042,22 @@ def test_kind4_kernel_grid_figure_refuses_an_empty_kernel():
     for shape in ((3, 3, 1, 0), (3, 3, 0, 2), (0, 3, 1, 2)):
         with pytest.raises(ValueError, match=r"at least one filter.*got \(" + ", ".join(map(str, shape))):
             kernel_grid_figure(np.zeros(shape))
+
+
+def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(tmp_path):
+    """1x1 conv to 1024 channels then a 28x28 'same' conv: a 20 KB file within every other limit needed 2.34 GiB
+    to predict one digit (the im2col patch matrix)."""
+    from convviz.model import MAX_PATCH_NUMBERS, PRESETS, validate_spec
+
+    spec = [{"type": "conv2d", "name": "conv1", "filters": 1024, "kernel_size": 1, "padding": "same"},
+            {"type": "conv2d", "name": "conv2", "filters": 6, "kernel_size": 28, "padding": "same"},
+            {"type": "flatten", "name": "flatten"}, {"type": "dense", "name": "dense", "units": 10}]
+    with pytest.raises(ValueError, match=r"layer 'conv2' \(conv2d\) gathers 28x28 windows of 28x28x1024 = "
+                                         r"629,407,744 numbers per image, over the limit of MAX_PATCH_NUMBERS"):
+        validate_spec(spec)
+    with pytest.raises(ValueError, match="MAX_PATCH_NUMBERS"):
+        load_model(_spec_file(tmp_path / "bomb.npz", spec))
+    for preset in PRESETS:  # every preset at its defaults, with a wide margin
+        shapes = validate_spec(make_spec(preset))
+        assert max(s[0] * s[1] for s in shapes if len(s) == 3) * 9 * 64 * 10 < MAX_PATCH_NUMBERS
+    validate_spec(make_spec("seed", filters=(256, 256), kernel_size=7))  # 3.2 M: the largest a run's settings make

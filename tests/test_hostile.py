@@ -1061,3 +1061,29 @@ def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(t
         shapes = validate_spec(make_spec(preset))
         assert max(s[0] * s[1] for s in shapes if len(s) == 3) * 9 * 64 * 10 < MAX_PATCH_NUMBERS
     validate_spec(make_spec("seed", filters=(256, 256), kernel_size=7))  # 3.2 M: the largest a run's settings make
+
+
+def test_kind3_a_large_16_bit_png_is_shrunk_before_it_becomes_floats():
+    """A 5000x5000 16-bit grayscale PNG (60 KB) took 5 s and +620 MB: a float64 array of the whole picture."""
+    from convviz.images import decode_canvas
+
+    wide = (np.arange(5000, dtype=np.uint16)[None, :] * 13).repeat(5000, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(wide).save(buffer, format="PNG", compress_level=9)
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        small = decode_upload(buffer.getvalue(), "L", max_side=280)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert small.shape == (280, 280, 1) and peak < 20 * 2**20 and seconds < 2.5, (peak, seconds)
+    expected = np.round(wide[0].astype(np.float64) / 257.0)  # the 16-bit scaling: 0-65535 -> 0-255, not clipped
+    assert abs(int(small[0, -1, 0]) - expected[-18:].mean()) <= 2 and abs(int(small[0, 0, 0]) - expected[:18].mean()) <= 2
+    canvas = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(canvas, format="PNG")
+    assert (decode_canvas(canvas.getvalue(), max_side=10)[..., :3] == 255).all()  # one owner of the 16-bit scaling
+    canvas = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 32896, np.uint16)).save(canvas, format="PNG")
+    assert (decode_canvas(canvas.getvalue(), max_side=10)[..., :3] == 128).all()  # was 255 (clipped)

@@ -1087,3 +1087,17 @@ def test_kind3_a_large_16_bit_png_is_shrunk_before_it_becomes_floats():
     canvas = io.BytesIO()
     Image.fromarray(np.full((4, 4), 32896, np.uint16)).save(canvas, format="PNG")
     assert (decode_canvas(canvas.getvalue(), max_side=10)[..., :3] == 128).all()  # was 255 (clipped)
+
+
+@pytest.mark.parametrize("rate", [1e-20, 1e-300])
+def test_kind5_a_learning_rate_too_small_to_change_the_loss_is_said_so(rate):
+    """η = 1e-20 said "η = 0 is too large here: the loss went up from 0.6667 to 0.6667"."""
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Backpropagation.py"), default_timeout=100)
+    at.run()
+    at.number_input(key="bp_lr").set_value(rate).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("went **up**" in w.value or "too large" in w.value for w in at.warning), [w.value for w in at.warning]
+    (note,) = [i.value for i in at.info if "too small to change the loss" in i.value]
+    assert f"η = {rate:.4g} is too small" in note and "stayed 0.6667" in note
+    at.number_input(key="bp_lr").set_value(0.5).run()  # the overshoot is still a warning, η shown as it is
+    assert any("η = 0.5 is too large here: the loss went **up**" in w.value for w in at.warning)

@@ -864,7 +864,7 @@ def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypa
                    lambda m: dict(m, history=dict(m["history"], batch_loss=[0.5] * big, batch_accuracy=[0.9] * big)))
     at = _train_page(monkeypatch, tmp_path)
     (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
-    assert "holds up to 4,600," in warning and "values (counted as commas), over the limit of 1,030,000" in warning
+    assert "holds up to 4,600," in warning and md("values (counted as commas), over the limit of 1,030,000") in warning
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
 
 

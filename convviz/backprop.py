@@ -414,6 +414,12 @@ class DescentStep:
         """Whether the step lowered the loss."""
         return self.loss_after < self.loss_before
 
+    @property
+    def unchanged(self) -> bool:
+        """Whether the step left the loss the same at float64 precision (relative change at most 1e-12): an η such
+        as 1e-20 moves the weights by less than their rounding, so neither "down" nor "up" is true."""
+        return abs(self.loss_after - self.loss_before) <= 1e-12 * max(abs(self.loss_before), 1e-300)
+
 
 def descent_step(x, kernel, bias, learning_rate, loss, strides=1, padding=0, dilation_rate=1) -> DescentStep:
     """One gradient-descent step, ``K <- K - η·dK`` and ``b <- b - η·db``, with the loss before and after.

@@ -198,11 +198,13 @@ def kernel_grid_figure(kernel, columns: int = 8, title: str = "First-layer kerne
         The figure; one shared colour scale, symmetric about 0. Hover names the filter.
 
     Raises:
-        ValueError: ``kernel`` not 4-D, echoing its shape.
+        ValueError: ``kernel`` not 4-D, or with a size of 0 (no filters), echoing its shape.
     """
     k = np.asarray(kernel, np.float64)
     if k.ndim != 4:
         raise ValueError(f"kernel must have shape (kh, kw, in_channels, filters), got {k.shape}")
+    if 0 in k.shape:
+        raise ValueError(f"kernel must have at least one filter, input channel, row and column, got {k.shape}")
     images = np.moveaxis(k.mean(axis=2), -1, 0)
     bound = float(np.abs(images).max()) or 1.0
     return _grid_figure(images, columns, "RdBu_r", -bound, bound, 0.0, title, "filter", "weight", width_px)

@@ -73,6 +73,13 @@ _SUBMISSION_RE = re.compile(r"[0-9]{19,20}-[0-9a-f]{6}")
 MAX_RECORD_BYTES = MAX_METADATA_CHARS + 4 * 1024 * 1024
 """Largest job or progress record read back, bytes: a run's history plus the first layer's kernel."""
 _MAX_KERNEL_NUMBERS = 28 * 28 * 1024  # the first layer: kernel size and filters at their limits, one input channel
+KERNEL_SIDE_LIMIT = 28
+"""Largest height / width of a progress record's ``first_kernel`` (:data:`convviz.model.MAX_WINDOW`; this module does
+not import TensorFlow, a test checks they agree)."""
+KERNEL_FILTER_LIMIT = 1024
+"""Most filters of a progress record's ``first_kernel`` (:data:`convviz.model.MAX_FILTERS`)."""
+KERNEL_CHANNEL_LIMIT = 4
+"""Most input channels of a first convolution (an image: gray, RGB or RGBA)."""
 _MAX_RECORD_VALUES = MAX_METADATA_VALUES + _MAX_KERNEL_NUMBERS  # a history and the first kernel, counted before parsing
 
 
@@ -197,6 +204,12 @@ def _check_progress(record: dict, where: str) -> dict:
         if values is None or values.ndim != 4 or values.size > _MAX_KERNEL_NUMBERS or not np.all(np.isfinite(values)):
             raise ValueError(f"{where}['first_kernel'] must be a (height, width, channels, filters) array of at most "
                              f"{_MAX_KERNEL_NUMBERS:,} finite numbers")
+        height, width, channels, filters = values.shape
+        if not (1 <= height <= KERNEL_SIDE_LIMIT and 1 <= width <= KERNEL_SIDE_LIMIT
+                and 1 <= channels <= KERNEL_CHANNEL_LIMIT and 1 <= filters <= KERNEL_FILTER_LIMIT):
+            raise ValueError(f"{where}['first_kernel'] must be a first convolution's kernel: height and width 1 to "
+                             f"{KERNEL_SIDE_LIMIT}, 1 to {KERNEL_CHANNEL_LIMIT} input channels, 1 to "
+                             f"{KERNEL_FILTER_LIMIT:,} filters, got shape {values.shape}")
         progress["first_kernel"] = kernel
     return progress
 

@@ -85,6 +85,11 @@ MAX_UNITS = 4096
 """Most units of one dense layer."""
 MAX_ACTIVATION = 1_048_576
 """Most numbers in one layer's output for one image (28 x 28 x 1024 = 802,816 fits)."""
+MAX_PATCH_NUMBERS = 16_777_216
+"""Most numbers in one convolution's patch matrix for one image, ``h_out * w_out * kernel_height * kernel_width *
+in_channels`` (the im2col matrix its forward pass gathers: 64 MiB of float32). A 20 KB file within every other limit
+(1x1 conv to 1024 channels, then a 28x28 'same' conv) needed 629 M numbers, 2.34 GiB, to predict one digit. The
+shipped model needs 34,848; the largest preset a run's settings allow (``seed``, 256 filters, kernel 7) 3.2 M."""
 MAX_PARAMS = 5_000_000
 """Most weights and biases in a model (20 MB of float32; the largest Train page model has about 0.9 M)."""
 MAX_SPEC_CHARS = 65_536
@@ -155,6 +160,10 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
     Returns:
         One shape per layer, e.g. ``(26, 26, 32)`` after a 3x3x32 convolution.
 
+    Limits: :data:`MAX_LAYERS`, :data:`MAX_FILTERS`, :data:`MAX_WINDOW`, :data:`MAX_UNITS`, :data:`MAX_ACTIVATION`
+    (one layer's output), :data:`MAX_PATCH_NUMBERS` (one convolution's patch matrix, per image) and
+    :data:`MAX_PARAMS`.
+
     Raises:
         ValueError: anything wrong, naming the layer and the bad value.
     """
@@ -194,6 +203,11 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
         if kind == "conv2d":
             kh, kw = _pair(layer["kernel_size"], "kernel_size")
             params += kh * kw * in_shape[-1] * shape[-1] + shape[-1]
+            patches = shape[0] * shape[1] * kh * kw * in_shape[-1]
+            if patches > MAX_PATCH_NUMBERS:
+                raise ValueError(f"layer {name!r} (conv2d) gathers {shape[0]}x{shape[1]} windows of {kh}x{kw}x"
+                                 f"{in_shape[-1]} = {patches:,} numbers per image, over the limit of "
+                                 f"MAX_PATCH_NUMBERS={MAX_PATCH_NUMBERS:,}")
         elif kind == "dense":
             params += in_shape[0] * shape[0] + shape[0]
         if params > MAX_PARAMS:

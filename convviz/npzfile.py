@@ -29,6 +29,7 @@ import math
 import os
 import stat
 import struct
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -270,6 +271,19 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+_LARGEST_FLOAT_INT = int(sys.float_info.max)
+
+
+def _parse_int(digits: str) -> int:
+    """A JSON integer, refused when no float can hold it (``1`` then 400 zeros): every number read back from disk
+    must convert to a float without ``OverflowError``."""
+    value = int(digits)
+    if abs(value) > _LARGEST_FLOAT_INT:
+        raise ValueError(f"an integer of {len(digits.lstrip('-')):,} digits is too large for a float "
+                         f"(at most {sys.float_info.max:.3g})")
+    return value
+
+
 def _depth(value, limit: int) -> int:
     """Nesting depth of lists / dicts in ``value`` (iterative: no recursion); stops counting past ``limit``."""
     deepest, stack = 0, [(value, 1)]
@@ -301,7 +315,8 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
 
     Raises:
         ValueError: not text, over ``max_chars``, :data:`MAX_JSON_CONTAINERS`, ``max_values`` or ``max_depth``, invalid
-            JSON, or ``NaN`` / ``Infinity``; the message names ``where`` and the limit.
+            JSON, ``NaN`` / ``Infinity``, or an integer too large for a float (over about 1.8e308, which would raise
+            ``OverflowError`` wherever it is used as a number); the message names ``where`` and the limit.
     """
     if isinstance(text, np.ndarray):
         if text.shape != () or text.dtype.kind != "U":
@@ -323,7 +338,7 @@ def parse_json(text, where: str, max_chars: int, max_depth: int = MAX_JSON_DEPTH
             raise ValueError(f"{where} holds up to {values:,} values (counted as commas), over the limit of "
                              f"{max_values:,}")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
     except RecursionError:
         raise ValueError(f"{where} is nested deeper than Python can parse (the limit is {max_depth} levels)") from None
     except MemoryError:

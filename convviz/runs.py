@@ -72,11 +72,43 @@ def _integer(d: dict, key: str, where: str, low: int, high: int) -> int:
     return value
 
 
+def as_float(value, where: str, key: str, expected: str) -> float:
+    """A number read back from disk as a finite float, never ``OverflowError``.
+
+    JSON allows integers no float can hold (``1`` then 400 zeros); ``math.isfinite`` and ``float`` raise
+    ``OverflowError`` on them, which no reader catches. This is the one conversion.
+
+    Args:
+        value: the value read.
+        where, key: its place in messages.
+        expected: what it must be, for messages, e.g. ``"a number from 0 to 1"``.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        ValueError: not an int or float (bool refused), not finite, or an integer too large for a float; the
+            message names the key and, for a huge integer, its size in digits rather than the digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _problem(where, key, expected, value)
+    try:
+        number = float(value)
+    except OverflowError:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        raise ValueError(f"{where}[{key!r}] must be {expected}, got an integer of about {digits:,} digits, "
+                         f"too large for a float") from None
+    if not math.isfinite(number):
+        raise _problem(where, key, expected, value)
+    return number
+
+
 def _number(value, where: str, key: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise _problem(where, key, f"a number from {low:g} to {high:g}", value)
-    return float(value)
+    expected = f"a number from {low:g} to {high:g}"
+    number = as_float(value, where, key, expected)
+    if not low <= number <= high:
+        raise _problem(where, key, expected, value)
+    return number
 
 
 def _numbers(d: dict, key: str, where: str, low: float, high: float) -> list[float]:
@@ -110,15 +142,15 @@ def check_time(value, where: str, key: str, now: float | None = None) -> float:
         The time as a float.
 
     Raises:
-        ValueError: not a number, not finite, before 2020 or in the future, e.g. ``"progress record 'x'['heartbeat']
+        ValueError: not a number, not finite, an integer too large for a float, before 2020 or in the future, e.g. ``"progress record 'x'['heartbeat']
             must be seconds since 1970, from 2020 to now (at most 300 s ahead), got 99000000000.0"``.
     """
     now = time.time() if now is None else now
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not _EARLIEST <= value <= now + MAX_CLOCK_SKEW_S:
-        raise _problem(where, key, f"seconds since 1970, from 2020 to now (at most {MAX_CLOCK_SKEW_S:g} s ahead)",
-                       value)
-    return float(value)
+    expected = f"seconds since 1970, from 2020 to now (at most {MAX_CLOCK_SKEW_S:g} s ahead)"
+    seconds = as_float(value, where, key, expected)
+    if not _EARLIEST <= seconds <= now + MAX_CLOCK_SKEW_S:
+        raise _problem(where, key, expected, value)
+    return seconds
 
 
 def check_timestamp_text(value, where: str, key: str, now: float | None = None) -> str:
@@ -388,10 +420,30 @@ class RunStore:
 
         Raises:
             ValueError: a malformed run id (this also keeps paths inside the folder).
+            NotADirectoryError: the folder is a link (:meth:`check_root`).
         """
         if not isinstance(run_id, str) or not _RUN_ID_RE.fullmatch(run_id):
             raise ValueError(f"not a run id: {str(run_id)[:80]!r}")
+        self.check_root()
         return self.root / f"{run_id}.npz"
+
+    def check_root(self) -> None:
+        """Refuse a runs folder that is itself a link (``<runs root>/learner0victim -> /tmp/outside``).
+
+        A learner's folder is a real folder: every check that keeps reads, writes and deletions inside it compares
+        against its real path, so a linked folder would move "inside" to wherever it leads (a file outside the
+        runs root was deleted). The configured runs root itself may be a link (an administrator's choice); only
+        this folder, the last part, is checked. Called by :meth:`path` (so by every read, write and delete of a
+        run), :meth:`list_runs` and :meth:`discard`.
+
+        Raises:
+            NotADirectoryError: (an ``OSError``) the folder is a link, naming it and where it leads; nothing is
+                listed, read, written or deleted through it.
+        """
+        if os.path.islink(self.root):
+            raise NotADirectoryError(f"the runs folder {str(self.root)!r} is a link to "
+                                     f"{os.path.realpath(self.root)!r}; ConvViz never follows a linked runs folder "
+                                     "(nothing in it is listed or deleted): replace the link by a folder")
 
     def atlas_path(self, run_id: str) -> Path:
         """Where the Filter atlas page keeps the run's atlas (:mod:`convviz.atlas`): ``.<run id>.atlas.npz``
@@ -457,11 +509,12 @@ class RunStore:
             ``(records, skipped)``.
 
         Raises:
-            OSError: the folder itself cannot be read (or is a file).
+            OSError: the folder itself cannot be read, is a file, or is a link (:meth:`check_root`).
         """
         records, skipped = [], []
         if not os.path.lexists(self.root):
             return records, skipped
+        self.check_root()
         if not self.root.is_dir():
             raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
         for path in sorted(self.root.glob("*.npz")):
@@ -565,10 +618,12 @@ class RunStore:
         Raises:
             ValueError: not such a name (a path, a hidden file, another suffix), or a folder.
             FileNotFoundError: no such file.
+            NotADirectoryError: the runs folder is a link (:meth:`check_root`); nothing is deleted.
         """
         if not isinstance(name, str) or Path(name).name != name or name.startswith(".") or not name.endswith(".npz") \
                 or "\x00" in name or name in (".", ".."):
             raise ValueError(f"not a file name of the runs folder: {str(name)[:80]!r}")
+        self.check_root()
         path = self.root / name
         if not os.path.lexists(path):
             raise FileNotFoundError(f"no file {name!r} in {str(self.root)!r}")

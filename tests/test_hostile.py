@@ -34,6 +34,7 @@ from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
 from convviz.preprocess import digit_stages, photo_to_gray
 from convviz.runs import RunStore, check_history, check_settings
+from convviz.ui.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_PAGE = ROOT / "pages" / "3_Train.py"
@@ -192,8 +193,8 @@ def test_kind1_the_train_page_lists_the_good_runs_and_offers_to_delete_a_bad_fil
     at = _train_page(monkeypatch, tmp_path)
     warnings = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
     assert len(warnings) == len(expected)
-    for name, message in expected.items():
-        assert any(name in w and message in w for w in warnings), name
+    for name, message in expected.items():  # shown with Markdown escaped (convviz.ui.text.md)
+        assert any(md(name) in w and md(message) in w for w in warnings), name
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
     name = "20260101-000000-fast-b00001.npz"
     digest = hashlib.sha1(name.encode()).hexdigest()[:12]
@@ -863,7 +864,7 @@ def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypa
                    lambda m: dict(m, history=dict(m["history"], batch_loss=[0.5] * big, batch_accuracy=[0.9] * big)))
     at = _train_page(monkeypatch, tmp_path)
     (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
-    assert "holds up to 4,600," in warning and "values (counted as commas), over the limit of 1,030,000" in warning
+    assert "holds up to 4,600," in warning and md("values (counted as commas), over the limit of 1,030,000") in warning
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
 
 
@@ -929,3 +930,174 @@ def test_kind6_a_crafted_canvas_picture_is_checked_like_an_upload():
     at.session_state["draw_canvas_0"] = {"drawing": {"raw": {}, "data": "data:text/plain,no base64"}}
     at.run()
     assert not at.exception
+
+
+# --------------------------------------------------------------------------- session hostile2: more kinds
+HUGE = 10**400  # valid JSON; float(HUGE) and math.isfinite(HUGE) raise OverflowError
+
+
+def test_kind4_a_huge_integer_read_back_is_a_value_error_never_an_overflow(monkeypatch, tmp_path):
+    """``1`` then 400 zeros as a job's ``submitted_at``, a heartbeat or a loss broke the Train page (OverflowError)."""
+    from convviz.runs import check_time
+
+    with pytest.raises(ValueError, match=r"\['heartbeat'\] must be seconds since 1970.*an integer of about 401 digits"):
+        check_time(HUGE, "progress record 'x'", "heartbeat")
+    with pytest.raises(ValueError, match=r"\['batch_loss'\] must be a number.*about 401 digits"):
+        check_history(dict(_history(), batch_loss=[HUGE, 1.0, 1.0]), "history")
+    with pytest.raises(ValueError, match="an integer of 401 digits is too large for a float"):
+        parse_json(json.dumps({"x": -HUGE}), "record", max_chars=1000)
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    job_bad, beat_bad = "20260101-000000-fast-c00001", "20260101-000000-fast-c00002"
+    for run_id in (job_bad, beat_bad):
+        _good_run(files.store, run_id)
+    _job(files, job_bad, submitted_at=HUGE)
+    _job(files, beat_bad)
+    _progress(files, beat_bad, heartbeat=HUGE)
+    problems = []
+    assert files.read_job(job_bad, problems) is None and "too large for a float" in problems[0]
+    assert files.read_progress(beat_bad) is None
+    _with_metadata(files.store, "20260101-000000-fast-c00003",
+                   lambda meta: json.dumps(meta).replace('"batch_loss": [2.3,', f'"batch_loss": [{HUGE},'))
+    records, skipped = files.store.list_runs()
+    assert "20260101-000000-fast-c00003" not in [r.run_id for r in records]
+    assert any("too large for a float" in s.reason for s in skipped)
+    _train_page(monkeypatch, tmp_path)  # no exception
+
+
+def test_kind1_file_and_run_names_from_disk_are_shown_printable_and_as_plain_text(monkeypatch, tmp_path):
+    """A file name that is not UTF-8 crashed the Train page (UnicodeEncodeError); a file or run named like a Markdown
+    link was shown as a link. Every name read back from disk goes through convviz.ui.text.md / printable."""
+    import os
+
+    from convviz.ui.text import printable
+
+    assert printable("bad\udcff.npz") == "bad\\xff.npz" and printable("a\nb\ud800") == "a\\nb\\ud800"
+    assert md("[Click](https://evil.example) *x* `y` <b>") == \
+        "\\[Click\\]\\(https://evil.example\\) \\*x\\* \\`y\\` \\<b\\>"
+    store = RunStore(tmp_path / LEARNER)
+    _good_run(store)
+    with open(os.path.join(os.fsencode(store.root), b"bad\xff.npz"), "wb") as handle:
+        handle.write(b"x")
+    (store.root / "[Click here to restore your runs](https:evil.example).npz").write_bytes(b"x")
+    _with_metadata(store, "20260103-000000-fast-a00009",
+                   lambda meta: dict(meta, name="[Run 1: click](https://evil.example)",
+                                     dataset="**[Full MNIST](https://evil.example)**"))
+    at = _train_page(monkeypatch, tmp_path)
+    warnings = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
+    assert len(warnings) == 2
+    assert any("bad\\\\xff.npz" in w for w in warnings)  # md escapes the backslash printable wrote
+    assert any("\\[Click here to restore your runs\\]\\(https:evil.example\\).npz" in w for w in warnings)
+    at.selectbox(key="runs_choice").set_value("20260103-000000-fast-a00009").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [e.value for e in (*at.caption, *at.markdown, *at.warning, *at.error, *at.success, *at.info)]
+    assert not any("](https" in text for text in shown), [t for t in shown if "evil" in t]
+    assert any("\\[Run 1: click\\]\\(https://evil.example\\)" in text for text in shown)
+    assert any("\\*\\*\\[Full MNIST\\]" in text for text in shown)
+
+
+def test_kind8_a_learner_folder_that_is_a_link_is_refused(monkeypatch, tmp_path):
+    """``<runs root>/learner0victim -> /elsewhere``: discard("precious.npz") deleted a file outside the runs root."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.npz").write_bytes(b"someone's data, not a run")
+    root = tmp_path / "runs"
+    root.mkdir()
+    os.symlink(outside, root / LEARNER)
+    store = RunStore(root / LEARNER)
+    for attempt in (store.list_runs, lambda: store.discard("precious.npz"), lambda: store.path(GOOD_RUN),
+                    lambda: store.delete(GOOD_RUN), lambda: _good_run(store)):
+        with pytest.raises(NotADirectoryError, match="is a link to .*never follows a linked runs folder"):
+            attempt()
+    assert (outside / "precious.npz").read_bytes() == b"someone's data, not a run"
+    assert [p.name for p in outside.iterdir()] == ["precious.npz"]
+    at = _train_page(monkeypatch, root)
+    assert any("never follows a linked runs folder" in e.value for e in at.error), [e.value for e in at.error]
+    assert not any(b.key and b.key.startswith("runs_discard_") for b in at.button)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 1, 0), (1, 1, 1, 802_816), (29, 3, 1, 2), (3, 3, 5, 2),
+                                   (1, 1, 1, 1025)])
+def test_kind4_a_first_kernel_read_back_is_a_first_convolution_kernel(tmp_path, shape):
+    """(3, 3, 1, 0) reached kernel_grid_figure (zero-size max); (1, 1, 1, 802816) made a 108 MB figure."""
+    from convviz import model
+
+    assert (jobs.KERNEL_SIDE_LIMIT, jobs.KERNEL_FILTER_LIMIT) == (model.MAX_WINDOW, model.MAX_FILTERS)
+    files = jobs.JobFiles(tmp_path, LEARNER)
+    _good_run(files.store)
+    _job(files, GOOD_RUN)
+    _progress(files, GOOD_RUN, first_kernel=np.zeros(shape).tolist())
+    problems = []
+    assert files.read_progress(GOOD_RUN, problems) is None
+    assert f"['first_kernel'] must be a first convolution's kernel" in problems[0] and str(shape) in problems[0]
+    _progress(files, GOOD_RUN, first_kernel=np.zeros((28, 28, 1, 1024)).tolist())
+    assert files.read_progress(GOOD_RUN)["first_kernel"] is not None
+
+
+def test_kind4_kernel_grid_figure_refuses_an_empty_kernel():
+    from convviz.figures_training import kernel_grid_figure
+
+    for shape in ((3, 3, 1, 0), (3, 3, 0, 2), (0, 3, 1, 2)):
+        with pytest.raises(ValueError, match=r"at least one filter.*got \(" + ", ".join(map(str, shape))):
+            kernel_grid_figure(np.zeros(shape))
+
+
+def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(tmp_path):
+    """1x1 conv to 1024 channels then a 28x28 'same' conv: a 20 KB file within every other limit needed 2.34 GiB
+    to predict one digit (the im2col patch matrix)."""
+    from convviz.model import MAX_PATCH_NUMBERS, PRESETS, validate_spec
+
+    spec = [{"type": "conv2d", "name": "conv1", "filters": 1024, "kernel_size": 1, "padding": "same"},
+            {"type": "conv2d", "name": "conv2", "filters": 6, "kernel_size": 28, "padding": "same"},
+            {"type": "flatten", "name": "flatten"}, {"type": "dense", "name": "dense", "units": 10}]
+    with pytest.raises(ValueError, match=r"layer 'conv2' \(conv2d\) gathers 28x28 windows of 28x28x1024 = "
+                                         r"629,407,744 numbers per image, over the limit of MAX_PATCH_NUMBERS"):
+        validate_spec(spec)
+    with pytest.raises(ValueError, match="MAX_PATCH_NUMBERS"):
+        load_model(_spec_file(tmp_path / "bomb.npz", spec))
+    for preset in PRESETS:  # every preset at its defaults, with a wide margin
+        shapes = validate_spec(make_spec(preset))
+        assert max(s[0] * s[1] for s in shapes if len(s) == 3) * 9 * 64 * 10 < MAX_PATCH_NUMBERS
+    validate_spec(make_spec("seed", filters=(256, 256), kernel_size=7))  # 3.2 M: the largest a run's settings make
+
+
+def test_kind3_a_large_16_bit_png_is_shrunk_before_it_becomes_floats():
+    """A 5000x5000 16-bit grayscale PNG (60 KB) took 5 s and +620 MB: a float64 array of the whole picture."""
+    from convviz.images import decode_canvas
+
+    wide = (np.arange(5000, dtype=np.uint16)[None, :] * 13).repeat(5000, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(wide).save(buffer, format="PNG", compress_level=9)
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        small = decode_upload(buffer.getvalue(), "L", max_side=280)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert small.shape == (280, 280, 1) and peak < 20 * 2**20 and seconds < 2.5, (peak, seconds)
+    expected = np.round(wide[0].astype(np.float64) / 257.0)  # the 16-bit scaling: 0-65535 -> 0-255, not clipped
+    assert abs(int(small[0, -1, 0]) - expected[-18:].mean()) <= 2 and abs(int(small[0, 0, 0]) - expected[:18].mean()) <= 2
+    canvas = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(canvas, format="PNG")
+    assert (decode_canvas(canvas.getvalue(), max_side=10)[..., :3] == 255).all()  # one owner of the 16-bit scaling
+    canvas = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 32896, np.uint16)).save(canvas, format="PNG")
+    assert (decode_canvas(canvas.getvalue(), max_side=10)[..., :3] == 128).all()  # was 255 (clipped)
+
+
+@pytest.mark.parametrize("rate", [1e-20, 1e-300])
+def test_kind5_a_learning_rate_too_small_to_change_the_loss_is_said_so(rate):
+    """η = 1e-20 said "η = 0 is too large here: the loss went up from 0.6667 to 0.6667"."""
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Backpropagation.py"), default_timeout=100)
+    at.run()
+    at.number_input(key="bp_lr").set_value(rate).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any("went **up**" in w.value or "too large" in w.value for w in at.warning), [w.value for w in at.warning]
+    (note,) = [i.value for i in at.info if "too small to change the loss" in i.value]
+    assert f"η = {rate:.4g} is too small" in note and "stayed 0.6667" in note
+    at.number_input(key="bp_lr").set_value(0.5).run()  # the overshoot is still a warning, η shown as it is
+    assert any("η = 0.5 is too large here: the loss went **up**" in w.value for w in at.warning)

@@ -32,6 +32,7 @@ import streamlit as st
 
 from convviz import figures_atlas as fa
 from convviz.ui import training as tr
+from convviz.ui.text import md, printable
 
 MODEL_KEY = "atlas_model"
 LAYER_KEY = "atlas_layer"
@@ -220,10 +221,10 @@ def choose_model() -> Choice | None:
     try:
         records, skipped = store.list_runs()
     except OSError as exc:
-        st.warning(f"Your runs folder {str(store.root)!r} cannot be read ({exc}); only the shipped model is offered.")
+        st.warning(f"Your runs folder {md(repr(str(store.root)))} cannot be read ({md(exc)}); only the shipped model is offered.")
         records, skipped = [], []
     for item in skipped:
-        st.warning(f"A file in your runs folder was skipped, {item.name}: {item.reason.rstrip('.')}. It was left as "
+        st.warning(f"A file in your runs folder was skipped, {md(item.name)}: {md(item.reason.rstrip('.'))}. It was left as "
                    "it is (the Train page can delete it); your other runs are offered as usual.")
     by_id = {r.run_id: r for r in records}
     options = [SHIPPED, *by_id]
@@ -232,7 +233,7 @@ def choose_model() -> Choice | None:
     chosen = st.selectbox(
         "Model", options, key=MODEL_KEY,
         format_func=lambda o: "The shipped model (convviz/models/default.npz)" if o == SHIPPED else
-        f"{by_id[o].name} · {by_id[o].preset} · {by_id[o].epochs_done} epoch(s) · "
+        f"{printable(by_id[o].name)} · {by_id[o].preset} · {by_id[o].epochs_done} epoch(s) · "
         f"{'—' if by_id[o].test_accuracy is None else f'{by_id[o].test_accuracy:.2%}'} · {o}",
         help="The shipped model, or one of your saved runs (Train page) as its checkpoint is now.")
     if chosen == SHIPPED:
@@ -246,7 +247,7 @@ def choose_model() -> Choice | None:
     try:
         model, digest = _run_model(store, record)
     except (FileNotFoundError, ValueError, OSError) as exc:
-        st.error(f"{record.name} cannot be shown: {exc}. The file was left as it is; choose another model.")
+        st.error(f"{md(record.name)} cannot be shown: {md(exc)}. The file was left as it is; choose another model.")
         return None
     return Choice(model, digest, tr.draw_description(record), store.atlas_path(chosen))
 

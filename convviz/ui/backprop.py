@@ -241,14 +241,17 @@ def descent_panel(x: np.ndarray, kernel: np.ndarray, bias: float, loss, strides:
         st.warning(f"Learning rate: {exc}. Type a number above 0 and at most 100; nothing else changed.")
         return
     step = descent_step(x, kernel, bias, rate, loss, strides, padding, dilation_rate)
-    eta = format_number(step.learning_rate, 4)
+    eta = f"{step.learning_rate:.4g}"  # 4 significant digits: 1e-20 is "1e-20", never "0"
     _matrices((step.kernel_before, "Kernel before", True), (step.update, f"−η·dK (η = {eta})", True),
               (step.kernel_after, "Kernel after", True), height=220,
               keys=("bp_fig_k_before", "bp_fig_update", "bp_fig_k_after"))
     st.markdown(f"Bias: {format_number(step.bias_before, 4)} − {eta} · {format_number(step.grad_bias, 4)} = "
                 f"**{format_number(step.bias_after, 4)}**. Loss before the step **{format_number(step.loss_before, 4)}**,"
                 f" after it **{format_number(step.loss_after, 4)}**.")
-    if step.went_down:
+    if step.unchanged:
+        st.info(f"η = {eta} is too small to change the loss at this precision: it stayed "
+                f"{format_number(step.loss_before, 4)} (float64 keeps about 16 significant digits). Try a larger η.")
+    elif step.went_down:
         st.success(f"The loss went down by {format_number(step.loss_before - step.loss_after, 4)} with η = {eta}.")
     else:
         st.warning(f"η = {eta} is too large here: the loss went **up** from {format_number(step.loss_before, 4)} to "

@@ -23,6 +23,7 @@ import streamlit as st
 from convviz import figures_training as ft
 from convviz.ui import export as export_ui
 from convviz.ui import training as tr
+from convviz.ui.text import md, printable
 
 _PENDING_DELETE = "_runs_delete_pending"
 """``st.session_state`` key: the run id whose deletion awaits confirmation."""
@@ -99,9 +100,9 @@ def _data_for(label: str) -> str | None:
 def _use_on_draw(record) -> None:
     problem = tr.use_on_draw(record.run_id)
     if problem:
-        st.session_state["_runs_message"] = ("error", problem)
+        st.session_state["_runs_message"] = ("error", md(problem))
         return
-    st.session_state["_runs_message"] = ("success", f"The Draw page now uses {record.name} (saved as {record.run_id}).")
+    st.session_state["_runs_message"] = ("success", f"The Draw page now uses {md(record.name)} (saved as {record.run_id}).")
 
 
 def _delete(run_id: str) -> None:
@@ -109,7 +110,7 @@ def _delete(run_id: str) -> None:
     try:
         tr.get_store().delete(run_id)
     except (ValueError, FileNotFoundError, OSError) as exc:
-        st.session_state["_runs_message"] = ("error", f"Could not delete run {run_id}: {exc}")
+        st.session_state["_runs_message"] = ("error", f"Could not delete run {run_id}: {md(exc)}")
         return
     st.session_state["_runs_message"] = ("success", f"Deleted run {run_id}.")
 
@@ -119,9 +120,9 @@ def _discard(name: str) -> None:
     try:
         tr.get_store().discard(name)
     except (ValueError, OSError) as exc:
-        st.session_state["_runs_message"] = ("error", f"Could not delete the file {name}: {exc}")
+        st.session_state["_runs_message"] = ("error", f"Could not delete the file {md(name)}: {md(exc)}")
         return
-    st.session_state["_runs_message"] = ("success", f"Deleted the file {name}.")
+    st.session_state["_runs_message"] = ("success", f"Deleted the file {md(name)}.")
 
 
 def skipped_file(item) -> None:
@@ -131,17 +132,17 @@ def skipped_file(item) -> None:
         item: a :class:`convviz.runs.SkippedFile`.
     """
     text, button = st.columns([6, 1], vertical_alignment="center")
-    text.warning(f"A file in the runs folder was skipped, {item.name}: {item.reason.rstrip('.')}. It was left as it is; "
+    text.warning(f"A file in the runs folder was skipped, {md(item.name)}: {md(item.reason.rstrip('.'))}. It was left as it is; "
                  "your other runs are listed as usual.")
-    digest = hashlib.sha1(item.name.encode("utf-8", "replace")).hexdigest()[:12]
+    digest = hashlib.sha1(item.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     pending = item.deletable and st.session_state.get(_PENDING_DISCARD) == item.name
     button.button("Delete…", key=f"runs_discard_{digest}", disabled=pending or not item.deletable,
                   on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD, item.name),
-                  help=f"Delete the file {item.name} (asks for confirmation first)." if item.deletable else
+                  help=f"Delete the file {md(item.name)} (asks for confirmation first)." if item.deletable else
                   "ConvViz never deletes a folder: move or remove it yourself if it is yours.")
     if pending:
         yes, no, _ = st.columns([3, 1, 2])
-        yes.button(f"Yes, delete {item.name}", key="runs_discard_yes", type="primary", on_click=_discard,
+        yes.button(f"Yes, delete {md(item.name)}", key="runs_discard_yes", type="primary", on_click=_discard,
                    args=(item.name,))
         no.button("Cancel", key="runs_discard_no", on_click=st.session_state.pop, args=(_PENDING_DISCARD, None))
 
@@ -162,7 +163,7 @@ def _actions(record, busy: bool) -> None:
             why = _data_for(record.dataset)
             problem = f"Cannot resume run {record.run_id}: {why}" if why else tr.resume_run(record.run_id, int(epochs))
             if problem:
-                st.error(problem)
+                st.error(md(problem))
             else:
                 st.rerun()
     draw.button("Use on the Draw page", key="runs_use_on_draw", on_click=_use_on_draw, args=(record,),
@@ -194,11 +195,11 @@ def past_runs(busy: bool) -> None:
                f"(`?{tr.LEARNER_PARAM}={store.root.name}`): bookmark it to find them again.")
     kind, text = st.session_state.pop("_runs_message", (None, None))
     if kind:
-        (st.success if kind == "success" else st.error)(text)
+        (st.success if kind == "success" else st.error)(text)  # built above with md()
     try:
         records, skipped = store.list_runs(read=cached_read(store))
     except OSError as exc:
-        st.error(f"The runs folder {str(store.root)!r} cannot be read ({exc}); check its permissions.")
+        st.error(f"The runs folder {md(repr(str(store.root)))} cannot be read ({md(exc)}); check its permissions.")
         return
     for item in skipped:
         skipped_file(item)
@@ -208,12 +209,12 @@ def past_runs(busy: bool) -> None:
     st.dataframe(runs_table(records), hide_index=True, width="stretch")
     by_id = {r.run_id: r for r in records}
     chosen = st.selectbox("Show a saved run", list(by_id), key="runs_choice",
-                          format_func=lambda i: f"{by_id[i].name} · {_when(by_id[i].created)} · {by_id[i].preset} · "
+                          format_func=lambda i: f"{printable(by_id[i].name)} · {_when(by_id[i].created)} · {by_id[i].preset} · "
                                                 f"{_accuracy(by_id[i])} · {i}")
     record = by_id[chosen]
     status = tr.live_status(record.run_id, record.status)
-    st.caption(f"{record.name}, saved as {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
-               f"{_DATASETS.get(record.dataset, record.dataset)}. {record.epochs_done} epoch(s) saved, last at "
+    st.caption(f"{md(record.name)}, saved as {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
+               f"{md(_DATASETS.get(record.dataset, record.dataset))}. {record.epochs_done} epoch(s) saved, last at "
                f"{_when(record.updated)}; status **{status}**"
                + (" (the server stopped while it trained: resume it from its last saved epoch)."
                   if status == "interrupted" else "."))

@@ -31,6 +31,7 @@ import streamlit as st
 from convviz import figures_training as ft
 from convviz import jobs
 from convviz.jobs import DEFAULT_MAX_JOBS, FULL_LABEL, MAX_JOBS_ENV, SAMPLE_LABEL, SCHEDULER_ENV, max_jobs
+from convviz.ui.text import md
 
 __all__ = ["DEFAULT_MAX_JOBS", "FULL_LABEL", "MAX_JOBS_ENV", "SAMPLE_LABEL", "SCHEDULER_ENV", "max_jobs"]
 
@@ -343,10 +344,10 @@ def _progress(run: jobs.RunState) -> None:
     bpe, epochs = max(1, snap.get("batches_per_epoch") or 0), max(1, snap.get("epochs") or 1)
     st.progress(min(1.0, len(snap["batch_loss"]) / (bpe * epochs)), text=_progress_text(run))
     if run.state == "failed":
-        st.error(f"Training failed: {run.error}. The last saved checkpoint is kept: resume it from the saved runs "
+        st.error(f"Training failed: {md(run.error)}. The last saved checkpoint is kept: resume it from the saved runs "
                  "below, or try a smaller learning rate or other settings.")
     elif run.state == "interrupted":
-        st.warning(f"This run did not train: {run.error}. Start it again.")
+        st.warning(f"This run did not train: {md(run.error)}. Start it again.")
 
 
 def _kernel_figure(run: jobs.RunState):
@@ -415,8 +416,8 @@ def stop_button(run: jobs.RunState | None) -> None:
 
 def show_run(run: jobs.RunState) -> None:
     """The progress, curves and kernels: live while the run is going, static once it has ended."""
-    st.caption(f"{run.name} (saved as {run.run_id}): {describe_settings(run.settings)}, on the "
-               f"{run.dataset[:1].lower() + run.dataset[1:]}.")
+    st.caption(f"{md(run.name)} (saved as {run.run_id}): {describe_settings(run.settings)}, on the "
+               f"{md(run.dataset[:1].lower() + run.dataset[1:])}.")
     st.session_state["_train_shown"] = _phase(run)
     st.session_state["_train_shown_at"] = time.monotonic()
     if run.active:
@@ -453,7 +454,7 @@ def draw_description(record) -> str:
     dataset = "full MNIST" if record.dataset == FULL_LABEL else (
         "bundled sample" if record.dataset == SAMPLE_LABEL else record.dataset)
     accuracy = "—" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
-    return (f"{record.name} (saved as {record.run_id}; {record.preset} preset, {dataset}, "
+    return (f"{md(record.name)} (saved as {record.run_id}; {record.preset} preset, {md(dataset)}, "
             f"{record.epochs_done} epoch(s), {accuracy} test accuracy)")
 
 
@@ -514,7 +515,7 @@ def show_results(run: jobs.RunState) -> None:
     except FileNotFoundError:
         record = None
     except (ValueError, OSError) as exc:
-        st.warning(f"The run's checkpoint cannot be read: {exc}")
+        st.warning(f"The run's checkpoint cannot be read: {md(exc)}")
         return
     if record is None or (run.active and not record.history.get("epoch")):
         if run.active:
@@ -530,10 +531,10 @@ def show_results(run: jobs.RunState) -> None:
     try:
         evaluated = _evaluation(run.run_id, record)
     except (ValueError, OSError) as exc:  # the checkpoint was replaced by a damaged file, or deleted
-        st.warning(f"The run's checkpoint cannot be read: {exc}")
+        st.warning(f"The run's checkpoint cannot be read: {md(exc)}")
         return
     if evaluated is None:
-        st.info(f"The test digits of the {record.dataset[:1].lower() + record.dataset[1:]} are not available on this server.")
+        st.info(f"The test digits of the {md(record.dataset[:1].lower() + record.dataset[1:])} are not available on this server.")
         return
     (x_test, y_test), (_, _, predicted, probabilities) = evaluated
     loss = history["final_test_loss"] if final else history["epoch_test_loss"][-1]

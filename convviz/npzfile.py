@@ -4,8 +4,8 @@ One place for the checks every such file gets, **before** anything is allocated 
 
 * :func:`read_npz` — an ``.npz`` must exist, be at most :attr:`NpzLimits.max_file_bytes` on disk,
   and be a plain zip archive whose central directory lists at most :attr:`NpzLimits.max_members`
-  ``.npy`` members (checked from the archive's end record before Python's ``zipfile`` builds its
-  list). Each member read must declare at most :attr:`NpzLimits.max_member_bytes` uncompressed
+  ``.npy`` members (checked from the archive's end record, and from its ZIP64 end record when a locator
+  points to one, before Python's ``zipfile`` builds its list; the directory must lie inside the file). Each member read must declare at most :attr:`NpzLimits.max_member_bytes` uncompressed
   (:attr:`NpzLimits.max_total_bytes` for all members read together); its ``.npy`` header must
   describe a plain array (bool, integer, float or text; no objects, no pickles, at most 8
   dimensions) whose data fits in what the member declares. Only then is the array read, with
@@ -139,10 +139,13 @@ def open_regular_file(path, where: str):
 
 
 def _check_directory(handle, size: int, where: str, limits: NpzLimits) -> None:
-    """Refuse an archive whose end record announces more members (or a larger directory) than allowed.
+    """Refuse an archive whose end records announce more members (or a larger directory) than allowed.
 
-    Python's ``zipfile`` builds one object per central directory entry when it opens an archive,
-    so the counts are read from the end record first.
+    Python's ``zipfile`` builds one object per central directory entry when it opens an archive, and reads the
+    whole directory the end record announces, so the counts are read first: from the classic end record
+    (``PK\\x05\\x06``) and, when a ZIP64 locator (``PK\\x06\\x07``) precedes it, from the ZIP64 end record it
+    points to (``PK\\x06\\x06``), which ``zipfile`` trusts over the classic one (:func:`_check_zip64`). Either
+    record's directory must lie inside the file, before the end records.
     """
     tail_size = min(size, _EOCD.size + 65535)
     handle.seek(size - tail_size)
@@ -150,12 +153,75 @@ def _check_directory(handle, size: int, where: str, limits: NpzLimits) -> None:
     at = tail.rfind(_EOCD_SIGNATURE)
     if at < 0 or len(tail) - at < _EOCD.size:
         raise _Refused(f"{where} is not a .npz archive (truncated, or another kind of file)")
-    _, disk, _, _, entries, directory_bytes, _, _ = _EOCD.unpack(tail[at:at + _EOCD.size])
-    if disk != 0 or entries == 0xFFFF or directory_bytes == 0xFFFFFFFF:
-        raise _Refused(f"{where} is a multi-part or ZIP64 archive; a .npz written by numpy is neither")
-    if entries > limits.max_members or directory_bytes > limits.max_members * _CENTRAL_ENTRY_BYTES:
+    end_at = size - tail_size + at  # where the classic end record starts in the file
+    _, disk, _, this_disk, entries, directory_bytes, directory_at, _ = _EOCD.unpack(tail[at:at + _EOCD.size])
+    if disk != 0 or this_disk != entries:
+        raise _Refused(f"{where} is a multi-part archive; a .npz written by numpy is not")
+    if _check_zip64(handle, end_at, where, limits, (entries, directory_bytes, directory_at)):
+        return
+    if entries == 0xFFFF or directory_bytes == 0xFFFFFFFF or directory_at == 0xFFFFFFFF:
+        raise _Refused(f"{where} is a ZIP64 archive without its ZIP64 end record (truncated or damaged)")
+    _check_counts(entries, directory_bytes, directory_at, end_at, where, limits)
+
+
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")  # the ZIP64 end of central directory record (without extensible data)
+_EOCD64_SIGNATURE = b"PK\x06\x06"
+_LOCATOR64 = struct.Struct("<4sLQL")  # the ZIP64 end of central directory locator, just before the classic record
+_LOCATOR64_SIGNATURE = b"PK\x06\x07"
+
+
+def _check_zip64(handle, end_at: int, where: str, limits: NpzLimits, classic: tuple[int, int, int]) -> bool:
+    """Check the ZIP64 end record when a locator precedes the classic one: True when there is one, else False.
+
+    ``zipfile`` reads a ZIP64 end record wherever a locator sits right before the classic end record and then uses
+    its counts (8-byte fields: a 2 kB file can claim a million members). So when the locator is there, the ZIP64
+    record must be right before it (where ``zipfile`` looks), on disk 0, within the same limits as the classic
+    record (:func:`_check_counts`), and agree with every classic field that is not the ZIP64 placeholder
+    (``0xFFFF`` / ``0xFFFFFFFF``).
+    """
+    if end_at < _LOCATOR64.size:
+        return False
+    handle.seek(end_at - _LOCATOR64.size)
+    signature, disk, record_at, disks = _LOCATOR64.unpack(handle.read(_LOCATOR64.size))
+    if signature != _LOCATOR64_SIGNATURE:
+        return False
+    expected_at = end_at - _LOCATOR64.size - _EOCD64.size
+    if disk != 0 or disks > 1:
+        raise _Refused(f"{where} is a multi-part ZIP64 archive; a .npz written by numpy is not")
+    if expected_at < 0 or record_at != expected_at:
+        raise _Refused(f"{where} has a ZIP64 locator pointing to byte {record_at:,}, not to a ZIP64 end record "
+                       "right before it (damaged or crafted)")
+    handle.seek(expected_at)
+    fields = _EOCD64.unpack(handle.read(_EOCD64.size))
+    signature, _, _, _, disk, start_disk, this_disk, entries, directory_bytes, directory_at = fields
+    if signature != _EOCD64_SIGNATURE:
+        raise _Refused(f"{where} has a ZIP64 locator but no ZIP64 end record where it points (damaged or crafted)")
+    if disk != 0 or start_disk != 0 or this_disk != entries:
+        raise _Refused(f"{where} is a multi-part ZIP64 archive; a .npz written by numpy is not")
+    _check_counts(entries, directory_bytes, directory_at, expected_at, where, limits)
+    for name, value, placeholder, classic_value in (
+            ("members", entries, 0xFFFF, classic[0]), ("directory bytes", directory_bytes, 0xFFFFFFFF, classic[1]),
+            ("directory offset", directory_at, 0xFFFFFFFF, classic[2])):
+        if classic_value != placeholder and classic_value != value:
+            raise _Refused(f"{where}: its ZIP64 end record says {value:,} {name} but its classic end record says "
+                           f"{classic_value:,} (damaged or crafted)")
+    return True
+
+
+def _check_counts(entries: int, directory_bytes: int, directory_at: int, end_at: int, where: str,
+                  limits: NpzLimits) -> None:
+    """Refuse more members than ``limits.max_members``, a directory larger than that many entries take, or one
+    that does not lie inside the file before its end record (``end_at``)."""
+    if entries > limits.max_members:
         raise _Refused(f"{where} lists {entries:,} members ({directory_bytes:,} directory bytes), over the limit "
                        f"of {limits.max_members} members")
+    if directory_bytes > limits.max_members * _CENTRAL_ENTRY_BYTES:
+        raise _Refused(f"{where} declares a central directory of {directory_bytes:,} bytes, over the limit of "
+                       f"{limits.max_members * _CENTRAL_ENTRY_BYTES:,} ({limits.max_members} members of at most "
+                       f"{_CENTRAL_ENTRY_BYTES:,} bytes)")
+    if directory_at + directory_bytes > end_at:
+        raise _Refused(f"{where} declares a central directory of {directory_bytes:,} bytes at byte {directory_at:,}, "
+                       f"past its end record at byte {end_at:,} (truncated, damaged or crafted)")
 
 
 def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, limits: NpzLimits) -> None:

@@ -5,7 +5,7 @@ memory ceiling it sets with ``resource.setrlimit(RLIMIT_AS)`` never applies to p
 TensorFlow and loads each valid file once (warming up TensorFlow's threads), then lowers its own address-space
 limit to what it uses plus ``--headroom-mb``, then for each kind tries mutated files for ``--seconds`` / 3
 seconds (at least ``--min-each``): bit flips, truncation, member swaps / drops / duplicates, tampered ``.npy``
-headers and zip directories, deeply nested and huge JSON, and JSON values of the wrong type or size.
+headers and zip directories (ZIP64 end records among them), deeply nested and huge JSON, and JSON values of the wrong type or size.
 
 Each input's result is one of: a valid load; a ``ValueError`` whose message names the file (answered); or
 anything else — another exception, a ``ValueError`` that does not name the file, a ``MemoryError`` turned
@@ -147,7 +147,9 @@ def _directory_tamper(data: bytes, rng: random.Random) -> bytes:
     out = bytearray(data)
     end = data.rfind(b"PK\x05\x06")
     central = data.find(b"PK\x01\x02")
-    choice = rng.randrange(3)
+    choice = rng.randrange(5)
+    if choice >= 3 and end >= 0:
+        return _zip64_tamper(data, end, rng)
     if choice == 0 and end >= 0:
         struct.pack_into("<HH", out, end + 8, *(rng.choice([0, 1, 100, 65535]),) * 2)
     elif choice == 1 and end >= 0:
@@ -155,6 +157,22 @@ def _directory_tamper(data: bytes, rng: random.Random) -> bytes:
     elif central >= 0:
         struct.pack_into("<L", out, central + 24, rng.choice([0, 1, 2**31, 0xFFFFFFFE]))  # uncompressed size
     return bytes(out)
+
+
+def _zip64_tamper(data: bytes, end: int, rng: random.Random) -> bytes:
+    """Insert a ZIP64 end record and locator before the classic end record (``zipfile`` then trusts the ZIP64
+    counts), with random member counts, directory size and offset, classic fields kept or set to the ZIP64
+    placeholders, and sometimes a locator or signature that points nowhere."""
+    fields = list(struct.unpack("<4s4H2LH", data[end:end + 22]))
+    count = rng.choice([0, 1, fields[4], 65, 65535, 65536, 1_000_000, 2**32, 2**63])
+    size = rng.choice([fields[5], 0, 10**6, 2**40, 2**64 - 1])
+    offset = rng.choice([fields[6], 0, fields[6] + 1, 10**9, 2**64 - 1])
+    record = struct.pack("<4sQ2H2L4Q", rng.choice([b"PK\x06\x06", b"PK\x06\x06", b"PK\x00\x00"]), 44, 45, 45,
+                         0, 0, count, count, size, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, rng.choice([end, end, 0, 2**63]), rng.choice([1, 1, 2]))
+    if rng.random() < 0.7:
+        fields[3:7] = [0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF]
+    return data[:end] + record + locator + struct.pack("<4s4H2LH", *fields)
 
 
 def mutate(data: bytes, rng: random.Random) -> tuple[str, bytes]:

@@ -7,6 +7,7 @@ from convviz.ops import conv2d_naive, padding_amounts
 from convviz.presets import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
                              kernel_preset)
 from convviz.ui import convolution as ui
+from convviz.ui.numbers import number_input
 from convviz.ui.resources import sample_or_message
 
 st.set_page_config(page_title="Convolution · ConvViz", page_icon="🔢", layout="wide")
@@ -59,11 +60,11 @@ with st.sidebar:
     dilation = st.slider("Dilation", 1, 3, 1, key="conv_dilation")
     st.caption("Transposed: spacing between the cells each input cell writes: a wider spread with the same weights."
                if transposed else "Spacing between the kernel's taps: a wider view with the same weights.")
-    output_padding = st.number_input("Output padding", min_value=0, max_value=3, value=0, step=1,
-                                     key="conv_output_padding", disabled=not transposed)
+    output_padding = number_input(st, "Output padding", min_value=0, max_value=3, value=0, step=1,
+                                  key="conv_output_padding", disabled=not transposed)
     st.caption("Transposed only: cells added at the bottom and right of the output; must be smaller than the "
                "stride (TensorFlow's rule).")
-    bias = st.number_input("Bias", value=0.0, step=0.5, key="conv_bias", disabled=transposed)
+    bias = number_input(st, "Bias", -ui.MAX_CELL, ui.MAX_CELL, 0.0, 0.5, key="conv_bias", disabled=transposed)
     st.caption("A number added to every sum (forward only).")
     mode = st.radio("Operation", ["Cross-correlation", "True convolution"], key="conv_mode", disabled=transposed)
     st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first "

@@ -8,6 +8,7 @@ from convviz.images import fit_image, to_model_input
 from convviz.ops import conv2d_naive, depthwise_conv2d_naive
 from convviz.presets import random_filters, stacked_notebook_example
 from convviz.ui import convolution as ui
+from convviz.ui.numbers import number_input
 from convviz.ui.resources import model_or_message
 
 st.set_page_config(page_title="Stacked channels · ConvViz", page_icon="🧱", layout="wide")
@@ -64,7 +65,7 @@ c1, c2, c3 = st.columns([2, 2, 1])
 filters = c1.slider("Filters F", 1, 64, 64, key="stack_filters")
 source = c2.radio("Kernels", ["Random (seeded)", "Learned: the shipped model's conv1"], key="stack_kernels",
                   horizontal=True)
-seed = c3.number_input("Seed", 0, 10_000, 0, key="stack_seed")
+seed = number_input(c3, "Seed", 0, 10_000, 0, key="stack_seed")
 if image is None:
     st.info("Pick a digit or upload an image in the sidebar to see feature maps of a real input.")
     st.stop()

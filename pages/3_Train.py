@@ -5,6 +5,7 @@ import streamlit as st
 from convviz.ui import export as export_ui
 from convviz.ui import runs as runs_ui
 from convviz.ui import training as ui
+from convviz.ui.numbers import number_input
 
 st.set_page_config(page_title="Train · ConvViz", page_icon="🏋️", layout="wide")
 st.markdown("## Train the network and watch it learn")
@@ -33,21 +34,21 @@ with st.expander("Settings" + (" (locked while training)" if busy else ""), expa
     preset_options = list(PRESETS)
     preset = c1.radio("Architecture", preset_options, format_func=PRESETS.get, key="train_preset",
                       index=preset_options.index(remembered("train_preset", "fast")), disabled=busy)
-    filters1 = c2.number_input("Filters in conv1", 1, 128, remembered("train_filters1", 32), key="train_filters1",
-                               disabled=busy, help="Number of kernels of the first convolution.")
-    filters2 = c2.number_input("Filters in conv2", 1, 128, remembered("train_filters2", 64), key="train_filters2",
-                               disabled=busy)
+    filters1 = number_input(c2, "Filters in conv1", 1, 128, remembered("train_filters1", 32), key="train_filters1",
+                            disabled=busy, help="Number of kernels of the first convolution.")
+    filters2 = number_input(c2, "Filters in conv2", 1, 128, remembered("train_filters2", 64), key="train_filters2",
+                            disabled=busy)
     kernel_size = c3.select_slider("Kernel size", [1, 3, 5, 7, 9], remembered("train_kernel", 3), key="train_kernel",
                                    disabled=busy, help="Side of the square kernels of both convolutions (pixels).")
-    epochs = c3.number_input("Epochs", 1, 50, remembered("train_epochs", 2), key="train_epochs", disabled=busy,
-                             help="Passes over the training digits.")
+    epochs = number_input(c3, "Epochs", 1, 50, remembered("train_epochs", 2), key="train_epochs", disabled=busy,
+                          help="Passes over the training digits.")
     batch_size = c4.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], remembered("train_batch", 128),
                                   key="train_batch", disabled=busy, help="Digits per gradient step.")
     learning_rate = c4.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
                                      remembered("train_lr", 1e-3), format_func=lambda v: f"{v:g}", key="train_lr",
                                      disabled=busy, help="Adam's step size.")
-    seed = c4.number_input("Seed", 0, 2**31 - 1, remembered("train_seed", 0), key="train_seed", disabled=busy,
-                           help="Same seed and settings → the same starting weights, shuffling and dropout.")
+    seed = number_input(c4, "Seed", 0, 2**31 - 1, remembered("train_seed", 0), key="train_seed", disabled=busy,
+                        help="Same seed and settings → the same starting weights, shuffling and dropout.")
     dataset = ui.dataset_picker()
 
 for key in ("train_preset", "train_filters1", "train_filters2", "train_kernel", "train_epochs", "train_batch",

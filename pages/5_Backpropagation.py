@@ -9,6 +9,7 @@ from convviz.presets import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS,
                              TARGET_PRESETS, input_preset, kernel_preset, map_preset)
 from convviz.ui import backprop as bp
 from convviz.ui import convolution as ui
+from convviz.ui.numbers import number_input
 
 st.set_page_config(page_title="Backpropagation · ConvViz", page_icon="🔁", layout="wide")
 ui.count_server_run("bp")
@@ -43,8 +44,8 @@ with st.sidebar:
     pad_choice = st.selectbox("Padding", ["valid", "same", "0", "1", "2"], key="bp_padding")
     strides = st.slider("Stride", 1, 3, 1, key="bp_stride")
     dilation = st.slider("Dilation", 1, 3, 1, key="bp_dilation")
-    bias = st.number_input("Bias", value=0.0, step=0.5, min_value=-ui.MAX_CELL, max_value=ui.MAX_CELL, key="bp_bias",
-                           help=f"Between {-ui.MAX_CELL:g} and {ui.MAX_CELL:g}, like the matrices' cells.")
+    bias = number_input(st, "Bias", value=0.0, step=0.5, min_value=-ui.MAX_CELL, max_value=ui.MAX_CELL, key="bp_bias",
+                        help=f"Between {-ui.MAX_CELL:g} and {ui.MAX_CELL:g}, like the matrices' cells.")
     st.caption("The bias shifts the output (and so the loss), not dK or dX.")
     speed = ui.speed_picker("bp")
 

@@ -1101,3 +1101,67 @@ def test_kind5_a_learning_rate_too_small_to_change_the_loss_is_said_so(rate):
     assert f"η = {rate:.4g} is too small" in note and "stayed 0.6667" in note
     at.number_input(key="bp_lr").set_value(0.5).run()  # the overshoot is still a warning, η shown as it is
     assert any("η = 0.5 is too large here: the loss went **up**" in w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- session hostile3: F4, F8, F9, F11
+def _with_zip64_end(data: bytes, members: int, directory_bytes=None, directory_at=None, classic_placeholders=True,
+                    locator_at=None, disks=1, signature=b"PK\x06\x06") -> bytes:
+    """``data`` (a valid .npz) with a ZIP64 end record and locator inserted before its classic end record, claiming
+    ``members`` members (and the directory size / offset given, else the true ones)."""
+    end = data.rfind(b"PK\x05\x06")
+    fields = list(struct.unpack("<4s4H2LH", data[end:end + 22]))
+    size, offset = fields[5], fields[6]
+    record = struct.pack("<4sQ2H2L4Q", signature, 44, 45, 45, 0, 0, members, members,
+                         size if directory_bytes is None else directory_bytes,
+                         offset if directory_at is None else directory_at)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end if locator_at is None else locator_at, disks)
+    if classic_placeholders:
+        fields[3:7] = [0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF]
+    return data[:end] + record + locator + struct.pack("<4s4H2LH", *fields)
+
+
+ZIP64_CASES = [  # (case, changes, words of the message)
+    ("a_million_members", {"members": 1_000_000}, "lists 1,000,000 members"),
+    ("65_members", {"members": 65}, "over the limit of 64 members"),
+    ("2**40_members", {"members": 2**40}, "over the limit of 64 members"),
+    ("a_terabyte_directory", {"members": 1, "directory_bytes": 2**40}, "over the limit of 68,480 (64 members"),
+    ("directory_past_the_end", {"members": 1, "directory_at": 10**6}, "past its end record"),
+    ("directory_offset_2**63", {"members": 1, "directory_at": 2**63}, "past its end record"),
+    ("classic_says_1_zip64_says_a_million", {"members": 1_000_000, "classic_placeholders": False},
+     "lists 1,000,000 members"),
+    ("classic_and_zip64_disagree", {"members": 3, "classic_placeholders": False}, "but its classic end record says"),
+    ("locator_points_elsewhere", {"members": 1_000_000, "locator_at": 0}, "ZIP64 locator pointing to byte 0"),
+    ("no_record_where_the_locator_points", {"members": 1_000_000, "signature": b"XX\x06\x06"}, "no ZIP64 end record"),
+    ("multi_disk", {"members": 1_000_000, "disks": 2}, "multi-part"),
+]
+
+
+@pytest.mark.parametrize("case, changes, message", ZIP64_CASES, ids=[c[0] for c in ZIP64_CASES])
+def test_f4_zip64_end_records_are_checked_before_zipfile_reads_them(tmp_path, case, changes, message):
+    """F4: zipfile trusts a ZIP64 end record over the classic one (a 1 kB file claiming a million members took
+    7.3 s and 584 MB); its counts, directory size and offset are checked first, with the classic path's limits."""
+    good = _model_file(tmp_path)
+    path = tmp_path / f"{case}.npz"
+    path.write_bytes(_with_zip64_end(good.read_bytes(), **changes))
+    tracemalloc.start()
+    start = time.monotonic()
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    elapsed, (_, peak) = time.monotonic() - start, tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert str(path) in str(info.value) and message in str(info.value), str(info.value)
+    assert elapsed < 1.0 and peak < 20e6, (elapsed, peak)
+
+
+def test_f4_a_true_zip64_end_record_within_the_limits_loads_and_mnist_has_its_own_limit(tmp_path):
+    good = _model_file(tmp_path)
+    honest = tmp_path / "honest64.npz"
+    members = len(_members(good))
+    honest.write_bytes(_with_zip64_end(good.read_bytes(), members))
+    assert load_model(honest).spec == load_model(good).spec
+    mnist = tmp_path / "mnist64.npz"
+    _write_zip(mnist, _mnist_members())
+    mnist.write_bytes(_with_zip64_end(mnist.read_bytes(), 17))  # MNIST_LIMITS allows 16 members
+    with pytest.raises(ValueError, match="over the limit of 16 members") as info:
+        read_mnist_file(mnist, sizes=None)
+    assert str(mnist) in str(info.value)

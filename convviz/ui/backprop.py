@@ -24,6 +24,7 @@ from convviz.backprop import (MAX_FIT_STEPS, ConvBackward, KernelFit, check_lear
                               max_pool_backward, relu_backward)
 from convviz.figures import format_number, matrix_figure
 from convviz.ui.convolution import Animation, build_animation
+from convviz.ui.numbers import number_input
 
 TICK_S = 0.3
 """Seconds between two refreshes of the demo while it plays."""
@@ -230,9 +231,9 @@ def descent_panel(x: np.ndarray, kernel: np.ndarray, bias: float, loss, strides:
     """
     st.markdown("#### 4 · One step of gradient descent: K ← K − η·dK, b ← b − η·db")
     left, right = st.columns([1, 3], vertical_alignment="center")
-    rate = left.number_input("Learning rate η", value=0.05, step=0.01, format="%g", key="bp_lr",
-                             help="Try 0.05 (the loss goes down), then 0.5 (the step overshoots and the loss "
-                                  "goes up).")
+    rate = number_input(left, "Learning rate η", value=0.05, step=0.01, format="%g", key="bp_lr",
+                        help="Try 0.05 (the loss goes down), then 0.5 (the step overshoots and the loss "
+                             "goes up).")
     right.caption("A small η moves the kernel a little way down the slope and the loss falls; too large an η "
                   "jumps past the valley and the loss rises.")
     try:
@@ -289,16 +290,16 @@ def _fit_settings() -> tuple[dict | None, int | None, list[str]]:
 
     c1, c2, c3, c4 = st.columns(4)
     target = c1.selectbox("Target kernel", FIT_TARGETS, key="bp_fit_target")
-    digits = c2.number_input("Digits", 1, MAX_DIGITS, 1, key="bp_fit_digits",
-                             help="How many test digits of the bundled sample to learn from.")
-    first = c3.number_input("First test digit", 0, 999, 0, key="bp_fit_first")
-    seed = c4.number_input("Seed of the starting kernel", 0, 1_000_000, 0, key="bp_fit_seed")
+    digits = number_input(c2, "Digits", 1, MAX_DIGITS, 1, key="bp_fit_digits",
+                          help="How many test digits of the bundled sample to learn from.")
+    first = number_input(c3, "First test digit", 0, 999, 0, key="bp_fit_first")
+    seed = number_input(c4, "Seed of the starting kernel", 0, 1_000_000, 0, key="bp_fit_seed")
     c5, c6, c7, _ = st.columns(4)
-    rate = c5.number_input("Learning rate η ", value=0.5, step=0.05, format="%g", key="bp_fit_lr")
+    rate = number_input(c5, "Learning rate η ", value=0.5, step=0.05, format="%g", key="bp_fit_lr")
     momentum = c6.slider("Momentum", 0.0, 0.99, 0.9, 0.01, key="bp_fit_momentum",
                          help="0 is plain gradient descent: much slower here (see the caption below).")
-    steps = c7.number_input("Steps", value=500, step=50, key="bp_fit_steps",
-                            help=f"How many gradient-descent steps Play runs (1 to {MAX_FIT_STEPS}).")
+    steps = number_input(c7, "Steps", value=500, step=50, key="bp_fit_steps",
+                         help=f"How many gradient-descent steps Play runs (1 to {MAX_FIT_STEPS}).")
     problems = []
     try:
         check_learning_rate(rate)

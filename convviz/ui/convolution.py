@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from convviz.figures import format_number
+from convviz.ui.numbers import number_input, settle
 from convviz.ui.resources import get_tensorflow
 
 MAX_CELL = 1e9
@@ -114,17 +115,20 @@ def apply_edits(base: np.ndarray, previous: np.ndarray, state, label: str) -> tu
         base: ``(rows, cols)``, the matrix the editor was created with.
         previous: ``(rows, cols)``, the last accepted matrix (the value a refused cell keeps).
         state: the ``st.data_editor`` state, ``{"edited_rows": {row: {"column": value}}, "added_rows": [...],
-            "deleted_rows": [...]}`` (rows 0-based, columns named ``"1"``, ``"2"``, ...), or None.
+            "deleted_rows": [...]}`` (rows 0-based, columns named ``"1"``, ``"2"``, ...), or None: no edit sent,
+            or Streamlit dropped the editor's state (it does when another page is shown or the editor is not
+            drawn in a run), so ``previous`` is kept, never ``base``, and the editor rebuilt when they differ.
         label: the matrix's name in messages, e.g. ``"Input"``.
 
     Returns:
         ``(matrix, notes, rebuild)``: float64 ``(rows, cols)``; a message per refusal; whether the
         editor must be rebuilt from ``matrix`` (something was refused or ignored).
     """
+    if state is None:  # nothing sent, or Streamlit forgot the editor (another page was shown, it was not drawn)
+        kept = np.array(previous, dtype=np.float64)
+        return kept, [], kept.shape != np.shape(base) or not np.array_equal(kept, base)
     matrix = np.array(base, dtype=np.float64)
     rows, cols = matrix.shape
-    if state is None:
-        return matrix, [], False
     if not isinstance(state, dict):
         return np.array(previous, dtype=np.float64), [f"An unreadable edit of the {label.lower()} was ignored."], True
     notes, ignored = [], 0
@@ -222,18 +226,18 @@ def resize_matrix(prefix: str, rows: int, cols: int, limit: int, label: str) -> 
 
 
 def _wanted_size(prefix: str, limit: int, label: str) -> tuple[int, int] | None:
-    """The size Rows / Columns ask for, when it differs from the matrix's; a blank or out-of-range one is refused
-    (put back to the matrix's, with a note for the page)."""
+    """The size Rows / Columns ask for, when it differs from the matrix's; a blank, out-of-range or fractional one is
+    refused (put back to the matrix's, with a note for the page) by :func:`convviz.ui.numbers.settle`; a size field
+    Streamlit forgot (another page was shown, or the editor was not drawn) gets the matrix's size back silently."""
     ss = st.session_state
     old_rows, old_cols = np.shape(ss[f"{prefix}_current"])
+    wanted = []
     for name, key, old in (("Rows", "rows", old_rows), ("Columns", "cols", old_cols)):
-        if not _valid_size(ss.get(f"{prefix}_{key}"), limit):
-            ss[f"{prefix}_{key}"] = int(old)
-            ss.setdefault(f"_{prefix}_notes", []).append(
-                f"{label} {name} was left empty or out of range: it stays {old} (type a whole number from 1 to "
-                f"{limit}).")
-    rows, cols = int(ss[f"{prefix}_rows"]), int(ss[f"{prefix}_cols"])
-    return None if (rows, cols) == (old_rows, old_cols) else (rows, cols)
+        value, note = settle(f"{prefix}_{key}", f"{label} {name}", 1, limit, True, int(old))
+        wanted.append(value)
+        if note:
+            ss.setdefault(f"_{prefix}_notes", []).append(note)
+    return None if tuple(wanted) == (old_rows, old_cols) else tuple(wanted)
 
 
 def _on_resize(prefix: str, limit: int, label: str) -> None:
@@ -301,10 +305,10 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
     notes = ss.pop(f"_{prefix}_notes", []) + notes
 
     c1, c2 = st.columns(2)
-    for column, name, key in ((c1, "Rows", "rows"), (c2, "Columns", "cols")):
-        column.number_input(name, min_value=1, max_value=limit, value=None, step=1, key=f"{prefix}_{key}",
-                            on_change=_on_resize, args=(prefix, limit, label),
-                            help=f"1 to {limit}. Shrinking hides rows or columns; growing brings them back.")
+    for column, name, key, size in ((c1, "Rows", "rows", matrix.shape[0]), (c2, "Columns", "cols", matrix.shape[1])):
+        number_input(column, name, 1, limit, int(size), 1, key=f"{prefix}_{key}", name=f"{label} {name}",
+                     on_change=_on_resize, args=(prefix, limit, label),
+                     help=f"1 to {limit}. Shrinking hides rows or columns; growing brings them back.")
     p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
     p1.selectbox(f"{label} preset", presets, key=f"{prefix}_preset", on_change=load_preset)
     p2.button("Reload", key=f"{prefix}_reload", on_click=load_preset, help="Load the chosen preset again "
@@ -606,7 +610,7 @@ def real_input_picker(prefix: str) -> tuple[np.ndarray | None, str]:
         st.info(message)
         return None, ""
     x_test, y_test = sample[1]
-    index = st.number_input("Test digit number", 0, len(x_test) - 1, 0, key=f"{prefix}_digit")
+    index = number_input(st, "Test digit number", 0, len(x_test) - 1, 0, key=f"{prefix}_digit")
     return x_test[index][:, :, None], f"test digit #{index} (label {int(y_test[index])})"
 
 

@@ -23,6 +23,7 @@ import streamlit as st
 from convviz import figures_training as ft
 from convviz.ui import export as export_ui
 from convviz.ui import training as tr
+from convviz.ui.numbers import number_input
 from convviz.ui.text import md, printable
 
 _PENDING_DELETE = "_runs_delete_pending"
@@ -153,11 +154,11 @@ def _actions(record, busy: bool) -> None:
     resume, draw, delete = st.columns(3, vertical_alignment="bottom")
     with resume:
         top = max(50, record.epochs_done + 1)  # a saved run may have planned more (check_settings allows 10,000)
-        epochs = st.number_input("Train up to epoch", min_value=record.epochs_done + 1, max_value=top,
-                                 value=min(max(planned, record.epochs_done + 1), top), key=f"runs_epochs_{record.run_id}",
-                                 disabled=live,
-                                 help="Continue from the last saved epoch, with the same dataset, batch size, "
-                                      "learning rate and seed.")
+        epochs = number_input(st, "Train up to epoch", min_value=record.epochs_done + 1, max_value=top,
+                              value=min(max(planned, record.epochs_done + 1), top), key=f"runs_epochs_{record.run_id}",
+                              disabled=live,
+                              help="Continue from the last saved epoch, with the same dataset, batch size, "
+                                   "learning rate and seed.")
         if st.button("Resume training", key="runs_resume", disabled=live or busy,
                      help="Stop this session's run first." if busy else None):
             why = _data_for(record.dataset)

@@ -34,6 +34,7 @@ from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
 from convviz.preprocess import digit_stages, photo_to_gray
 from convviz.runs import RunStore, check_history, check_settings
+from convviz.ui.convolution import cell_text
 from convviz.ui.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1165,3 +1166,224 @@ def test_f4_a_true_zip64_end_record_within_the_limits_loads_and_mnist_has_its_ow
     with pytest.raises(ValueError, match="over the limit of 16 members") as info:
         read_mnist_file(mnist, sizes=None)
     assert str(mnist) in str(info.value)
+
+
+# F8: nothing typed is lost when Streamlit forgets a widget (another page shown, an editor not drawn)
+APP = ROOT / "app.py"
+
+
+def _edit_cell(at, prefix: str, row: int, column: int, text: str) -> None:
+    at.session_state[f"{prefix}_editor_{at.session_state[f'{prefix}_ver']}"] = {"edited_rows": {row: {str(column): text}}}
+
+
+def _editor_shows(at, prefix: str) -> np.ndarray:
+    """The matrix the editor on the page shows (what the learner sees), as numbers."""
+    (editor,) = [e for e in at.get("arrow_data_frame") if e.proto.id and prefix in str(e.proto.id)] or [None]
+    return np.array(at.session_state[f"{prefix}_base"]) if editor is None else editor.value.astype(float).to_numpy()
+
+
+def _no_wrong_warnings(at):
+    assert not at.exception, [e.value for e in at.exception]
+    wrong = [w.value for w in at.warning if "left empty" in w.value or "not a number" in w.value]
+    assert not wrong, wrong
+
+
+PAGES_WITH_EDITORS = [("pages/1_Convolution.py", None, ["conv_x", "conv_k"]),
+                      ("pages/1_Convolution.py", ("conv_direction", "Transposed"), ["conv_x", "conv_k"]),
+                      ("pages/5_Backpropagation.py", None, ["bp_x", "bp_k", "bp_t"])]
+
+
+@pytest.mark.parametrize("page, setting, prefixes", PAGES_WITH_EDITORS, ids=["convolution", "transposed", "backprop"])
+def test_f8_typed_cells_sizes_and_boxes_survive_another_page(monkeypatch, tmp_path, page, setting, prefixes):
+    """F8: a typed cell went back to its old value (and Rows said "was left empty") after visiting another page:
+    Streamlit drops the state of widgets not drawn. The accepted matrix, its size and every number box are kept."""
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "not-a-scheduler")  # the home page starts no training cluster
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    at.switch_page(page).run()
+    if setting:
+        at.radio(key=setting[0]).set_value(setting[1]).run()
+    expected = {}
+    for n, prefix in enumerate(prefixes):
+        _edit_cell(at, prefix, 0, 1, str(40 + n))  # row 1, column 1
+        at.run()
+        rows, cols = at.session_state[f"{prefix}_current"].shape
+        at.number_input(key=f"{prefix}_rows").set_value(rows + 1).run()
+        _no_wrong_warnings(at)
+        expected[prefix] = np.array(at.session_state[f"{prefix}_current"])
+        assert expected[prefix][0, 0] == 40 + n and expected[prefix].shape == (rows + 1, cols)
+    box, typed = (("conv_output_padding", 1) if setting else ("conv_bias", 2.5)) if "Convolution" in page \
+        else ("bp_fit_steps", 300)
+    at.number_input(key=box).set_value(typed).run()
+    for other in ("pages/2_Stacked_Channels.py", "pages/4_Draw.py"):
+        at.switch_page(other).run()
+        at.switch_page(page).run()
+        _no_wrong_warnings(at)
+        for prefix in prefixes:
+            current = at.session_state[f"{prefix}_current"]
+            assert np.array_equal(current, expected[prefix]), (prefix, current)
+            assert np.array_equal(_editor_shows(at, prefix), current)  # the editor shows what the page uses
+            assert at.number_input(key=f"{prefix}_rows").value == current.shape[0]
+            assert at.number_input(key=f"{prefix}_cols").value == current.shape[1]
+        assert at.number_input(key=box).value == typed
+    # and the page still works: a further edit goes through
+    _edit_cell(at, prefixes[0], 1, 1, "9")
+    at.run()
+    assert at.session_state[f"{prefixes[0]}_current"][1, 0] == 9 and at.session_state[f"{prefixes[0]}_current"][0, 0] == 40
+
+
+def test_f8_the_loss_toggle_keeps_the_target_and_grad_output():
+    """F8: on the Backpropagation page the target editor (MSE) and the grad_output editor (typed) are drawn one at a
+    time; toggling the loss lost the other's typed cells and size, with wrong "Rows was left empty" warnings."""
+    at = run_page(BP_PAGE)
+    _edit_cell(at, "bp_t", 0, 1, "11")
+    at.run()
+    at.number_input(key="bp_t_cols").set_value(2).run()
+    target = np.array(at.session_state["bp_t_current"])
+    assert target[0, 0] == 11 and target.shape[1] == 2
+    at.radio(key="bp_loss").set_value(at.radio(key="bp_loss").options[1]).run()
+    _no_wrong_warnings(at)
+    _edit_cell(at, "bp_g", 1, 2, "-6")
+    at.run()
+    at.number_input(key="bp_g_rows").set_value(2).run()
+    grad = np.array(at.session_state["bp_g_current"])
+    assert grad[1, 1] == -6 and grad.shape[0] == 2
+    for _ in range(2):
+        at.radio(key="bp_loss").set_value(at.radio(key="bp_loss").options[0]).run()
+        _no_wrong_warnings(at)
+        assert np.array_equal(at.session_state["bp_t_current"], target)
+        assert at.number_input(key="bp_t_cols").value == 2 and np.array_equal(_editor_shows(at, "bp_t"), target)
+        at.radio(key="bp_loss").set_value(at.radio(key="bp_loss").options[1]).run()
+        _no_wrong_warnings(at)
+        assert np.array_equal(at.session_state["bp_g_current"], grad)
+        assert at.number_input(key="bp_g_rows").value == 2
+
+
+# F9: crafted values sent to number boxes (NaN, ±inf, 1e300, fractions for whole numbers)
+NUMBER_BOXES = [  # (page, key, whole, a good value to set after)
+    (CONV_PAGE, "conv_x_rows", True, 4), (CONV_PAGE, "conv_x_cols", True, 6), (CONV_PAGE, "conv_k_rows", True, 2),
+    (CONV_PAGE, "conv_k_cols", True, 2), (CONV_PAGE, "conv_output_padding", True, 1), (CONV_PAGE, "conv_bias", False, 1.5),
+    (STACK_PAGE, "stack_seed", True, 3), (STACK_PAGE, "stack_digit", True, 5),
+    (TRAIN_PAGE, "train_filters1", True, 4), (TRAIN_PAGE, "train_filters2", True, 8), (TRAIN_PAGE, "train_epochs", True, 3),
+    (TRAIN_PAGE, "train_seed", True, 9), (TRAIN_PAGE, f"runs_epochs_{GOOD_RUN}", True, 3),
+    (BP_PAGE, "bp_x_rows", True, 4), (BP_PAGE, "bp_x_cols", True, 4), (BP_PAGE, "bp_k_rows", True, 2),
+    (BP_PAGE, "bp_k_cols", True, 2), (BP_PAGE, "bp_t_rows", True, 2), (BP_PAGE, "bp_t_cols", True, 2),
+    (BP_PAGE, "bp_bias", False, 0.5), (BP_PAGE, "bp_lr", False, 0.1), (BP_PAGE, "bp_fit_digits", True, 2),
+    (BP_PAGE, "bp_fit_first", True, 7), (BP_PAGE, "bp_fit_seed", True, 11), (BP_PAGE, "bp_fit_lr", False, 0.25),
+    (BP_PAGE, "bp_fit_steps", True, 100),
+]
+CRAFTED = [float("nan"), float("inf"), float("-inf"), 1e300, 2.7]
+UNBOUNDED_FLOATS = {"bp_lr", "bp_fit_lr"}  # a learning rate of 1e300 is the page's to refuse (check_learning_rate)
+
+
+def _box_page(page, monkeypatch, tmp_path, key=None):
+    if page == TRAIN_PAGE:
+        _good_run(RunStore(tmp_path / LEARNER))
+        return _train_page(monkeypatch, tmp_path)
+    at = run_page(page)
+    if page == STACK_PAGE:  # the digit box shows with the sample as the real input (the default)
+        assert at.number_input(key="stack_digit")
+    if key == "conv_output_padding":  # Output padding is enabled in the Transposed mode only (a disabled box takes no value)
+        at.radio(key="conv_direction").set_value("Transposed").run()
+    return at
+
+
+@pytest.mark.parametrize("page, key, whole, good", NUMBER_BOXES, ids=[b[1].split("_2026")[0] for b in NUMBER_BOXES])
+def test_f9_every_number_box_survives_a_crafted_value(monkeypatch, tmp_path, page, key, whole, good):
+    """F9: Streamlit 1.67's NumberInputSerde.deserialize calls int() on an integer box's value: NaN or inf raised
+    before the page ran, on every later run (the session stayed broken), and 2.7 became 2 silently. Every box now
+    keeps its previous value and says why, and the session goes on."""
+    at = _box_page(page, monkeypatch, tmp_path, key)
+    for value in CRAFTED if whole else CRAFTED[:4]:
+        previous = at.number_input(key=key).value
+        at.number_input(key=key).set_value(value).run()
+        assert not at.exception, (value, [e.value for e in at.exception])
+        warnings = [w.value for w in at.warning]
+        if key in UNBOUNDED_FLOATS and value == 1e300:
+            assert any("learning_rate must be <= 100" in w for w in warnings), warnings
+        else:
+            name_said = [w for w in warnings if "it stays" in w and ("was left empty or out of range" in w
+                                                                     or "must be a whole number, got 2.7" in w)]
+            assert name_said, (value, warnings)
+            assert at.number_input(key=key).value == previous  # the value shown is the value kept
+            assert at.session_state[key] == previous
+        at.run()  # the next rerun works, the message is gone
+        assert not at.exception and not any("it stays" in w.value for w in at.warning)
+        at.number_input(key=key).set_value(good).run()
+        assert not at.exception and at.session_state[key] == good
+        if whole:
+            assert isinstance(at.session_state[key], int)
+
+
+def test_f9_every_number_box_of_the_app_is_in_the_list_and_goes_through_the_one_helper(monkeypatch, tmp_path):
+    """Every number box drawn on a page is tested above, and none is drawn but by convviz.ui.numbers.number_input."""
+    listed = {(page, key) for page, key, _, _ in NUMBER_BOXES}
+    for page in (CONV_PAGE, STACK_PAGE, TRAIN_PAGE, BP_PAGE, DRAW_PAGE, ROOT / "pages" / "6_Filter_Atlas.py"):
+        at = _box_page(page, monkeypatch, tmp_path)
+        drawn = {(page, box.key) for box in at.number_input}
+        assert drawn <= listed | {(BP_PAGE, "bp_g_rows"), (BP_PAGE, "bp_g_cols")}, drawn - listed
+    for path in [*ROOT.glob("pages/*.py"), ROOT / "app.py", *ROOT.glob("convviz/**/*.py")]:
+        if path.name != "numbers.py":
+            assert ".number_input(" not in path.read_text(), path
+
+
+# F11: the rest: a long number said to be long, a fraction of a size refused, names shown as text
+@pytest.mark.parametrize("prefix, label", [("conv_x", "Input"), ("conv_k", "Kernel")])
+def test_f11_a_number_too_long_is_said_to_be_too_long(prefix, label):
+    at = run_page(CONV_PAGE)
+    longest = "0." + "0" * 61 + "1"  # 64 characters: 1e-62, kept exactly
+    previous = at.session_state[f"{prefix}_current"][1, 2]
+    for text, length in (("0." + "0" * 62 + "1", 65), ("1" * 65, 65), (" 7" * 40, 79), ("9" * 10_000, 10_000)):
+        at.session_state[f"{prefix}_editor_{at.session_state[f'{prefix}_ver']}"] = {
+            "edited_rows": {0: {"2": "5"}, 1: {"3": text}}}
+        at.run()
+        (warning,) = [w.value for w in at.warning]
+        assert (f"{label} cell (row 2, column 3) is too long ({length:,} characters, at most 64; write it shorter" in warning
+                and f"keeps its previous value {cell_text(previous)};" in warning), warning
+        assert at.session_state[f"{prefix}_current"][1, 2] == previous and at.session_state[f"{prefix}_current"][0, 1] == 5
+    _edit_cell(at, prefix, 1, 3, longest)
+    at.run()
+    assert not at.warning and at.session_state[f"{prefix}_current"][1, 2] == 1e-62
+
+
+@pytest.mark.parametrize("key", ["conv_x_rows", "conv_x_cols", "conv_k_rows", "conv_k_cols"])
+def test_f11_a_fractional_size_is_refused_and_the_size_shown_is_the_size_used(key):
+    """``conv_x_rows = 2.7`` was truncated to 2 silently (the box said 2.7)."""
+    at = run_page(CONV_PAGE)
+    prefix, axis = key.rsplit("_", 1)
+    for value in (2.7, 1.5, 3.0000001, 4.0):
+        before = at.session_state[f"{prefix}_current"].shape
+        at.number_input(key=key).set_value(value).run()
+        shape = at.session_state[f"{prefix}_current"].shape
+        shown = at.number_input(key=key).value
+        assert shown == shape[0 if axis == "rows" else 1]  # the value shown is the value used
+        if value == 4.0:
+            assert shown == 4 and isinstance(at.session_state[key], int) and not at.warning
+        else:
+            assert shape == before
+            assert any(f"must be a whole number, got {value:g}: it stays {shown}" in w.value for w in at.warning)
+
+
+NAMES = ["[Click me](https://evil.example).png", "**bold**_x_.png", "<b>x</b>.png", "$x^2$.png", "a`b`c.png",
+         ":red[warning].png"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_f11_uploaded_file_names_are_shown_as_text(name):
+    """An upload's name reaches the page as the browser sends it; it is shown Markdown-escaped (convviz.ui.text.md),
+    in the error for a bad file and in the Stacked Channels page's description of a good one."""
+    escaped = md(name)
+    stack = run_page(STACK_PAGE)
+    stack.radio(key="stack_source").set_value("Upload an image").run()
+    stack.file_uploader(key="stack_upload").set_value((name, b"not an image", "image/png")).run()
+    assert any(f"Cannot use '{escaped}'" in e.value for e in stack.error), [e.value for e in stack.error]
+    stack.file_uploader(key="stack_upload").set_value((name, _png(np.full((28, 28), 200, np.uint8)), "image/png"))
+    stack.run()
+    assert any(f"Input upload '{escaped}'" in m.value for m in stack.markdown)
+    draw = run_page(DRAW_PAGE)
+    draw.radio(key="draw_source").set_value("Upload a photo").run()
+    draw.file_uploader(key="draw_upload").set_value((name, b"not an image", "image/png")).run()
+    assert any(f"Could not use '{escaped}'" in e.value for e in draw.error), [e.value for e in draw.error]
+    for element in [*stack.error, *stack.markdown, *draw.error]:
+        assert name not in element.value or name == escaped

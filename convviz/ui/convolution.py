@@ -30,6 +30,7 @@ import streamlit as st
 from convviz.figures import format_number
 from convviz.ui.numbers import number_input, settle
 from convviz.ui.resources import get_tensorflow
+from convviz.ui.text import md
 
 MAX_CELL = 1e9
 """Largest magnitude accepted in a matrix cell: a 7x7 window of products stays far from float overflow."""
@@ -59,7 +60,7 @@ def parse_cell(raw, where: str) -> float:
         The number, finite and within ±:data:`MAX_CELL`; 0 or at least :data:`MIN_CELL` away from 0.
 
     Raises:
-        ValueError: blank, not a number, NaN, infinite, past :data:`MAX_CELL`, or closer to 0 than
+        ValueError: blank, longer than 64 characters, not a number, NaN, infinite, past :data:`MAX_CELL`, or closer to 0 than
             :data:`MIN_CELL` (it would not be stored as typed: ``1e-400`` would become 0), e.g.
             ``"Input cell (row 2, column 3) is not a number ('abc')"``.
     """
@@ -67,10 +68,11 @@ def parse_cell(raw, where: str) -> float:
         raise ValueError(f"{where} is blank")
     if isinstance(raw, bool) or not isinstance(raw, str | int | float | np.integer | np.floating):
         raise ValueError(f"{where} is not a number ({str(raw)[:40]!r})")
+    if isinstance(raw, str) and len(raw.strip()) > _MAX_CELL_TEXT:
+        raise ValueError(f"{where} is too long ({len(raw.strip()):,} characters, at most {_MAX_CELL_TEXT}; write it "
+                         "shorter, e.g. 1.5e-7)")
     try:
         if isinstance(raw, str):
-            if len(raw) > _MAX_CELL_TEXT:
-                raise ValueError
             value = float(raw.strip().replace("−", "-"))
         else:
             value = float(raw)
@@ -602,9 +604,9 @@ def real_input_picker(prefix: str) -> tuple[np.ndarray | None, str]:
             image = decode_upload(upload.getvalue(), "L" if color.startswith("Gray") else "RGB",
                                   max_side=UPLOAD_SIDE)
         except ValueError as exc:
-            st.error(f"Cannot use {upload.name!r}: {exc}")
+            st.error(f"Cannot use '{md(upload.name)}': {exc}")
             return None, ""
-        return image, f"upload {upload.name!r}"
+        return image, f"upload '{md(upload.name)}'"
     sample, message = sample_or_message()
     if sample is None:
         st.info(message)

@@ -17,6 +17,7 @@ import streamlit as st
 from convviz import figures_training as ft
 from convviz.images import decode_canvas
 from convviz.preprocess import DigitStages, canvas_to_gray, digit_stages, naive_resize, photo_to_gray
+from convviz.ui.text import md
 from convviz.ui.training import DRAW_MODEL_KEY
 
 CANVAS_SIZE = 280
@@ -83,7 +84,7 @@ def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
     try:
         pixels = decode_upload(upload.getvalue(), mode="L", max_side=PHOTO_SIDE)
     except ValueError as exc:
-        st.error(f"Could not use {upload.name!r}: {exc}")
+        st.error(f"Could not use '{md(upload.name)}': {exc}")
         return None, None
     gray, inverted = photo_to_gray(pixels[:, :, 0])
     note = ("Light paper detected: the image was inverted to white ink on black, as in MNIST." if inverted

@@ -81,7 +81,7 @@ def downloads(slot: str, path: Path, stem: str, title: str, source: str) -> bool
         info = path.stat()
         npz, script, problem = _files(str(path), (info.st_mtime_ns, info.st_size), stem, title, source)
     except (ValueError, OSError) as exc:  # FileNotFoundError is an OSError
-        st.error(f"{title} cannot be downloaded: {exc}. The file was left as it is; the other models on this page "
+        st.error(f"{md(title)} cannot be downloaded: {exc}. The file was left as it is; the other models on this page "
                  "can still be downloaded.")
         return False
     weights, code, keras = st.columns(3)
@@ -99,7 +99,7 @@ def downloads(slot: str, path: Path, stem: str, title: str, source: str) -> bool
                           help="The same model saved by Keras (keras.models.load_model opens it). Made when you "
                                "click: a few seconds the first time.")
     if problem:
-        st.warning(f"Only the weights of {title} can be downloaded: {problem}.")
+        st.warning(f"Only the weights of {md(title)} can be downloaded: {problem}.")
     else:
         st.caption(_HOW_TO.format(stem=stem))
     return True

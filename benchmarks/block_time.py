@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from convviz.layers import MaxPool2D, conv2d, conv2d_maxpool  # noqa: E402
+from convviz.layers import MaxPool2D  # noqa: E402
+from convviz.tensor_ops import conv2d, conv2d_maxpool  # noqa: E402
 
 BLOCKS = {"block 1 (conv1+pool1)": ((28, 28, 1), 32, False), "block 2 (conv2+pool2)": ((13, 13, 32), 64, True)}
 

@@ -30,7 +30,8 @@ from numbers import Real
 
 import numpy as np
 
-from convviz.ops import WindowStep, check_finite, conv2d_patches, conv2d_steps, conv_geometry, transposed_geometry
+from convviz.geometry import conv_geometry, transposed_geometry
+from convviz.ops import WindowStep, check_finite, conv2d_patches, conv2d_steps
 
 __all__ = [
     "MAX_FIT_STEPS",
@@ -166,7 +167,7 @@ def conv2d_backward_steps(x, kernel, grad_output, strides=1, padding=0, dilation
         x: input, ``(height, width)`` or ``(height, width, channels)``.
         kernel: ``(kh, kw)`` for a 2-D input, ``(kh, kw, channels)`` for a multi-channel one.
         grad_output: ``dL/dy``, ``(h_out, w_out)``: the output's shape
-            (:func:`convviz.ops.output_size` along each axis).
+            (:func:`convviz.geometry.output_size` along each axis).
         strides, padding, dilation_rate: as in :func:`convviz.ops.conv2d_steps`.
 
     Returns:
@@ -241,7 +242,7 @@ class ConvTranspose:
         output_padding: ``(rows, cols)``: cells at the canvas's bottom / right that the scatter never reaches.
         canvas_shape: ``(canvas_height, canvas_width)``, the uncropped output:
             ``(n - 1)*s + d*(k - 1) + 1 + output_padding`` along each axis.
-        output_shape: ``(h_out, w_out)``, the canvas less the crop (:func:`convviz.ops.transposed_geometry`).
+        output_shape: ``(h_out, w_out)``, the canvas less the crop (:func:`convviz.geometry.transposed_geometry`).
         steps: one :class:`ScatterStep` per input cell, row-major: ``window.out_index`` is the input cell
             ``(i, j)``, ``window.rows`` / ``window.cols`` the canvas rows / columns its taps land on
             (``i*s + a*d``), ``window.on_padding`` the taps that land on the cropped border, ``grad`` the cell's
@@ -277,7 +278,7 @@ def conv2d_transpose_steps(x, kernel, strides=1, padding=0, dilation_rate=1, out
     Args:
         x: input, ``(height, width)``.
         kernel: ``(kernel_height, kernel_width)``.
-        strides, padding, dilation_rate, output_padding: as in :func:`convviz.ops.transposed_geometry`.
+        strides, padding, dilation_rate, output_padding: as in :func:`convviz.geometry.transposed_geometry`.
 
     Returns:
         :class:`ConvTranspose`; ``output`` has shape ``output_shape``,
@@ -285,7 +286,7 @@ def conv2d_transpose_steps(x, kernel, strides=1, padding=0, dilation_rate=1, out
 
     Raises:
         ValueError: NaN, infinity or non-numbers; an input or kernel that is not 2-D or is empty; anything
-            :func:`convviz.ops.transposed_geometry` refuses (checked before anything is allocated).
+            :func:`convviz.geometry.transposed_geometry` refuses (checked before anything is allocated).
 
     Example:
         >>> tc = conv2d_transpose_steps([[1, 2], [3, 4]], [[1, 1], [1, 1]], strides=2)

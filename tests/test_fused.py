@@ -162,3 +162,13 @@ def test_model_predicts_any_batch_and_kernel_size_like_its_layers(kernel_size, b
     probabilities = model.predict(x)
     assert probabilities.shape == (batch, 10)
     np.testing.assert_allclose(probabilities, model.activations(x)["softmax"], atol=1e-6)
+
+
+def test_conv_pool_block_refuses_a_pair_that_cannot_fuse():
+    from convviz.layers import ConvPool
+
+    with pytest.raises(ValueError, match="'c' -> 'p' cannot run fused"):
+        ConvPool(Conv2D(1, 4, 3, strides=2, name="c"), MaxPool2D(2, name="p"))
+    block = ConvPool(Conv2D(1, 4, 3, activation="relu", name="c"), MaxPool2D(2, name="p"))
+    x = tf.random.stateless_normal((2, 9, 9, 1), seed=[5, 6])
+    np.testing.assert_allclose(block(x), block.pool(block.conv(x)), atol=1e-6)

@@ -154,7 +154,7 @@ def test_non_numeric_rejected():
         conv2d_naive([["a", 1], [1, 1]], [[1]])
 
 
-NUMPY_ONLY = ["convviz.geometry", "convviz.ops", "convviz.backprop"]
+NUMPY_ONLY = ["convviz.geometry", "convviz.ops", "convviz.backprop", "convviz.descent"]
 """The modules a page may use without waiting for TensorFlow: numpy only, examples in their docstrings."""
 
 

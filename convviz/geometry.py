@@ -41,6 +41,7 @@ __all__ = [
     "positive_int",
     "split_padding",
     "transposed_geometry",
+    "transposed_output_size",
 ]
 
 _PADDING_FORMS = "'valid', 'same', an integer >= 0 or (before, after)"
@@ -291,6 +292,29 @@ def _transposed_axis(n, k, s, d, padding, op, name):
             f"kernel_size={k}, dilation {d}), more than MAX_TRANSPOSED_SIDE={MAX_TRANSPOSED_SIDE}: use a "
             "smaller input, kernel, stride or dilation")
     return (before, after), extra, length, reach + extra
+
+
+def transposed_output_size(n: int, kernel_size: int, strides: int = 1, padding=0, dilation_rate: int = 1,
+                           output_padding: int = 0) -> int:
+    """Length of a transposed convolution's output along one axis, checked as :func:`transposed_geometry` checks it.
+
+    ``(n - 1)*s - (p_before + p_after) + d*(k - 1) + 1 + output_padding`` (Dumoulin & Visin, 2016, relationship 14).
+
+    Args:
+        n, kernel_size: input and kernel lengths (cells), >= 1; strides, dilation_rate: >= 1.
+        padding: the cells cropped: an int >= 0, ``"valid"``, ``"same"`` or ``(before, after)``.
+        output_padding: >= 0, smaller than ``strides``.
+
+    Raises:
+        ValueError: as :func:`transposed_geometry`.
+
+    Example:
+        >>> transposed_output_size(5, 3, strides=2, padding=1, output_padding=1)
+        10
+    """
+    s, d = positive_int(strides, "strides"), positive_int(dilation_rate, "dilation_rate")
+    op = positive_int(output_padding, "output_padding", minimum=0)
+    return _transposed_axis(n, kernel_size, s, d, padding, op, "axis")[2]
 
 
 def transposed_geometry(x_shape, k_shape, strides=1, padding=0, dilation_rate=1, output_padding=0):

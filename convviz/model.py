@@ -249,7 +249,7 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
             sh, sw = (ph, pw) if strides is None else _window(strides, "strides")
             if shape[0] < ph or shape[1] < pw:
                 raise ValueError(f"pool_size={(ph, pw)} is larger than the input {shape[0]}x{shape[1]}")
-            return ((shape[0] - ph) // sh + 1, (shape[1] - pw) // sw + 1, shape[2])
+            return (output_size(shape[0], ph, sh), output_size(shape[1], pw, sw), shape[2])
         if kind == "flatten":
             return (int(np.prod(shape)),)
         if kind == "dropout":

@@ -223,7 +223,7 @@ def max_pool2d(x, pool_size=2, strides=None):
     _, h, w, _ = x.shape
     if h < ph or w < pw:
         raise ValueError(f"pool_size={pool_size} is larger than the input {h}x{w}")
-    h_out, w_out = (h - ph) // sh + 1, (w - pw) // sw + 1
+    h_out, w_out = output_size(h, ph, sh), output_size(w, pw, sw)
     if (ph, pw) == (sh, sw):
         return _max_pool_tiled(x, pool_size, h_out, w_out)
     windows = [x[:, a: a + sh * (h_out - 1) + 1: sh, b: b + sw * (w_out - 1) + 1: sw, :]

@@ -681,8 +681,10 @@ def transposed_size_formula(n: int, kernel_size: int, strides: int, crop: tuple[
     Returns:
         e.g. ``"H′ = (5 − 1)·2 − (1 + 1) + 1·(3 − 1) + 1 + 1 = **10**"``.
     """
+    from convviz.geometry import transposed_output_size
+
     before, after = crop
-    value = (n - 1) * strides - (before + after) + dilation_rate * (kernel_size - 1) + 1 + output_padding
+    value = transposed_output_size(n, kernel_size, strides, crop, dilation_rate, output_padding)
     return (f"{out_name} = ({n} − 1)·{strides} − ({before} + {after}) + {dilation_rate}·({kernel_size} − 1) + 1 + "
             f"{output_padding} = **{value}**")
 

@@ -343,8 +343,7 @@ class ScratchCNN(tf.Module):
             elif kind == "dropout":
                 module = Dropout(name=name, **args)
             else:
-                module = Dense(in_shape[0], args["units"], activation=args.get("activation", "linear"),
-                               seed=_layer_seed(seed, index), name=name)
+                module = Dense(in_shape[0], seed=_layer_seed(seed, index), name=name, **args)
             layers.append((name, module))
             in_shape = shape
         self.layers = layers

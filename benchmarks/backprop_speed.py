@@ -4,7 +4,7 @@ Not a test: run ``python benchmarks/backprop_speed.py [repeats]`` from the repos
 
 Prints, medians over ``repeats`` runs:
 
-* ``fit_50_steps_ms``: 50 gradient-descent steps of :class:`convviz.backprop.KernelFit` (numpy, on the
+* ``fit_50_steps_ms``: 50 gradient-descent steps of :class:`convviz.descent.KernelFit` (numpy, on the
   server) on 1 and on 8 digits of the bundled sample, 3×3 Sobel x target: the issue asks for well under a
   second per 50 steps;
 * the demo from its defaults (test digit #0, Sobel x, η 0.5, momentum 0.9, seed 0): the step at which
@@ -27,10 +27,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import plotly.io as pio  # noqa: E402
 
-from convviz.backprop import KernelFit, conv2d_backward_steps  # noqa: E402
+from convviz.backprop import conv2d_backward_steps  # noqa: E402
+from convviz.descent import KernelFit  # noqa: E402
 from convviz.data import load_sample  # noqa: E402
 from convviz.figures_backprop import gather_figure, kernel_grad_figure, scatter_figure  # noqa: E402
-from convviz.ops import conv_geometry  # noqa: E402
+from convviz.geometry import conv_geometry  # noqa: E402
 from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, kernel_preset  # noqa: E402
 
 

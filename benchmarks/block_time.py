@@ -3,7 +3,7 @@
 For each block (batch 128: 28x28x1 -> 13x13x32 and 13x13x32 -> 5x5x64) it times one forward and
 backward pass (gradients for the kernel, the bias and, for the second block, the input) of:
 
-* ``fused``: :func:`convviz.layers.conv2d_maxpool`, what :class:`convviz.model.ScratchCNN` runs;
+* ``fused``: :func:`convviz.tensor_ops.conv2d_maxpool`, what :class:`convviz.model.ScratchCNN` runs;
 * ``layers``: the same block layer by layer with our own code (``conv2d`` + bias + relu, then
   ``MaxPool2D``), what ran before the fused block existed;
 * ``tf_nn``: ``tf.nn.conv2d`` + bias + ``tf.nn.relu`` + ``tf.nn.max_pool2d`` (oneDNN kernels).
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from convviz.layers import MaxPool2D, conv2d, conv2d_maxpool  # noqa: E402
+from convviz.layers import MaxPool2D  # noqa: E402
+from convviz.tensor_ops import conv2d, conv2d_maxpool  # noqa: E402
 
 BLOCKS = {"block 1 (conv1+pool1)": ((28, 28, 1), 32, False), "block 2 (conv2+pool2)": ((13, 13, 32), 64, True)}
 

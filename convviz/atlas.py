@@ -34,9 +34,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from convviz.layers import Conv2D, conv2d, get_activation
+from convviz.geometry import padding_amounts
+from convviz.geometry import pair as _pair
+from convviz.layers import Conv2D
 from convviz.npzfile import NpzLimits, parse_json, read_npz, write_npz
-from convviz.ops import _pair, padding_amounts
+from convviz.tensor_ops import conv2d, get_activation
 
 __all__ = ["ATLAS_LIMITS", "ATLAS_VERSION", "AscentSettings", "Atlas", "ClassImages", "LayerAtlas",
            "ReceptiveField", "Synthesis", "TopPatches", "compute_atlas", "conv_layer_names", "crop_patches",
@@ -481,7 +483,7 @@ def synthesise_filters(model, layer: str, settings: AscentSettings | None = None
         ValueError: ``layer`` is not a convolution of ``model``, naming the ones it has.
     """
     settings = settings or AscentSettings()
-    modules = dict(model.layers)
+    modules = {name: model.get_layer(name) for name in conv_layer_names(model)}
     if not isinstance(modules.get(layer), Conv2D):
         raise ValueError(f"layer must be one of the model's convolutions {conv_layer_names(model)}, "
                          f"got layer={layer!r}")
@@ -654,7 +656,7 @@ def compute_atlas(model, images, labels, source: str, settings: AscentSettings |
 def _layer_cost(model, name: str, names: list[str]) -> float:
     """This layer's share of the layers' synthesis time: filters times depth (layers run), normalised."""
     order = [n for n, _ in model.layers]
-    modules = dict(model.layers)
+    modules = {n: model.get_layer(n) for n in names}
     cost = {n: modules[n].filters * (order.index(n) + 1) for n in names}
     return cost[name] / sum(cost.values())
 
@@ -752,7 +754,7 @@ def load_atlas(path, model) -> Atlas:
             raise ValueError("settings are not AscentSettings")
         settings = AscentSettings(**settings)
         fields = receptive_fields(model.spec)
-        modules = dict(model.layers)
+        modules = {name: model.get_layer(name) for name in names}
         k = min(TOP_K, count)
         layers = {}
         for name in names:

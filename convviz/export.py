@@ -51,8 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convviz.geometry import pair as _pair
 from convviz.model import INPUT_SHAPE, NUM_CLASSES, validate_spec
-from convviz.ops import _pair
 
 __all__ = ["KerasLayer", "PROBE_TOLERANCE", "build_keras_model", "describe_layer", "keras_file", "keras_plan",
            "keras_script", "weights_npz"]

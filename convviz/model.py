@@ -1,5 +1,9 @@
 """The from-scratch CNN for MNIST: built from a plain spec, saved to one ``.npz``.
 
+(About 600 lines, on purpose: the spec's checks and limits, the model built from a checked spec and the model
+file read back through those same checks are one contract, which every reader of a model file, hostile or not,
+relies on; split, the limits a file is checked against would live apart from the code they protect.)
+
 A *spec* is a list of layer configs (plain dicts, JSON-friendly), for example::
 
     [{"type": "conv2d", "name": "conv1", "filters": 32, "kernel_size": 3, "activation": "relu"},
@@ -21,7 +25,8 @@ Layout is NHWC: images ``(batch, 28, 28, 1)`` float32 in [0, 1].
 
 A model file is one ``.npz``: the spec as JSON text (key ``spec``), a format
 version (key ``format_version``) and one array per variable (keys like
-``conv1/kernel``, ``dense/w``). It is written atomically and read with
+``conv1/kernel``, ``dense/w``: a :class:`~convviz.layers.Dense` layer's ``kernel`` / ``bias`` keep the file
+names ``w`` / ``b`` of format version 1). It is written atomically and read with
 ``allow_pickle=False``; the spec is checked against the known layer types and
 argument names, so nothing in a model file is ever executed. Before anything is built, the file is
 read within :data:`convviz.npzfile.MODEL_LIMITS` and the spec is checked against the size limits
@@ -38,10 +43,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from convviz.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool, conv2d_maxpool,
-                             get_activation)
+from convviz.geometry import output_size, pair, positive_int
+from convviz.layers import Conv2D, ConvPool, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool
 from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz, write_npz
-from convviz.ops import _pair, _positive_int, output_size
+from convviz.tensor_ops import get_activation
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "MAX_ACTIVATION", "MAX_FILTERS",
            "MAX_LAYERS", "MAX_PARAMS", "MAX_SPEC_CHARS", "MAX_UNITS", "MAX_WINDOW", "NUM_CLASSES", "PRESETS",
@@ -122,8 +127,8 @@ def make_spec(preset: str, filters=(32, 64), kernel_size=3, dropout: float = 0.5
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     if not isinstance(filters, tuple | list) or len(filters) != 2:
         raise ValueError(f"filters must be a pair (first, second), got filters={filters!r}")
-    f1, f2 = (_positive_int(f, "filters") for f in filters)
-    k = _positive_int(kernel_size, "kernel_size")
+    f1, f2 = (positive_int(f, "filters") for f in filters)
+    k = positive_int(kernel_size, "kernel_size")
     if preset == "seed":
         spec = [
             {"type": "conv2d", "name": "conv1", "filters": f1, "kernel_size": k, "activation": "relu"},
@@ -201,7 +206,7 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
             raise ValueError(f"layer {name!r} ({kind}) outputs {shape} = {cells:,} numbers per image, over the limit "
                              f"of MAX_ACTIVATION={MAX_ACTIVATION:,}")
         if kind == "conv2d":
-            kh, kw = _pair(layer["kernel_size"], "kernel_size")
+            kh, kw = pair(layer["kernel_size"], "kernel_size")
             params += kh * kw * in_shape[-1] * shape[-1] + shape[-1]
             patches = shape[0] * shape[1] * kh * kw * in_shape[-1]
             if patches > MAX_PATCH_NUMBERS:
@@ -227,7 +232,7 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
         if kind == "dense" and len(shape) != 1:
             raise ValueError(f"needs a flat input (features,), got shape {shape}; add a flatten layer before it")
         if kind == "conv2d":
-            filters = _at_most(_positive_int(cfg["filters"], "filters"), "filters", MAX_FILTERS, "MAX_FILTERS")
+            filters = _at_most(positive_int(cfg["filters"], "filters"), "filters", MAX_FILTERS, "MAX_FILTERS")
             kh, kw = _window(cfg["kernel_size"], "kernel_size")
             sh, sw = _window(cfg.get("strides", 1), "strides")
             dh, dw = _window(cfg.get("dilation_rate", 1), "dilation_rate")
@@ -244,7 +249,7 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
             sh, sw = (ph, pw) if strides is None else _window(strides, "strides")
             if shape[0] < ph or shape[1] < pw:
                 raise ValueError(f"pool_size={(ph, pw)} is larger than the input {shape[0]}x{shape[1]}")
-            return ((shape[0] - ph) // sh + 1, (shape[1] - pw) // sw + 1, shape[2])
+            return (output_size(shape[0], ph, sh), output_size(shape[1], pw, sw), shape[2])
         if kind == "flatten":
             return (int(np.prod(shape)),)
         if kind == "dropout":
@@ -252,7 +257,7 @@ def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tu
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate < 1.0:
                 raise ValueError(f"rate must be in [0, 1), got rate={str(rate)[:80]}")
             return shape
-        units = _at_most(_positive_int(cfg["units"], "units"), "units", MAX_UNITS, "MAX_UNITS")
+        units = _at_most(positive_int(cfg["units"], "units"), "units", MAX_UNITS, "MAX_UNITS")
         _activation(cfg.get("activation", "linear"))
         return (units,)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -266,10 +271,10 @@ def _at_most(value: int, name: str, limit: int, limit_name: str) -> int:
 
 
 def _window(value, name: str) -> tuple[int, int]:
-    """:func:`convviz.ops._pair`, each side at most :data:`MAX_WINDOW`."""
+    """:func:`convviz.geometry.pair`, each side at most :data:`MAX_WINDOW`."""
     if isinstance(value, tuple | list) and len(value) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {name}={str(value)[:80]}")
-    rows, cols = _pair(value, name)
+    rows, cols = pair(value, name)
     return (_at_most(rows, name, MAX_WINDOW, "MAX_WINDOW"), _at_most(cols, name, MAX_WINDOW, "MAX_WINDOW"))
 
 
@@ -295,19 +300,20 @@ class ScratchCNN(tf.Module):
 
     Attributes:
         spec: the (validated) spec, a list of dicts (a copy).
-        layers: list of ``(name, tf.Module)`` in order.
+        layers: list of ``(name, tf.Module)`` in order, one per spec entry (:meth:`get_layer` finds one by name).
+        blocks: list of ``(name, tf.Module)``, what the model runs: the layers, except that each convolution
+            followed by a 2x2 max pooling that :func:`convviz.layers.can_fuse_conv_pool` accepts is one
+            :class:`convviz.layers.ConvPool` block (named ``"conv1+pool1"``) that owns the two layers.
         output_shapes: dict ``name -> shape`` without the batch axis.
         seed: the initialisation seed.
 
     Call:
         ``model(x, training=False, seed=None, fused=True)`` with ``x`` float32
-        ``(batch, 28, 28, 1)`` -> logits ``(batch, 10)``. ``seed`` (shape-(2,)
-        int tensor) makes dropout masks repeatable in training. ``fused``: run
-        each convolution + 2x2 max pooling pair as one
-        :func:`convviz.layers.conv2d_maxpool` call (same values, faster). Its
-        gradient sends a tied pool window's gradient to one cell, where
-        ``fused=False`` (every layer on its own) shares it among the tied cells;
-        the saliency map uses ``fused=False``.
+        ``(batch, 28, 28, 1)`` -> logits ``(batch, 10)``: the :attr:`blocks` in order. ``seed``
+        (shape-(2,) int tensor) makes dropout masks repeatable in training. ``fused=False`` runs the
+        :attr:`layers` instead, each on its own, as :meth:`activations` does: the same values, but a tied
+        pool window shares its gradient among the tied cells, where a fused block sends it to one cell
+        (the saliency map uses ``fused=False``).
 
     Raises:
         ValueError: an invalid spec or seed, naming the bad value.
@@ -337,11 +343,11 @@ class ScratchCNN(tf.Module):
             elif kind == "dropout":
                 module = Dropout(name=name, **args)
             else:
-                module = Dense(in_shape[0], args["units"], activation=args.get("activation", "linear"),
-                               seed=_layer_seed(seed, index), name=name)
+                module = Dense(in_shape[0], seed=_layer_seed(seed, index), name=name, **args)
             layers.append((name, module))
             in_shape = shape
         self.layers = layers
+        self.blocks = _blocks(layers)
 
     @property
     def spec(self) -> list[dict]:
@@ -370,36 +376,40 @@ class ScratchCNN(tf.Module):
         """
         return cls(make_spec(name, **options), seed=seed)
 
-    def _run(self, x, training: bool, seed, keep: bool, fused: bool = True):
-        """Run the layers in order; ``keep`` collects every layer's output (for :meth:`activations`).
+    def _run(self, x, steps, training: bool = False, seed=None):
+        """Run ``steps`` (:attr:`blocks` or :attr:`layers`) in order: the output and every step's, by name.
 
-        With ``fused`` and without ``keep``, a convolution followed by 2x2 max pooling runs as
-        one :func:`convviz.layers.conv2d_maxpool` call: the same values, computed faster
-        (training and :meth:`predict`). With ``keep`` every layer runs on its own, so the
-        convolution's full feature map can be shown.
+        A dropout layer's mask seed is ``seed`` folded with the layer's place in the spec, so the fused
+        and the layer-by-layer runs drop the same values.
         """
         outputs = {}
-        index, layers = 0, self.layers
-        while index < len(layers):
-            name, module = layers[index]
-            if (fused and not keep and index + 1 < len(layers)
-                    and can_fuse_conv_pool(module, layers[index + 1][1])):
-                x = conv2d_maxpool(x, module.kernel, module.bias, module.padding, module.dilation_rate,
-                                   module.activation)
-                index += 2
-                continue
+        for name, module in steps:
             if isinstance(module, Dropout):
+                index = self._dropout_index[name]
                 layer_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, index)
                 x = module(x, training=training, seed=layer_seed)
             else:
                 x = module(x)
-            if keep:
-                outputs[name] = x
-            index += 1
+            outputs[name] = x
         return x, outputs
 
+    @property
+    def _dropout_index(self) -> dict[str, int]:
+        return {name: index for index, (name, module) in enumerate(self.layers) if isinstance(module, Dropout)}
+
     def __call__(self, x, training: bool = False, seed=None, fused: bool = True):
-        return self._run(x, training, seed, keep=False, fused=fused)[0]
+        return self._run(x, self.blocks if fused else self.layers, training, seed)[0]
+
+    def get_layer(self, name: str) -> tf.Module:
+        """The layer called ``name`` (as Keras's ``Model.get_layer``), e.g. ``model.get_layer("conv1").kernel``.
+
+        Raises:
+            ValueError: no layer of that name, listing the model's.
+        """
+        for layer_name, module in self.layers:
+            if layer_name == name:
+                return module
+        raise ValueError(f"the model has no layer {name!r}; its layers are {[n for n, _ in self.layers]}")
 
     def activations(self, x) -> dict[str, np.ndarray]:
         """Every layer's output for a batch of images (inference mode: dropout is the identity).
@@ -415,7 +425,7 @@ class ScratchCNN(tf.Module):
             ValueError: a wrong input shape or non-finite values.
         """
         x = _as_input(x)
-        logits, outputs = self._run(tf.constant(x), training=False, seed=None, keep=True)
+        logits, outputs = self._run(tf.constant(x), self.layers)
         result = {name: value.numpy() for name, value in outputs.items()}
         result["softmax"] = tf.nn.softmax(logits).numpy()
         return result
@@ -434,7 +444,7 @@ class ScratchCNN(tf.Module):
             ValueError: a wrong shape or non-finite values.
         """
         x = _as_input(images)
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         parts = [self._logits(tf.constant(x[i: i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
@@ -459,14 +469,37 @@ class ScratchCNN(tf.Module):
     def _logits(self, x):
         return self(x, training=False)
 
+    def _variables(self) -> dict[str, tf.Variable]:
+        """Every variable by its model-file key, ``"layer/variable"`` (the layer's ``saved_names``)."""
+        return {f"{name}/{saved}": getattr(module, attr) for name, module in self.layers
+                for attr, saved in getattr(module, "saved_names", {}).items()}
+
     def weights(self) -> dict[str, np.ndarray]:
-        """Every variable as ``{"layer/variable": np.ndarray}`` (e.g. ``conv1/kernel``, ``dense/w``)."""
-        result = {}
-        for name, module in self.layers:
-            for attr in ("kernel", "bias", "w", "b"):
-                if hasattr(module, attr):
-                    result[f"{name}/{attr}"] = getattr(module, attr).numpy()
-        return result
+        """Every variable as ``{"layer/variable": np.ndarray}`` (e.g. ``conv1/kernel``, ``dense/w``), copies."""
+        return {key: variable.numpy() for key, variable in self._variables().items()}
+
+    def set_weights(self, weights: dict) -> None:
+        """Assign every variable from ``{"layer/variable": array}``, as :meth:`weights` gives (another model of
+        the same spec, or a model file's arrays). Everything is checked before anything is assigned.
+
+        Args:
+            weights: one float32 array per key of :meth:`weights`, of the same shape, all finite.
+
+        Raises:
+            ValueError: other keys, a shape or dtype that differs, or NaN / infinity, naming the key.
+        """
+        variables = self._variables()
+        if set(weights) != set(variables):
+            raise ValueError(f"arrays {sorted(weights)} do not match the spec's variables {sorted(variables)}")
+        for key, value in weights.items():
+            expected = tuple(variables[key].shape)
+            if np.shape(value) != expected or getattr(value, "dtype", None) != np.float32:
+                raise ValueError(f"{key} has shape {np.shape(value)} dtype {getattr(value, 'dtype', None)}, "
+                                 f"expected {expected} float32")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{key} contains NaN or infinite values")
+        for key, value in weights.items():
+            variables[key].assign(value)
 
     def count_params(self) -> int:
         """Number of trainable numbers (weights and biases)."""
@@ -496,6 +529,21 @@ class ScratchCNN(tf.Module):
             arrays["metadata"] = np.array(json.dumps(metadata, allow_nan=False))
         arrays.update(self.weights())
         return write_npz(path, arrays)
+
+
+def _blocks(layers: list) -> list:
+    """``layers`` as the model runs them: each fusable convolution -> pooling pair one :class:`ConvPool` block."""
+    blocks, index = [], 0
+    while index < len(layers):
+        name, module = layers[index]
+        if index + 1 < len(layers) and can_fuse_conv_pool(module, layers[index + 1][1]):
+            pool_name, pool = layers[index + 1]
+            blocks.append((f"{name}+{pool_name}", ConvPool(module, pool)))
+            index += 2
+        else:
+            blocks.append((name, module))
+            index += 1
+    return blocks
 
 
 def _as_input(images) -> np.ndarray:
@@ -565,19 +613,7 @@ def _read_model_file(path) -> tuple[ScratchCNN, object]:
             raise ValueError("missing the 'spec' text")
         spec = parse_json(spec_text, "the spec", max_chars=MAX_SPEC_CHARS, max_depth=_MAX_SPEC_DEPTH)
         model = ScratchCNN(spec, seed=None)
-        expected = model.weights()
-        if set(arrays) != set(expected):
-            raise ValueError(f"arrays {sorted(arrays)} do not match the spec's variables {sorted(expected)}")
-        for key, value in arrays.items():
-            if value.shape != expected[key].shape or value.dtype != np.float32:
-                raise ValueError(f"{key} has shape {value.shape} dtype {value.dtype}, "
-                                 f"expected {expected[key].shape} float32")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"{key} contains NaN or infinite values")
-        for name, module in model.layers:
-            for attr in ("kernel", "bias", "w", "b"):
-                if hasattr(module, attr):
-                    getattr(module, attr).assign(arrays[f"{name}/{attr}"])
+        model.set_weights(arrays)
     except ValueError as exc:
         raise ValueError(f"model file {str(path)!r} is invalid: {exc}") from None
     except Exception as exc:  # TypeError, MemoryError, a TensorFlow error...: never past the loader

@@ -1,10 +1,11 @@
 """The 2-D convolution, one window position at a time, in plain numpy.
 
-This module is the geometry and arithmetic that ConvViz draws: for every
-position of the sliding window it records which input cells the kernel taps
-touch (with stride, padding and dilation), the element-wise products and
-their sum. It imports numpy only (never TensorFlow or Streamlit), so pages
-that step through a small convolution stay fast.
+This module is the arithmetic that ConvViz draws: for every position of the
+sliding window it records which input cells the kernel taps touch (with
+stride, padding and dilation), the element-wise products and their sum. The
+geometry itself (sizes, the one meaning of padding, argument checks) is
+:mod:`convviz.geometry`'s. It imports numpy only (never TensorFlow or
+Streamlit), so pages that step through a small convolution stay fast.
 
 Terminology. Deep learning frameworks call *cross-correlation* "convolution":
 ``y[i, j] = sum_{a, b} x[i*s + a*d, j*s + b*d] * k[a, b]``. True (mathematical)
@@ -15,224 +16,29 @@ Layout. A matrix is ``(height, width)``; a multi-channel input is
 ``(height, width, channels)`` (NHWC without the batch axis); a bank of
 filters is ``(kernel_height, kernel_width, in_channels, filters)``.
 
-Source of the size formula: V. Dumoulin and F. Visin, "A guide to
-convolution arithmetic for deep learning", 2016, relationship 15:
-``o = floor((n + 2p - d(k - 1) - 1) / s) + 1``; for the transposed convolution
-(:func:`transposed_geometry`) relationship 14, ``o' = s(i' - 1) + a + k - 2p``.
+Output sizes follow :func:`convviz.geometry.output_size` (V. Dumoulin and
+F. Visin, "A guide to convolution arithmetic for deep learning", 2016,
+relationship 15: ``o = floor((n + 2p - d(k - 1) - 1) / s) + 1``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
+from convviz.geometry import conv_geometry, positive_int
+
 __all__ = [
-    "MAX_TRANSPOSED_SIDE",
     "WindowStep",
     "check_finite",
     "conv2d_naive",
     "conv2d_patches",
     "conv2d_steps",
-    "conv_geometry",
     "describe_sum",
     "depthwise_conv2d_naive",
-    "output_size",
     "pad2d",
-    "padding_amounts",
-    "transposed_geometry",
 ]
-
-def _positive_int(value, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, Integral | np.integer):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {name}={value!r}")
-    return int(value)
-
-
-def _pair(value, name: str, minimum: int = 1) -> tuple[int, int]:
-    """Expand an int or a pair of ints to ``(rows, cols)``, validating both."""
-    if isinstance(value, tuple | list):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {name}={value!r}")
-        return (_positive_int(value[0], name, minimum), _positive_int(value[1], name, minimum))
-    v = _positive_int(value, name, minimum)
-    return (v, v)
-
-
-def padding_amounts(n: int, kernel_size: int, strides: int = 1, padding=0,
-                    dilation_rate: int = 1) -> tuple[int, int]:
-    """Zeros added before and after the input along one axis.
-
-    Args:
-        n: input length along the axis (cells), >= 1.
-        kernel_size: kernel length along the axis (taps), >= 1.
-        strides: step of the window (cells), >= 1.
-        padding: an int >= 0 (that many zeros on each side), ``"valid"`` (none)
-            or ``"same"`` (TensorFlow's meaning: enough zeros that the output
-            length is ``ceil(n / strides)``; when the total is odd the extra
-            zero goes after, i.e. to the bottom or right).
-        dilation_rate: spacing between kernel taps (cells), >= 1.
-
-    Returns:
-        ``(before, after)``: numbers of zero cells.
-
-    Raises:
-        ValueError: an argument out of range, naming it and its value.
-    """
-    n = _positive_int(n, "n")
-    k = _positive_int(kernel_size, "kernel_size")
-    s = _positive_int(strides, "strides")
-    d = _positive_int(dilation_rate, "dilation_rate")
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return (0, 0)
-        if mode == "same":
-            effective = d * (k - 1) + 1
-            out = -(-n // s)
-            total = max((out - 1) * s + effective - n, 0)
-            return (total // 2, total - total // 2)
-        raise ValueError(f"padding must be 'valid', 'same' or an integer >= 0, got padding={padding!r}")
-    p = _positive_int(padding, "padding", minimum=0)
-    return (p, p)
-
-
-def output_size(n: int, kernel_size: int, strides: int = 1, padding=0,
-                dilation_rate: int = 1) -> int:
-    """Length of the output along one axis.
-
-    ``floor((n + p_before + p_after - d*(k - 1) - 1) / s) + 1``, which is
-    Dumoulin & Visin's ``floor((n + 2p - d(k - 1) - 1) / s) + 1`` when the
-    padding is symmetric ("A guide to convolution arithmetic for deep
-    learning", 2016).
-
-    Args:
-        n: input length (cells), >= 1.
-        kernel_size: kernel length (taps), >= 1.
-        strides: window step (cells), >= 1.
-        padding: int >= 0, ``"valid"`` or ``"same"`` (see :func:`padding_amounts`).
-        dilation_rate: spacing between taps (cells), >= 1.
-
-    Returns:
-        The output length (cells), >= 1.
-
-    Raises:
-        ValueError: an argument out of range, or a dilated kernel longer than
-            the padded input (the result would be < 1).
-
-    Example:
-        >>> output_size(5, 3)
-        3
-        >>> output_size(28, 3, strides=2, padding="same")
-        14
-    """
-    before, after = padding_amounts(n, kernel_size, strides, padding, dilation_rate)
-    effective = dilation_rate * (kernel_size - 1) + 1
-    padded = n + before + after
-    if effective > padded:
-        raise ValueError(
-            f"kernel_size={kernel_size} with dilation_rate={dilation_rate} spans {effective} cells, "
-            f"more than the padded input (n={n} + padding {before}+{after} = {padded} cells)"
-        )
-    return (padded - effective) // strides + 1
-
-
-MAX_TRANSPOSED_SIDE = 64
-"""Most cells a side of a transposed convolution's uncropped output that :func:`transposed_geometry` accepts (the
-Convolution page draws every one of them, at every step)."""
-
-
-def transposed_geometry(x_shape, k_shape, strides=1, padding=0, dilation_rate=1, output_padding=0):
-    """The geometry of a transposed convolution along both axes, with every argument checked.
-
-    A transposed convolution scatters each input cell ``x[i, j]`` times the kernel onto an *uncropped* output
-    (the "canvas"): tap ``(a, b)`` lands on canvas cell ``(i*s + a*d, j*s + b*d)``. The canvas has
-    ``(n - 1)*s + d*(k - 1) + 1 + output_padding`` cells along an axis (the output padding is a band of cells at
-    the bottom / right that the scatter never reaches); ``padding`` crops cells from both ends. Along one axis::
-
-        out = (n - 1)*s - (p_before + p_after) + d*(k - 1) + 1 + output_padding
-
-    which is Dumoulin & Visin's relationship 14, ``o' = s(i' - 1) + a + k - 2p`` with the output padding ``a``
-    and a dilated kernel's size ``d(k - 1) + 1`` for ``k`` ("A guide to convolution arithmetic for deep
-    learning", 2016). It is the gradient of the forward convolution of an ``out``-cell input with the same
-    strides, padding and dilation (:func:`conv_geometry` of ``out`` gives back ``n``), which is how
-    ``tf.nn.conv2d_transpose`` is defined. ``"same"`` padding is TensorFlow's: the output has ``n*s`` cells,
-    cropped as :func:`padding_amounts` pads a forward ``"same"`` convolution of that output (when the kernel is
-    shorter than the stride the canvas then ends with ``s - d*(k - 1) - 1`` output-padding cells).
-
-    Args:
-        x_shape: the input's shape, ``(height, width)``.
-        k_shape: the kernel's shape, ``(kernel_height, kernel_width)``.
-        strides, dilation_rate: an int or ``(rows, cols)``, >= 1.
-        padding: an int >= 0 (cells cropped from each end), ``"valid"`` (none) or ``"same"``, or a pair of those.
-        output_padding: an int or ``(rows, cols)``, >= 0 and smaller than the stride along its axis (TensorFlow's
-            rule: a larger one would not give back ``n`` under the forward convolution); 0 with ``"same"``.
-
-    Returns:
-        ``(strides, dilation_rate, crop, output_padding, out_shape, canvas_shape)``: ``(sh, sw)``, ``(dh, dw)``,
-        ``((top, bottom), (left, right))`` cells cropped, ``(oph, opw)`` (for ``"same"`` the band the canvas ends
-        with), ``(h_out, w_out)`` and the uncropped ``(canvas_height, canvas_width)``.
-
-    Raises:
-        ValueError: an argument out of range (naming it and its value and the axis), an output padding not
-            smaller than the stride, a padding that crops the whole output, or a canvas over
-            :data:`MAX_TRANSPOSED_SIDE` cells a side.
-
-    Example:
-        >>> transposed_geometry((3, 3), (3, 3), strides=2, padding=1, output_padding=1)[4:]
-        ((6, 6), (8, 8))
-    """
-    s = _pair(strides, "strides")
-    d = _pair(dilation_rate, "dilation_rate")
-    op = _pair(output_padding, "output_padding", minimum=0)
-    if isinstance(padding, tuple | list):
-        if len(padding) != 2:
-            raise ValueError(f"padding must be an int, 'valid', 'same' or a pair, got padding={padding!r}")
-        pad_rc = tuple(padding)
-    else:
-        pad_rc = (padding, padding)
-    crop, pads_out, out, canvas = [], [], [], []
-    for axis, name in ((0, "height"), (1, "width")):
-        n = _positive_int(x_shape[axis], f"input {name}")
-        k = _positive_int(k_shape[axis], f"kernel {name}")
-        effective = d[axis] * (k - 1) + 1
-        reach = (n - 1) * s[axis] + effective
-        if op[axis] >= s[axis]:
-            raise ValueError(f"along the {name}: output_padding must be smaller than strides (TensorFlow's rule), "
-                             f"got output_padding={op[axis]} with strides={s[axis]}")
-        mode = pad_rc[axis].lower() if isinstance(pad_rc[axis], str) else None
-        if mode == "same":
-            if op[axis]:
-                raise ValueError(f"along the {name}: output_padding must be 0 with padding='same' (the output is "
-                                 f"input x strides), got output_padding={op[axis]}")
-            length = n * s[axis]
-            before, after = padding_amounts(length, k, s[axis], "same", d[axis])
-            extra = length + before + after - reach
-        else:
-            try:
-                before, after = padding_amounts(n, k, s[axis], pad_rc[axis], d[axis])
-            except ValueError as exc:
-                raise ValueError(f"along the {name}: {exc}") from None
-            extra = op[axis]
-            length = reach + extra - before - after
-        if length < 1:
-            raise ValueError(f"along the {name}: padding={pad_rc[axis]!r} crops {before + after} cells from a "
-                             f"{reach + extra}-cell result, leaving nothing: use less padding")
-        if reach + extra > MAX_TRANSPOSED_SIDE:
-            raise ValueError(
-                f"along the {name}: the uncropped output would be {reach + extra} cells (input {n}, stride {s[axis]}, "
-                f"kernel_size={k}, dilation {d[axis]}), more than MAX_TRANSPOSED_SIDE={MAX_TRANSPOSED_SIDE}: use a "
-                "smaller input, kernel, stride or dilation")
-        crop.append((before, after))
-        pads_out.append(extra)
-        out.append(length)
-        canvas.append(reach + extra)
-    return s, d, tuple(crop), tuple(pads_out), tuple(out), tuple(canvas)
-
 
 def check_finite(array, name: str) -> np.ndarray:
     """Return ``array`` as a float64 array, or raise if it is not all finite numbers.
@@ -308,46 +114,6 @@ class WindowStep:
     value: float
 
 
-def conv_geometry(x_shape, k_shape, strides=1, padding=0, dilation_rate=1):
-    """The sliding window's geometry along both axes, with every argument checked.
-
-    Args:
-        x_shape: the input's shape, ``(height, width[, channels])``.
-        k_shape: the kernel's shape, ``(kernel_height, kernel_width[, ...])``.
-        strides, dilation_rate: an int or ``(rows, cols)``, >= 1.
-        padding: an int >= 0, ``"valid"``, ``"same"``, or a pair of those (see :func:`padding_amounts`).
-
-    Returns:
-        ``(strides, dilation_rate, pads, out_shape)``: ``(sh, sw)``, ``(dh, dw)``,
-        ``((top, bottom), (left, right))`` zero cells and ``(h_out, w_out)``.
-
-    Raises:
-        ValueError: an argument out of range, or a kernel larger than the padded input, naming the axis.
-
-    Example:
-        >>> conv_geometry((5, 5), (3, 3), strides=2, padding="same")
-        ((2, 2), (1, 1), ((1, 1), (1, 1)), (3, 3))
-    """
-    s = _pair(strides, "strides")
-    d = _pair(dilation_rate, "dilation_rate")
-    if isinstance(padding, tuple | list):
-        if len(padding) != 2:
-            raise ValueError(f"padding must be an int, 'valid', 'same' or a pair, got padding={padding!r}")
-        pad_rc = padding
-    else:
-        pad_rc = (padding, padding)
-    pads = []
-    out = []
-    for axis, name in ((0, "height"), (1, "width")):
-        n, k = x_shape[axis], k_shape[axis]
-        try:
-            pads.append(padding_amounts(n, k, s[axis], pad_rc[axis], d[axis]))
-            out.append(output_size(n, k, s[axis], pad_rc[axis], d[axis]))
-        except ValueError as exc:
-            raise ValueError(f"along the {name}: {exc}") from None
-    return s, d, tuple(pads), tuple(out)
-
-
 def _check_shapes(x: np.ndarray, kernel: np.ndarray, allow_filters: bool):
     if x.ndim not in (2, 3):
         raise ValueError(f"x must have shape (height, width) or (height, width, channels), got shape {x.shape}")
@@ -382,8 +148,8 @@ def conv2d_steps(x, kernel, strides=1, padding=0, dilation_rate=1, bias: float =
         kernel: ``(kernel_height, kernel_width)`` for a 2-D input,
             ``(kernel_height, kernel_width, channels)`` for a multi-channel one.
         strides: int or ``(rows, cols)``, window step in cells, >= 1.
-        padding: int >= 0, ``"valid"``, ``"same"``, or a pair of those
-            (rows, cols). See :func:`padding_amounts`.
+        padding: int >= 0, ``"valid"``, ``"same"``, or a pair ``(rows, cols)`` of
+            those, each may be ``(before, after)`` (:mod:`convviz.geometry`).
         dilation_rate: int or ``(rows, cols)``, spacing of kernel taps, >= 1.
         bias: number added to every output cell.
         flip_kernel: False (default) for cross-correlation, what deep learning
@@ -468,7 +234,7 @@ def conv2d_patches(x, kernel_shape, strides=1, padding=0, dilation_rate=1) -> np
     x = check_finite(x, "x")
     if x.ndim not in (2, 3):
         raise ValueError(f"x must have shape (height, width) or (height, width, channels), got shape {x.shape}")
-    kh, kw = (_positive_int(v, "kernel_shape") for v in tuple(kernel_shape)[:2])
+    kh, kw = (positive_int(v, "kernel_shape") for v in tuple(kernel_shape)[:2])
     (sh, sw), (dh, dw), pads, (h_out, w_out) = conv_geometry(x.shape, (kh, kw), strides, padding, dilation_rate)
     rows = (sh * np.arange(h_out))[:, None] + dh * np.arange(kh)[None, :]
     cols = (sw * np.arange(w_out))[:, None] + dw * np.arange(kw)[None, :]
@@ -493,7 +259,7 @@ def conv2d_naive(x, kernel, strides=1, padding=0, dilation_rate=1, bias=0.0,
     Returns:
         float64 ``(h_out, w_out)`` for a 2-D or 3-D kernel,
         ``(h_out, w_out, filters)`` for a 4-D kernel, where ``h_out`` and
-        ``w_out`` come from :func:`output_size`.
+        ``w_out`` come from :func:`convviz.geometry.output_size`.
 
     Raises:
         ValueError: as :func:`conv2d_steps`.

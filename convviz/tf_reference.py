@@ -2,13 +2,15 @@
 
 ``conv_gradients``: ``tf.GradientTape`` on ``tf.nn.convolution`` (the Backpropagation page); ``conv2d_transpose``:
 ``tf.nn.conv2d_transpose`` (the Convolution page's transposed mode). TensorFlow is imported here, never
-Streamlit; nothing of ConvViz's own convolution code is used.
+Streamlit; nothing of ConvViz's own convolution code is used (sizes only, from :mod:`convviz.geometry`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
+from convviz.geometry import effective_size
 
 __all__ = ["conv2d_transpose", "conv_gradients"]
 
@@ -84,7 +86,7 @@ def conv2d_transpose(x, kernel, strides=(1, 1), crop=((0, 0), (0, 0)), dilation_
     x = np.asarray(x, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
     (dh, dw), (kh, kw) = dilation_rate, kernel.shape
-    dilated = np.zeros((dh * (kh - 1) + 1, dw * (kw - 1) + 1))
+    dilated = np.zeros((effective_size(kh, dh), effective_size(kw, dw)))
     dilated[::dh, ::dw] = kernel
     y = tf.nn.conv2d_transpose(tf.constant(x[None, :, :, None]), tf.constant(dilated[:, :, None, None]),
                                output_shape=[1, *output_shape, 1], strides=list(strides),

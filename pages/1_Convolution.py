@@ -3,7 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from convviz.ops import conv2d_naive, padding_amounts
+from convviz.geometry import padding_2d
+from convviz.ops import conv2d_naive
 from convviz.presets import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
                              kernel_preset)
 from convviz.ui import convolution as ui
@@ -90,7 +91,7 @@ st.markdown("Click a number on the **slider** under the panels (or drag it), or 
             "padding zeros).")
 ui.show_animation(animation, "conv_fig_steps", "conv")
 
-pads = (padding_amounts(h, kh, strides, padding, dilation), padding_amounts(w, kw, strides, padding, dilation))
+pads = padding_2d((h, w), (kh, kw), strides, padding, dilation)
 h_out, w_out = feature_map.shape
 left, right = st.columns([2, 3], gap="large")
 with left:

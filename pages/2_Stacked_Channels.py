@@ -79,7 +79,7 @@ if source.startswith("Random"):
 elif model is None:
     st.info(model_message)
 else:
-    learned = dict(model.layers)["conv1"].kernel.numpy().astype(np.float64)
+    learned = model.get_layer("conv1").kernel.numpy().astype(np.float64)
     if real.shape[2] != learned.shape[2]:
         real = real.mean(axis=2, keepdims=True)
         st.caption("conv1 was trained on 1-channel digits, so the RGB input is averaged to grayscale here.")

@@ -3,8 +3,10 @@ kernel that learns itself."""
 
 import streamlit as st
 
-from convviz.backprop import conv2d_backward_steps, linear_loss, mse_loss
-from convviz.ops import conv2d_naive, conv_geometry
+from convviz.backprop import conv2d_backward_steps
+from convviz.descent import linear_loss, mse_loss
+from convviz.geometry import conv_geometry
+from convviz.ops import conv2d_naive
 from convviz.presets import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL,
                              TARGET_PRESETS, input_preset, kernel_preset, map_preset)
 from convviz.ui import backprop as bp

@@ -7,7 +7,7 @@ tf.nn.conv2d on CPU refuses strides > 1 together with dilation > 1, so the grid 
 
 import itertools
 
-from convviz.ops import output_size
+from convviz.geometry import output_size
 
 _SHAPES = [(7, 9, 1, 2, 3, 2), (8, 8, 2, 3, 3, 3), (10, 7, 3, 2, 2, 3), (9, 11, 4, 3, 3, 1), (12, 10, 2, 4, 1, 3)]
 _SETTINGS = [(s, p, d) for s, p, d in itertools.product([1, 2, 3], ["valid", "same", 0, 1, 2], [1, 2, 3])

@@ -5,9 +5,10 @@ import pytest
 import tensorflow as tf
 from conv_grid import GRID, fits
 
-from convviz.backprop import (KernelFit, check_learning_rate, conv2d_backward_steps, descent_step, linear_loss,
-                              max_pool_backward, mse_loss, relu_backward)
-from convviz.ops import conv2d_naive, conv2d_patches, conv2d_steps, conv_geometry, describe_sum
+from convviz.backprop import conv2d_backward_steps, max_pool_backward, relu_backward
+from convviz.descent import KernelFit, check_learning_rate, descent_step, linear_loss, mse_loss
+from convviz.geometry import conv_geometry
+from convviz.ops import conv2d_naive, conv2d_patches, conv2d_steps, describe_sum
 from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 from convviz.tf_reference import conv_gradients
 

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import pytest
 
 from convviz import figures
-from convviz.ops import conv2d_steps, padding_amounts
+from convviz.geometry import padding_amounts
+from convviz.ops import conv2d_steps
 from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
 

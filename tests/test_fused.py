@@ -1,13 +1,15 @@
-"""convviz.layers.conv2d_maxpool (the fused convolution -> activation -> 2x2 pool used in training)
+"""convviz.tensor_ops.conv2d_maxpool (the fused convolution -> activation -> 2x2 pool used in training)
 against the unfused layers and against TensorFlow's own ops: values, gradients, ties, errors."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from convviz import layers as layers_module
 from convviz import model as model_module
-from convviz.layers import Conv2D, MaxPool2D, can_fuse_conv_pool, conv2d, conv2d_maxpool, get_activation
+from convviz.layers import Conv2D, MaxPool2D, can_fuse_conv_pool
 from convviz.model import ScratchCNN
+from convviz.tensor_ops import conv2d, conv2d_maxpool, get_activation
 
 _TF_ACTIVATIONS = {"relu": tf.nn.relu, "linear": lambda z: z, "sigmoid": tf.math.sigmoid,
                    "leaky_relu": lambda z: tf.nn.leaky_relu(z, 0.2)}
@@ -27,7 +29,7 @@ CASES = [
 
 def _tf_padded(x, padding, kh, kw, dilation):
     """x padded as conv2d pads it, so that TensorFlow's reference can run "VALID"."""
-    from convviz.ops import padding_amounts
+    from convviz.geometry import padding_amounts
     if isinstance(padding, tuple):
         (top, bottom), (left, right) = padding
     else:
@@ -137,8 +139,8 @@ def test_model_runs_fused_blocks_with_the_same_numbers(monkeypatch):
     model = ScratchCNN.from_preset("fast", seed=5, filters=(4, 8))
     x = tf.constant(np.random.default_rng(0).random((6, 28, 28, 1)), tf.float32)
     calls = []
-    fused = model_module.conv2d_maxpool
-    monkeypatch.setattr(model_module, "conv2d_maxpool", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    fused = layers_module.conv2d_maxpool  # what the model's ConvPool blocks call
+    monkeypatch.setattr(layers_module, "conv2d_maxpool", lambda *a, **k: calls.append(1) or fused(*a, **k))
     with tf.GradientTape(persistent=True) as tape:
         logits = model(x)  # conv1+pool1 and conv2+pool2 fused
         layer_by_layer = x
@@ -160,3 +162,13 @@ def test_model_predicts_any_batch_and_kernel_size_like_its_layers(kernel_size, b
     probabilities = model.predict(x)
     assert probabilities.shape == (batch, 10)
     np.testing.assert_allclose(probabilities, model.activations(x)["softmax"], atol=1e-6)
+
+
+def test_conv_pool_block_refuses_a_pair_that_cannot_fuse():
+    from convviz.layers import ConvPool
+
+    with pytest.raises(ValueError, match="'c' -> 'p' cannot run fused"):
+        ConvPool(Conv2D(1, 4, 3, strides=2, name="c"), MaxPool2D(2, name="p"))
+    block = ConvPool(Conv2D(1, 4, 3, activation="relu", name="c"), MaxPool2D(2, name="p"))
+    x = tf.random.stateless_normal((2, 9, 9, 1), seed=[5, 6])
+    np.testing.assert_allclose(block(x), block.pool(block.conv(x)), atol=1e-6)

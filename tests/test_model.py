@@ -212,3 +212,42 @@ def test_shipped_default_model_is_accurate():
 
         (_, _), (x_test, y_test) = read_mnist_file(full)
         assert (model.predict(x_test / 255.0).argmax(axis=1) == y_test).mean() >= 0.990
+
+
+def test_blocks_fuse_conv_pool_pairs_and_own_their_layers(small_model):
+    from convviz.layers import ConvPool
+
+    assert [name for name, _ in small_model.blocks] == ["conv1+pool1", "conv2+pool2", "flatten", "dropout", "dense"]
+    block = dict(small_model.blocks)["conv1+pool1"]
+    assert isinstance(block, ConvPool)
+    assert block.conv is small_model.get_layer("conv1") and block.pool is small_model.get_layer("pool1")
+    # Each variable once, though the blocks and the layers both hold the layers.
+    assert len(small_model.trainable_variables) == 6
+    seed = ScratchCNN.from_preset("seed", filters=(2, 3))
+    assert [name for name, _ in seed.blocks] == [name for name, _ in seed.layers]
+
+
+def test_get_layer_and_set_weights(tmp_path, small_model, digits):
+    x, _ = digits
+    assert small_model.get_layer("conv1").kernel.shape == (3, 3, 1, 4)
+    with pytest.raises(ValueError, match=r"no layer 'conv9'; its layers are \['conv1', 'pool1'"):
+        small_model.get_layer("conv9")
+    other = ScratchCNN.from_preset("fast", seed=11, filters=(4, 8))
+    assert not np.array_equal(other.predict(x[:4]), small_model.predict(x[:4]))
+    other.set_weights(small_model.weights())
+    np.testing.assert_array_equal(other.predict(x[:4]), small_model.predict(x[:4]))
+    assert set(other.weights()) >= {"dense/w", "dense/b"}  # a Dense layer's kernel / bias keep format 1's names
+    weights = small_model.weights()
+    before = other.weights()
+    for change, message in [
+        (lambda w: w.pop("dense/b"), "do not match the spec's variables"),
+        (lambda w: w.__setitem__("conv1/kernel", w["conv1/kernel"][:2]), r"conv1/kernel has shape \(2, 3, 1, 4\)"),
+        (lambda w: w.__setitem__("dense/w", w["dense/w"].astype(np.float64)), "dense/w .* dtype float64"),
+        (lambda w: w.__setitem__("conv2/bias", np.full(8, np.inf, np.float32)), "conv2/bias contains NaN or inf"),
+    ]:
+        bad = dict(weights)
+        change(bad)
+        with pytest.raises(ValueError, match=message):
+            other.set_weights(bad)
+        after = other.weights()
+        assert all(np.array_equal(before[k], after[k]) for k in before)  # nothing assigned

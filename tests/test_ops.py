@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from convviz.ops import (conv2d_naive, conv2d_steps, depthwise_conv2d_naive, describe_sum, output_size,
-                         padding_amounts)
+from convviz.geometry import output_size, padding_amounts
+from convviz.ops import conv2d_naive, conv2d_steps, depthwise_conv2d_naive, describe_sum
 
 NOTEBOOK_X = np.array([[1, 1, 1, 0, 0],
                        [0, 1, 1, 1, 0],
@@ -154,7 +154,7 @@ def test_non_numeric_rejected():
         conv2d_naive([["a", 1], [1, 1]], [[1]])
 
 
-NUMPY_ONLY = ["convviz.ops", "convviz.backprop"]
+NUMPY_ONLY = ["convviz.geometry", "convviz.ops", "convviz.backprop", "convviz.descent"]
 """The modules a page may use without waiting for TensorFlow: numpy only, examples in their docstrings."""
 
 

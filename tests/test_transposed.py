@@ -1,4 +1,4 @@
-"""Transposed convolution: convviz.ops.transposed_geometry, convviz.backprop.conv2d_transpose_steps and
+"""Transposed convolution: convviz.geometry.transposed_geometry, convviz.backprop.conv2d_transpose_steps and
 convviz.figures.transposed_steps_figure against tf.nn.conv2d_transpose, worked examples and bad arguments."""
 
 import itertools
@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from convviz.backprop import conv2d_transpose_steps
 from convviz.figures import transposed_steps_figure
-from convviz.ops import MAX_TRANSPOSED_SIDE, conv_geometry, transposed_geometry
+from convviz.geometry import MAX_TRANSPOSED_SIDE, conv_geometry, transposed_geometry
 from convviz.tf_reference import conv2d_transpose
 
 TOLERANCE = 1e-9

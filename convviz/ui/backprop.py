@@ -9,7 +9,7 @@
 * :func:`learn_kernel_demo` — gradient descent learning a kernel back, stepped on the server in a fragment.
 
 Session state (besides the widgets' own keys, all prefixed ``bp_``): ``_bp_server_runs`` (the page's runs,
-:func:`convviz.ui.convolution.count_server_run`), ``_bp_fit`` (the demo's :class:`convviz.backprop.KernelFit`),
+:func:`convviz.ui.convolution.count_server_run`), ``_bp_fit`` (the demo's :class:`convviz.descent.KernelFit`),
 ``_bp_fit_settings`` (the valid settings it was built from), ``_bp_fit_steps`` (the valid Steps value),
 ``_bp_fit_goal`` (the step Play runs to; None when stopped), ``_bp_pool_seed`` (the pooling example: 0 the
 built-in one).
@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from convviz.backprop import (MAX_FIT_STEPS, ConvBackward, KernelFit, check_learning_rate, descent_step,
-                              max_pool_backward, relu_backward)
+from convviz.backprop import ConvBackward, max_pool_backward, relu_backward
+from convviz.descent import MAX_FIT_STEPS, KernelFit, check_learning_rate, descent_step
 from convviz.figures import format_number, matrix_figure
 from convviz.ui.convolution import Animation, build_animation
 from convviz.ui.numbers import number_input

@@ -407,13 +407,12 @@ def conv_animation(x: np.ndarray, kernel: np.ndarray, strides: int, padding, dil
         ValueError: as :func:`convviz.ops.conv2d_steps` (e.g. a kernel larger than the padded input).
     """
     from convviz.figures import conv_steps_figure
-    from convviz.ops import conv2d_steps, padding_amounts
+    from convviz.geometry import padding_2d
+    from convviz.ops import conv2d_steps
 
     def build():
         steps = conv2d_steps(x, kernel, strides, padding, dilation_rate, bias, flip_kernel=flip_kernel)
-        (h, w), (kh, kw) = x.shape, kernel.shape
-        pads = (padding_amounts(h, kh, strides, padding, dilation_rate),
-                padding_amounts(w, kw, strides, padding, dilation_rate))
+        pads = padding_2d(x.shape, kernel.shape, strides, padding, dilation_rate)
         title = "Kernel (flipped)" if flip_kernel else "Kernel"
         return conv_steps_figure(x, pads, steps, show_numbers, title, steps_per_second), len(steps)
 
@@ -539,8 +538,10 @@ def output_size_formula(n: int, kernel_size: int, strides: int, pads: tuple[int,
     Returns:
         e.g. ``"H′ = ⌊(5 + 0 + 0 − 1·(3 − 1) − 1) / 1⌋ + 1 = **3**"``.
     """
+    from convviz.geometry import output_size
+
     before, after = pads
-    value = (n + before + after - dilation_rate * (kernel_size - 1) - 1) // strides + 1
+    value = output_size(n, kernel_size, strides, pads, dilation_rate)
     return (f"{out_name} = ⌊({n} + {before} + {after} − {dilation_rate}·({kernel_size} − 1) − 1) / {strides}⌋ + 1"
             f" = **{value}**")
 
@@ -636,7 +637,7 @@ def transposed_animation(x: np.ndarray, kernel: np.ndarray, strides: int, paddin
         ``result``: the output, ``(h_out, w_out)``).
 
     Raises:
-        ValueError: as :func:`convviz.ops.transposed_geometry`.
+        ValueError: as :func:`convviz.geometry.transposed_geometry`.
     """
     from convviz.backprop import conv2d_transpose_steps
     from convviz.figures import transposed_steps_figure
@@ -686,8 +687,10 @@ def transposed_size_formula(n: int, kernel_size: int, strides: int, crop: tuple[
     Returns:
         e.g. ``"H′ = (5 − 1)·2 − (1 + 1) + 1·(3 − 1) + 1 + 1 = **10**"``.
     """
+    from convviz.geometry import transposed_output_size
+
     before, after = crop
-    value = (n - 1) * strides - (before + after) + dilation_rate * (kernel_size - 1) + 1 + output_padding
+    value = transposed_output_size(n, kernel_size, strides, crop, dilation_rate, output_padding)
     return (f"{out_name} = ({n} − 1)·{strides} − ({before} + {after}) + {dilation_rate}·({kernel_size} − 1) + 1 + "
             f"{output_padding} = **{value}**")
 
@@ -697,7 +700,7 @@ def show_transposed(x: np.ndarray, kernel: np.ndarray, strides: int, padding, di
     """The Convolution page's "Transposed" mode: the step-through, the finished output, its size and TensorFlow's check.
 
     Bad settings (an output padding not smaller than the stride, a padding that crops everything, an output over
-    :data:`convviz.ops.MAX_TRANSPOSED_SIDE`) give an ``st.error`` saying what to change; the learner's input and
+    :data:`convviz.geometry.MAX_TRANSPOSED_SIDE`) give an ``st.error`` saying what to change; the learner's input and
     kernel are not touched.
 
     Args:
@@ -707,7 +710,7 @@ def show_transposed(x: np.ndarray, kernel: np.ndarray, strides: int, padding, di
         output_padding: int >= 0.
         steps_per_second: Play's speed.
     """
-    from convviz.ops import transposed_geometry
+    from convviz.geometry import transposed_geometry
 
     (h, w), (kh, kw) = x.shape, kernel.shape
     try:

@@ -496,11 +496,7 @@ def _evaluation(run_id: str, record):
             models[spec] = saved
         model = models[spec]
         if model is not saved:
-            weights = saved.weights()
-            for name, module in model.layers:
-                for attr in ("kernel", "bias", "w", "b"):
-                    if f"{name}/{attr}" in weights:
-                        getattr(module, attr).assign(weights[f"{name}/{attr}"])
+            model.set_weights(saved.weights())
         with st.spinner("Evaluating on the test set…"):
             cache.clear()
             cache[key] = (split, evaluate(model, *split))

@@ -1,15 +1,19 @@
-"""ConvViz home page: run with ``streamlit run app.py``; the pages in ``pages/`` appear in the sidebar.
+"""ConvViz: run with ``streamlit run app.py``; the sidebar lists "Home" and the pages in ``app_pages/``.
 
-The home page's content lives in ``convviz/ui/home.py``. (Navigation is Streamlit's ``pages/``
-folder. ``st.navigation`` would let the sidebar call this page "Home" instead of "app", but with a
-``pages/`` folder present Streamlit decides per server process which mechanism to use from the first
-page visited, so a deep link opened first would get different navigation than the home page.)
+Navigation is ``st.navigation`` (see ``convviz/ui/navigation.py`` for why the page scripts are in
+``app_pages/`` and keep their old addresses). The home page's content lives in ``convviz/ui/home.py``.
 """
 
 import streamlit as st
 
-from convviz.ui import home, training
+from convviz.ui import home, navigation, training
+
+
+def home_page() -> None:
+    """The home page; it also starts the training cluster in the background (returns at once), so it is warm by Train."""
+    home.render()
+    training.get_manager()
+
 
 st.set_page_config(page_title="ConvViz — how a CNN works", page_icon="🔍", layout="wide")
-home.render()
-training.get_manager()  # starts the training cluster in the background (returns at once), so it is warm by Train
+navigation.navigation(home_page).run()

@@ -94,7 +94,7 @@ def main(repeats: int = 3) -> None:
             listed = LONG in {r.run_id for r in records}
             os.environ["CONVVIZ_RUNS_DIR"] = str(root)
             os.environ["CONVVIZ_DASK_SCHEDULER"] = "not-a-scheduler"
-            at = AppTest.from_file(str(ROOT / "pages" / "3_Train.py"), default_timeout=300)
+            at = AppTest.from_file(str(ROOT / "app_pages" / "3_Train.py"), default_timeout=300)
             at.query_params["learner"] = LEARNER
             at.run()  # the first render imports and warms up; not counted
             if listed:

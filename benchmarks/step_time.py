@@ -67,7 +67,7 @@ def time_reloads(at: AppTest, repeats: int, animation_of) -> dict:
 
 def page(size: int, transposed: bool = False) -> AppTest:
     """The Convolution page with a ``size`` x ``size`` random-integer input (in the Transposed mode if asked)."""
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Convolution.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "1_Convolution.py"), default_timeout=120)
     at.run()
     if transposed:
         at.radio(key="conv_direction").set_value("Transposed").run()

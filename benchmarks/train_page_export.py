@@ -1,6 +1,6 @@
 """Train page render time with the "Take your model home" downloads, and the cost of each download.
 
-Renders ``pages/3_Train.py`` under Streamlit's AppTest with a runs folder of ``--runs`` saved runs (small
+Renders ``app_pages/3_Train.py`` under Streamlit's AppTest with a runs folder of ``--runs`` saved runs (small
 "fast" models) and the shipped model: the first run of the script (cold: TensorFlow, the runs list, each
 model file read once), then ``--repeats`` reruns (warm), then reruns that each show another saved run
 (that run's file read for the first time). ``--root`` points at another checkout (e.g. the commit before
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    at = AppTest.from_file(str(root / "pages" / "3_Train.py"), default_timeout=300)
+    at = AppTest.from_file(str(root / "app_pages" / "3_Train.py"), default_timeout=300)
     at.query_params["learner"] = learner
     start = time.perf_counter()
     at.run()

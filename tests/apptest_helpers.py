@@ -1,4 +1,7 @@
-"""Shared helpers of the AppTest page tests (imported by test modules; pytest puts tests/ on sys.path)."""
+"""Shared helpers of the AppTest page tests (imported by test modules; pytest puts tests/ on sys.path).
+
+Every AppTest of a page starts it with :func:`run_page` and may rerun it with :func:`rerun`.
+"""
 
 import base64
 import time
@@ -6,11 +9,35 @@ import time
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from convviz.ui.navigation import PAGES_DIR
 
-def run_page(path, timeout: float = 60) -> AppTest:
-    """Run the page script at ``path`` once and fail if it raised; returns the AppTest."""
+APP = PAGES_DIR.parent / "app.py"
+"""The app's entry script (``streamlit run app.py``)."""
+
+
+def run_page(path, timeout: float = 60, query_params: dict | None = None, session_state: dict | None = None) -> AppTest:
+    """Run the page script at ``path`` once and fail if it raised; returns the AppTest.
+
+    Args:
+        path: the page script (``app.py`` or a file of ``app_pages/``).
+        timeout: seconds a run may take (the first one imports TensorFlow).
+        query_params: set in the page's address before the run (e.g. ``{"learner": "learner0test1"}``).
+        session_state: set in the session before the run.
+    """
     app = AppTest.from_file(str(path), default_timeout=timeout)
-    app.run()
+    for key, value in (query_params or {}).items():
+        app.query_params[key] = value
+    for key, value in (session_state or {}).items():
+        app.session_state[key] = value
+    return rerun(app)
+
+
+def rerun(app_or_widget) -> AppTest:
+    """Run the page again and fail if it raised; returns the AppTest.
+
+    Pass the AppTest, or a widget after its ``set_value`` / ``click`` (its ``run()`` reruns the page).
+    """
+    app = app_or_widget.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

@@ -1,15 +1,10 @@
 """The entry point: navigation with a real home page."""
 
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+from apptest_helpers import APP, rerun, run_page
 
 
 def test_home_page_renders_the_notebook_example_and_links():
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception
+    at = run_page(APP)
     assert at.title[0].value.startswith("ConvViz")
     text = " ".join(m.value for m in at.markdown)
     assert "from scratch" in text and "feature map" in text
@@ -17,3 +12,25 @@ def test_home_page_renders_the_notebook_example_and_links():
     assert len(charts) == 3
     spec = charts[2].proto.spec
     assert '"text":[["4","3","4"],["2","4","3"],["2","3","4"]]' in spec.replace(" ", "")
+
+
+def test_the_sidebar_starts_with_home_and_every_page_keeps_its_address():
+    """``st.navigation``: "Home" first (not "app", the entry script's name), then the pages at their old addresses."""
+    at = run_page(APP)
+    registered = list(at._registered_pages.values())  # what the sidebar lists, in order (AppTest has no public view)
+    assert [p["page_name"] for p in registered] == ["Home", "Convolution", "Stacked Channels", "Train", "Draw",
+                                                    "Backpropagation", "Filter Atlas"]
+    assert [p["url_pathname"] for p in registered] == ["", "Convolution", "Stacked_Channels", "Train", "Draw",
+                                                       "Backpropagation", "Filter_Atlas"]
+    assert not (APP.parent / "pages").exists()  # a pages/ folder would make Streamlit bypass st.navigation
+
+
+def test_switch_page_runs_each_page_from_the_entry_script(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    at = run_page(APP)
+    at.switch_page("app_pages/4_Draw.py")
+    rerun(at)
+    assert [m.value for m in at.markdown][0] == "## Draw a digit and ask the network"
+    at.switch_page("app_pages/1_Convolution.py")
+    rerun(at)
+    assert [m.value for m in at.markdown][0] == "## Convolution, one window at a time"

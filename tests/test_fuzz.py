@@ -25,7 +25,7 @@ from apptest_helpers import run_page
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = Path(__file__).resolve().parent / "fuzz_files.py"
-CONV_PAGE = ROOT / "pages" / "1_Convolution.py"
+CONV_PAGE = ROOT / "app_pages" / "1_Convolution.py"
 SEED = 15
 
 

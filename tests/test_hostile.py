@@ -38,10 +38,10 @@ from convviz.ui.convolution import cell_text
 from convviz.ui.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN_PAGE = ROOT / "pages" / "3_Train.py"
-STACK_PAGE = ROOT / "pages" / "2_Stacked_Channels.py"
-DRAW_PAGE = ROOT / "pages" / "4_Draw.py"
-CONV_PAGE = ROOT / "pages" / "1_Convolution.py"
+TRAIN_PAGE = ROOT / "app_pages" / "3_Train.py"
+STACK_PAGE = ROOT / "app_pages" / "2_Stacked_Channels.py"
+DRAW_PAGE = ROOT / "app_pages" / "4_Draw.py"
+CONV_PAGE = ROOT / "app_pages" / "1_Convolution.py"
 LEARNER = "learner0hostile"
 GOOD_RUN = "20260102-000000-fast-a00001"
 
@@ -608,7 +608,7 @@ def test_learners_never_see_a_traceback():
 
 
 # --------------------------------------------------------------------------- kind 5 again: an edit sent with a resize
-BP_PAGE = ROOT / "pages" / "5_Backpropagation.py"
+BP_PAGE = ROOT / "app_pages" / "5_Backpropagation.py"
 EDITORS = [(CONV_PAGE, "conv_x", "Input"), (CONV_PAGE, "conv_k", "Kernel"), (BP_PAGE, "bp_x", "Input"),
            (BP_PAGE, "bp_k", "Kernel"), (BP_PAGE, "bp_t", "Target")]
 
@@ -1093,7 +1093,7 @@ def test_kind3_a_large_16_bit_png_is_shrunk_before_it_becomes_floats():
 @pytest.mark.parametrize("rate", [1e-20, 1e-300])
 def test_kind5_a_learning_rate_too_small_to_change_the_loss_is_said_so(rate):
     """η = 1e-20 said "η = 0 is too large here: the loss went up from 0.6667 to 0.6667"."""
-    at = AppTest.from_file(str(ROOT / "pages" / "5_Backpropagation.py"), default_timeout=100)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "5_Backpropagation.py"), default_timeout=100)
     at.run()
     at.number_input(key="bp_lr").set_value(rate).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import plotly_values, runs_folder
+from apptest_helpers import plotly_values, rerun, run_page, runs_folder
 
 from convviz import atlas as atlas_lib
 from convviz.data import load_sample
@@ -18,7 +18,7 @@ from convviz.model import DEFAULT_MODEL_PATH, ScratchCNN, load_model, make_spec
 from convviz.ui import atlas as ui
 from convviz.ui import training as tr
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "6_Filter_Atlas.py"
+PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "6_Filter_Atlas.py"
 LEARNER = "learner0atlas1"
 
 
@@ -36,18 +36,7 @@ def shipped_atlas():
 
 
 def _page() -> AppTest:
-    at = AppTest.from_file(str(PAGE), default_timeout=120)
-    at.query_params["learner"] = LEARNER
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _rerun(at_or_widget) -> AppTest:
-    """Run the page again (after a widget's ``set_value``, pass the widget); fail on an exception."""
-    at = at_or_widget.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE, timeout=120, query_params={"learner": LEARNER})
 
 
 def _charts(at) -> dict:
@@ -70,7 +59,7 @@ def _until_atlas(at, timeout=240.0) -> AppTest:
     while "atlas_fig_classes" not in _charts(at):
         assert time.monotonic() < deadline, "the atlas was not computed in time"
         time.sleep(0.5)
-        _rerun(at)
+        rerun(at)
     return at
 
 
@@ -106,14 +95,14 @@ def test_the_shipped_models_atlas_is_read_from_its_file_and_layer_and_filter_swi
                          "fully inked patch often does); tied digits are shown in test-set order."]
                         if first[0] == first[-1] else [])
 
-    at = _rerun(at.radio(key="atlas_layer").set_value("conv2"))
+    at = rerun(at.radio(key="atlas_layer").set_value("conv2"))
     charts = _charts(at)
     title = charts["atlas_fig_patches"]["layout"]["title"]["text"]
     assert "conv2" in title and "8×8" in title and _points(charts["atlas_fig_patches"]) == 64 * 9
     assert any("conv2 (3×3): 4 + (3 − 1)·2 = **8**" in m.value for m in at.caption)
     assert "conv2 filter 0" in charts["atlas_fig_filter"]["layout"]["title"]["text"]
 
-    at = _rerun(at.selectbox(key="atlas_filter_conv2").set_value(5))
+    at = rerun(at.selectbox(key="atlas_filter_conv2").set_value(5))
     filter_chart = _charts(at)["atlas_fig_filter"]
     assert "conv2 filter 5" in filter_chart["layout"]["title"]["text"]
     values = [a["text"] for a in filter_chart["layout"]["annotations"][:9]]
@@ -126,7 +115,7 @@ def test_a_saved_run_is_computed_with_a_progress_bar_then_kept(runs, shipped_atl
     at = _page()
     assert _points(_charts(at)["atlas_fig_patches"]) == 32 * 9  # the shipped model first
 
-    at = _rerun(at.selectbox(key="atlas_model").set_value(run_id))
+    at = rerun(at.selectbox(key="atlas_model").set_value(run_id))
     assert _progress(at) and "Computing the atlas" in _progress(at)[0]
     assert "atlas_fig_patches" not in _charts(at)
     _until_atlas(at)
@@ -139,10 +128,10 @@ def test_a_saved_run_is_computed_with_a_progress_bar_then_kept(runs, shipped_atl
     assert list(kept.layers) == ["conv1", "conv2"] and kept.layers["conv2"].filters == 8
 
     again = _page()  # another session: from this server's memory, nothing computed
-    again = _rerun(again.selectbox(key="atlas_model").set_value(run_id))
+    again = rerun(again.selectbox(key="atlas_model").set_value(run_id))
     assert not _progress(again) and _points(_charts(again)["atlas_fig_patches"]) == 4 * 9
 
-    at = _rerun(at.selectbox(key="atlas_model").set_value(ui.SHIPPED))  # and back
+    at = rerun(at.selectbox(key="atlas_model").set_value(ui.SHIPPED))  # and back
     assert _points(_charts(at)["atlas_fig_patches"]) == 32 * 9
 
     runs.delete(run_id)  # deleting the run deletes its atlas
@@ -156,7 +145,7 @@ def test_a_model_without_conv2_shows_conv1_and_says_conv2_is_missing(runs, shipp
             {"type": "flatten", "name": "flatten"}, {"type": "dense", "name": "dense", "units": 10}]
     run_id = _small_run(runs, spec)
     at = _page()
-    at = _until_atlas(_rerun(at.selectbox(key="atlas_model").set_value(run_id)))
+    at = _until_atlas(rerun(at.selectbox(key="atlas_model").set_value(run_id)))
     assert any("no conv2" in w.value and "conv1" in w.value for w in at.warning)
     assert at.radio(key="atlas_layer").options == ["conv1 (3 filters)"]
     charts = _charts(at)
@@ -180,7 +169,7 @@ def test_corrupt_run_files_get_a_clear_message_and_are_left_as_they_are(runs, sh
     at = _page()
     assert any(junk.name in w.value and "left as it is" in w.value for w in at.warning)
     assert "atlas_fig_classes" in _charts(at)  # the shipped model still shown
-    at = _rerun(at.selectbox(key="atlas_model").set_value(broken))
+    at = rerun(at.selectbox(key="atlas_model").set_value(broken))
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "Run 2 cannot be shown" in errors[0]
     assert "NaN" in errors[0] and "left as it is" in errors[0]
@@ -193,7 +182,7 @@ def test_a_corrupt_atlas_file_is_computed_again_and_replaced(runs, shipped_atlas
     run_id = _small_run(runs)
     runs.atlas_path(run_id).write_bytes(b"not an atlas")
     at = _page()
-    at = _rerun(at.selectbox(key="atlas_model").set_value(run_id))
+    at = rerun(at.selectbox(key="atlas_model").set_value(run_id))
     assert any("could not be used, so it is computed again" in i.value for i in at.info)
     _until_atlas(at)
     atlas_lib.load_atlas(runs.atlas_path(run_id), runs.load(run_id)[0])  # replaced by a valid one
@@ -208,6 +197,6 @@ def test_an_atlas_that_cannot_be_saved_is_shown_and_kept_in_memory(runs, shipped
 
     monkeypatch.setattr(atlas_lib, "save_atlas", read_only)
     at = _page()
-    at = _until_atlas(_rerun(at.selectbox(key="atlas_model").set_value(run_id)))
+    at = _until_atlas(rerun(at.selectbox(key="atlas_model").set_value(run_id)))
     assert any("memory only" in c.value and "Read-only file system" in c.value for c in at.caption)
     assert not runs.atlas_path(run_id).exists()

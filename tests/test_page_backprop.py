@@ -1,4 +1,4 @@
-"""AppTest of pages/5_Backpropagation.py: the seed example's gradients, stepping frames, η, bad input, the demo.
+"""AppTest of app_pages/5_Backpropagation.py: the seed example's gradients, stepping frames, η, bad input, the demo.
 
 Stepping happens in the browser (every position is a frame of one Plotly figure); these tests read the frames
 the page sends. tests/e2e/test_pages.py plays them in Chromium.
@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from apptest_helpers import plotly_values, run_page
-from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "5_Backpropagation.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "5_Backpropagation.py"
 
 
 @pytest.fixture
@@ -180,17 +179,15 @@ def test_demo_bad_settings_and_divergence(at):
 
 
 def test_starts_from_the_convolution_pages_input_and_kernel_when_edited_there():
-    app = AppTest.from_file(str(PAGE), default_timeout=60)
-    app.session_state["conv_x_current"] = np.arange(36.0).reshape(6, 6) % 3  # as the Convolution page keeps edits
-    app.session_state["conv_k_current"] = np.array([[1.0, -1.0], [0.0, 2.0]])
-    app.run()
-    assert not app.exception and not app.warning
+    edits = {"conv_x_current": np.arange(36.0).reshape(6, 6) % 3,  # as the Convolution page keeps edits
+             "conv_k_current": np.array([[1.0, -1.0], [0.0, 2.0]])}
+    app = run_page(PAGE, session_state=edits)
+    assert not app.warning
     y = plotly_values(figure(app, "bp_fig_y")["data"][0]["z"])
     assert y.shape == (5, 5) and y[0, 0] == 0 - 1 + 0 + 2 * 1  # the target (all 3s) was made 5×5 to match
-    bad = AppTest.from_file(str(PAGE), default_timeout=60)
-    bad.session_state["conv_x_current"] = np.full((5, 5), np.nan)  # a blank cell there: the seed's example here
-    bad.run()
-    assert not bad.exception and title(bad, "bp_fig_dk", 1).endswith("dK = 0.22·1 = 0.22")
+    blank = {"conv_x_current": np.full((5, 5), np.nan)}  # a blank cell there: the seed's example here
+    bad = run_page(PAGE, session_state=blank)
+    assert title(bad, "bp_fig_dk", 1).endswith("dK = 0.22·1 = 0.22")
 
 
 def test_bias_is_bounded_and_huge_values_still_match_tensorflow(at):

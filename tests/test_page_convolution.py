@@ -1,4 +1,4 @@
-"""AppTest of pages/1_Convolution.py: the notebook's numbers, stepping, presets, sizes, bad cells.
+"""AppTest of app_pages/1_Convolution.py: the notebook's numbers, stepping, presets, sizes, bad cells.
 
 Stepping happens in the browser: every window position is a frame of one Plotly figure. These tests read
 the frames from the figure the page sends (what the browser would show at each position); the browser
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from apptest_helpers import run_page
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "1_Convolution.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "1_Convolution.py"
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
+from apptest_helpers import rerun, run_page
 
 from convviz.model import DEFAULT_MODEL_PATH, ScratchCNN
 from convviz.ui.training import DRAW_MODEL_KEY
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "4_Draw.py"
+PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "4_Draw.py"
 _spec = importlib.util.spec_from_file_location("strokes", Path(__file__).parent / "e2e" / "strokes.py")
 strokes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(strokes)
@@ -31,12 +31,7 @@ def canvas_state(rgba) -> dict:
 
 
 def _page(model=None):
-    at = AppTest.from_file(str(PAGE), default_timeout=60)
-    if model is not None:
-        at.session_state[DRAW_MODEL_KEY] = (model, "a test model")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE, session_state=None if model is None else {DRAW_MODEL_KEY: (model, "a test model")})
 
 
 def _predictions(at):
@@ -62,16 +57,14 @@ def test_empty_canvas_prompts(small_model):
     blank = np.zeros((280, 280, 4), np.uint8)
     blank[..., 3] = 255
     at.session_state["draw_canvas_0"] = canvas_state(blank)
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     assert any("Draw a digit" in i.value for i in at.info) and not _predictions(at)
 
 
 def test_drawn_digit_gets_prediction_stages_and_insides(small_model):
     at = _page(small_model)
     at.session_state["draw_canvas_0"] = canvas_state(strokes.render(strokes.canvas_paths(7, box=(20, 20, 90, 140))))
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     preds = _predictions(at)
     assert len(preds) == 1 and re.search(r"Prediction: \d \(\d+\.\d%\)", preds[0]), preds
     ids = _chart_ids(at)
@@ -82,8 +75,7 @@ def test_drawn_digit_gets_prediction_stages_and_insides(small_model):
     assert any("centre of mass" in c.value for c in at.caption)
     assert not at.info  # no prompt once there is a digit
 
-    at.toggle(key="draw_compare").set_value(True).run()
-    assert not at.exception, at.exception
+    rerun(at.toggle(key="draw_compare").set_value(True))
     assert len(_predictions(at)) == 2 and any("Naive resize prediction" in p for p in _predictions(at))
     stages = next(el for el in at.get("plotly_chart") if "draw_chart_stages" in el.proto.id)
     assert "naive" in stages.proto.spec  # the extra panel
@@ -103,8 +95,7 @@ def test_upload_dark_on_light_photo(small_model):
     assert not at.exception, at.exception
     assert len(_predictions(at)) == 1
     assert any("inverted" in c.value for c in at.caption)
-    at.file_uploader(key="draw_upload").set_value(("bad.png", b"not an image at all", "image/png")).run()
-    assert not at.exception, at.exception
+    rerun(at.file_uploader(key="draw_upload").set_value(("bad.png", b"not an image at all", "image/png")))
     assert any("bad.png" in e.value and "PNG or JPEG" in e.value for e in at.error)
     assert not _predictions(at)
 
@@ -114,15 +105,13 @@ def test_shipped_model_reads_a_drawn_digit():
     at = _page()
     assert any("Model: the shipped model" in c.value for c in at.caption)
     at.session_state["draw_canvas_0"] = canvas_state(strokes.render(strokes.canvas_paths(4)))
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     assert _predictions(at)[0].startswith("## Prediction: 4 ")
 
 
 def test_chosen_model_can_be_dropped(small_model):
     at = _page(small_model)
-    at.button(key="draw_use_shipped").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="draw_use_shipped").click())
     assert DRAW_MODEL_KEY not in at.session_state
     if not DEFAULT_MODEL_PATH.is_file():
         assert any("shipped model is not available" in w.value for w in at.warning)

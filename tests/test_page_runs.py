@@ -4,9 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import plotly_values, runs_folder, wait_for
+from apptest_helpers import plotly_values, rerun, run_page, runs_folder, wait_for
 
 from convviz import jobs
 from convviz.data import load_sample
@@ -14,7 +13,7 @@ from convviz.model import ScratchCNN, make_spec
 from convviz.train import TrainConfig, TrainingJob
 from convviz.ui import training as ui
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
+PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "3_Train.py"
 
 
 @pytest.fixture
@@ -33,11 +32,7 @@ LEARNER = "learner0test1"
 
 
 def _page(learner=LEARNER):
-    at = AppTest.from_file(str(PAGE), default_timeout=60)
-    at.query_params["learner"] = learner
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE, query_params={"learner": learner})
 
 
 def _saved_run(store, epochs_done=1, planned=3, accuracy=0.8125, batches_per_epoch=None, status="finished"):
@@ -83,14 +78,12 @@ def test_a_run_started_on_the_page_is_listed_when_it_finishes(runs):
     at.number_input(key="train_filters1").set_value(2)
     at.number_input(key="train_filters2").set_value(4)
     at.run()
-    at.button(key="train_start").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="train_start").click())
     run_id = at.session_state[ui.RUN_KEY]
     assert run_id.split("-")[2] == "fast"
     state = _ended(runs, run_id)
     assert state.state == "finished", state.error
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     table = _table(at)
     assert list(table["Run id"]) == [run_id]
     row = table.iloc[0]
@@ -112,8 +105,7 @@ def test_another_learners_runs_are_not_listed(runs):
 
 
 def test_a_new_visitor_gets_a_learner_key_in_the_address(runs):
-    at = AppTest.from_file(str(PAGE), default_timeout=60).run()
-    assert not at.exception
+    at = run_page(PAGE)
     key = at.query_params["learner"]
     key = key[0] if isinstance(key, list) else key
     assert len(key) == 12 and key.isalnum()
@@ -148,15 +140,13 @@ def test_delete_needs_confirmation(runs):
     gone = _saved_run(runs)
     at = _page()
     at.selectbox(key="runs_choice").set_value(gone).run()
-    at.button(key="runs_delete").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="runs_delete").click())
     assert runs.path(gone).is_file()  # one click only asks
     assert any(f"Delete run {gone}" in w.value for w in at.warning)
     at.button(key="runs_delete_no").click().run()
     assert runs.path(gone).is_file() and not any("Delete run" in w.value for w in at.warning)
     at.button(key="runs_delete").click().run()
-    at.button(key="runs_delete_yes").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="runs_delete_yes").click())
     assert not runs.path(gone).exists() and runs.path(keep).is_file()
     assert any(f"Deleted run {gone}" in s.value for s in at.success)
     assert list(_table(at)["Run id"]) == [keep]
@@ -177,8 +167,7 @@ def test_garbage_in_the_folder_warns_and_the_good_run_is_still_listed(runs):
 def test_use_a_saved_run_on_the_draw_page(runs):
     run_id = _saved_run(runs)
     at = _page()
-    at.button(key="runs_use_on_draw").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="runs_use_on_draw").click())
     model, description = at.session_state[ui.DRAW_MODEL_KEY]
     assert run_id in description and "81.25%" in description
     assert model.predict(load_sample()[1][0][:2] / 255.0).shape == (2, 10)
@@ -200,8 +189,7 @@ def test_resume_continues_the_history(runs):
     saved = first.snapshot()
     at = _page()
     assert at.number_input(key=f"runs_epochs_{run_id}").value == 2  # planned 1, done 1: at least one more
-    at.button(key="runs_resume").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="runs_resume").click())
     assert not at.error, [e.value for e in at.error]
     assert at.session_state[ui.RUN_KEY] == run_id
     state = _ended(runs, run_id)
@@ -218,7 +206,6 @@ def test_resume_continues_the_history(runs):
 def test_resume_with_other_data_shows_the_error(runs):
     run_id = _saved_run(runs, batches_per_epoch=7)  # not what the sample with batch size 512 gives
     at = _page()
-    at.button(key="runs_resume").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="runs_resume").click())
     assert any("same dataset and batch size" in e.value and run_id in e.value for e in at.error)
     assert ui.RUN_KEY not in at.session_state

@@ -1,4 +1,4 @@
-"""AppTest of pages/2_Stacked_Channels.py: the stacked notebook example, many filters, uploads, the model."""
+"""AppTest of app_pages/2_Stacked_Channels.py: the stacked notebook example, many filters, uploads, the model."""
 
 import io
 import json
@@ -12,7 +12,7 @@ from apptest_helpers import run_page
 
 from convviz.model import DEFAULT_MODEL_PATH
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_Stacked_Channels.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "2_Stacked_Channels.py"
 
 
 

@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from apptest_helpers import wait_for
-from streamlit.testing.v1 import AppTest
+from apptest_helpers import rerun, run_page, wait_for
 
 from convviz import jobs
 from convviz.ui import training as ui
 
-PAGE = Path(__file__).resolve().parent.parent / "pages" / "3_Train.py"
+PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "3_Train.py"
 LEARNER = "learner0train1"
 
 
@@ -26,19 +25,14 @@ def runs_dir(monkeypatch, tmp_path):
 
 
 def _page(epochs=3, batch=32, learner=LEARNER):
-    at = AppTest.from_file(str(PAGE), default_timeout=60)
-    at.query_params["learner"] = learner
-    at.run()
-    assert not at.exception, at.exception
+    at = run_page(PAGE, query_params={"learner": learner})
     if any(r.key == "train_dataset" for r in at.radio):  # the full MNIST is available here: pick the sample
         at.radio(key="train_dataset").set_value(ui.SAMPLE_LABEL)
     at.number_input(key="train_epochs").set_value(epochs)
     at.select_slider(key="train_batch").set_value(batch)
     at.number_input(key="train_filters1").set_value(4)
     at.number_input(key="train_filters2").set_value(8)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return rerun(at)
 
 
 def _state(runs_dir, run_id, learner=LEARNER):
@@ -72,15 +66,13 @@ def test_train_start_grow_stop_results(runs_dir):
     text = _progress_text(at)
     assert "Epoch" in text and "digits/s" in text, text
     assert wait_for(lambda: len(_state(runs_dir, run_id).history["batch_loss"]) > n1 + 3, 60.0)
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     n2 = len(_state(runs_dir, run_id).history["batch_loss"])
     assert n2 > n1  # the history grows while the page is shown
 
     at.button(key="train_stop").click().run()
     assert wait_for(lambda: _state(runs_dir, run_id).state == "stopped", 60.0), _state(runs_dir, run_id)
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     state = _state(runs_dir, run_id)
     assert len(state.history["batch_loss"]) >= n2 and state.history["status"] == "stopped"  # history kept
     assert _progress_text(at).startswith("Stopped after")
@@ -99,8 +91,7 @@ def test_train_start_grow_stop_results(runs_dir):
     row = at.dataframe[0].value.iloc[0]
     assert row["Run"] == "Run 1" and row["Run id"] == run_id and row["Test accuracy"] == accuracy
     assert row["Status"] == "stopped"
-    at.button(key="train_use_on_draw").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="train_use_on_draw").click())
     model, description = at.session_state[ui.DRAW_MODEL_KEY]
     assert description.startswith(f"Run 1 (saved as {run_id};") and f"{accuracy} test accuracy" in description
     assert any("The Draw page uses" in s.value for s in at.success)
@@ -116,8 +107,7 @@ def test_more_runs_than_workers_are_queued_not_refused(monkeypatch, runs_dir):
     try:
         assert wait_for(lambda: _state(runs_dir, first_id).state == "running", 120.0)
         second = _page(epochs=1, learner="learner0train2")
-        second.button(key="train_start").click().run()
-        assert not second.exception, second.exception
+        rerun(second.button(key="train_start").click())
         assert not second.error, [e.value for e in second.error]
         second_id = second.session_state[ui.RUN_KEY]
         assert _progress_text(second).startswith("Queued, position 1"), _progress_text(second)
@@ -143,8 +133,7 @@ def test_a_malformed_scheduler_address_is_a_message(monkeypatch):
     monkeypatch.setenv(jobs.SCHEDULER_ENV, "localhost:8786")
     at = _page()
     assert any("CONVVIZ_DASK_SCHEDULER='localhost:8786'" in e.value for e in at.error), [e.value for e in at.error]
-    at.button(key="train_start").click().run()
-    assert not at.exception, at.exception
+    rerun(at.button(key="train_start").click())
     assert ui.RUN_KEY not in at.session_state
     assert any("tcp://HOST:PORT" in e.value for e in at.error)
 
@@ -154,8 +143,7 @@ def test_an_unreachable_scheduler_is_a_message(monkeypatch):
     at = _page()
     manager, _ = ui.get_manager()
     assert wait_for(lambda: manager.status[0] == "failed", 60.0), manager.status
-    at.run()
-    assert not at.exception, at.exception
+    rerun(at)
     assert any("tcp://127.0.0.1:9 could not be reached" in e.value for e in at.error), [e.value for e in at.error]
 
 

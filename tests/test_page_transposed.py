@@ -7,19 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_helpers import run_page
+from apptest_helpers import rerun, run_page
 
 from convviz.geometry import MAX_TRANSPOSED_SIDE
 from convviz.presets import NOTEBOOK_INPUT
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "1_Convolution.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "1_Convolution.py"
 
 
 @pytest.fixture
 def at():
     app = run_page(PAGE)
-    app.radio(key="conv_direction").set_value("Transposed").run()
-    assert not app.exception, [e.value for e in app.exception]
+    rerun(app.radio(key="conv_direction").set_value("Transposed"))
     return app
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from apptest_helpers import run_page
-from streamlit.testing.v1 import AppTest
+from apptest_helpers import rerun, run_page
 
 from convviz.data import ENV_VAR, MNISTUnavailableError, load_mnist, read_mnist_file
 from convviz.images import decode_upload
@@ -27,8 +26,8 @@ from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONV_PAGE = ROOT / "pages" / "1_Convolution.py"
-TRAIN_PAGE = ROOT / "pages" / "3_Train.py"
+CONV_PAGE = ROOT / "app_pages" / "1_Convolution.py"
+TRAIN_PAGE = ROOT / "app_pages" / "3_Train.py"
 
 
 # --------------------------------------------------------------------------- matrix and kernel cells (page)
@@ -75,8 +74,7 @@ def test_bad_matrix_cell(conv_shared, prefix, label, case, bad, message):
     conv = conv_shared
     original = float(conv.session_state[f"{prefix}_current"][1][2])
     conv.session_state[_editor(conv, prefix)] = {"edited_rows": {0: {"1": 5}, 1: {"3": bad}}}
-    conv.run()
-    assert not conv.exception, [e.value for e in conv.exception]
+    rerun(conv)
     (warning,) = conv.warning
     assert f"{label} cell (row 2, column 3) {message}" in warning.value
     assert f"keeps its previous value {original:g}" in warning.value and "your other edits are kept" in warning.value
@@ -331,9 +329,7 @@ def test_bad_training_setting(case, values, message):
 
 def test_train_page_widgets_cannot_give_bad_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
-    at = AppTest.from_file(str(TRAIN_PAGE), default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
+    at = run_page(TRAIN_PAGE)
     assert at.number_input(key="train_epochs").min == 1
     for key in ("train_filters1", "train_filters2"):
         assert at.number_input(key=key).min == 1

@@ -170,6 +170,45 @@ def test_history_snapshot_has_the_contract_keys():
         "batches_per_epoch", "epochs", "samples_per_second", "elapsed_s", "eta_s", "status", "error"}
 
 
+def test_history_snapshot_values_after_a_real_short_run(tiny):
+    """The values a UI polls, after 2 epochs of 4 batches (1,000 digits, batch 300: the last batch has 100)."""
+    checkpoints = []
+    config = TrainConfig(epochs=2, batch_size=300, learning_rate=3e-3, seed=0)
+    job = TrainingJob(small_model(), tiny, config, on_checkpoint=lambda model, snap: checkpoints.append(snap))
+    assert job.snapshot()["status"] == "pending" and job.snapshot()["batch_loss"] == []
+    assert job.start().join(timeout=300)
+    snap = job.snapshot()
+    assert snap["status"] == "finished" and snap["error"] is None, snap["error"]
+    assert (snap["epochs"], snap["batches_per_epoch"], snap["epoch"], snap["batch"]) == (2, 4, 2, 4)
+    for key, count in (("batch_loss", 8), ("batch_accuracy", 8), ("epoch_test_loss", 2), ("epoch_test_accuracy", 2)):
+        values = snap[key]
+        assert isinstance(values, list) and len(values) == count, (key, values)
+        assert all(type(v) is float and np.isfinite(v) for v in values), (key, values)
+    assert all(v > 0 for v in snap["batch_loss"] + snap["epoch_test_loss"])
+    assert all(0.0 <= v <= 1.0 for v in snap["batch_accuracy"] + snap["epoch_test_accuracy"])
+    # an accuracy is a count of right answers over the batch (300, 300, 300, 100) or the 200 test digits
+    sizes = [300, 300, 300, 100] * 2
+    assert all(abs(a * n - round(a * n)) < 1e-3 for a, n in zip(snap["batch_accuracy"], sizes)), snap["batch_accuracy"]
+    assert all(abs(a * 200 - round(a * 200)) < 1e-6 for a in snap["epoch_test_accuracy"])
+    # the last epoch's test figures are those of the final weights
+    (_, _), (x_test, y_test) = tiny
+    loss, accuracy, _, _ = evaluate(job.model, x_test, y_test)
+    assert snap["epoch_test_loss"][-1] == pytest.approx(loss, rel=1e-5)
+    assert snap["epoch_test_accuracy"][-1] == pytest.approx(accuracy)
+    assert type(snap["samples_per_second"]) is float and snap["samples_per_second"] > 0
+    assert type(snap["elapsed_s"]) is float and 0 < snap["elapsed_s"] < 300
+    assert snap["eta_s"] == 0.0
+    # progress: the checkpoint after epoch 1 saw 4 batches and one test evaluation, then the run went on
+    first = checkpoints[0]
+    assert (first["epoch"], first["batch"], len(first["batch_loss"]), len(first["epoch_test_loss"])) == (1, 4, 4, 1)
+    assert first["batch_loss"] == snap["batch_loss"][:4] and first["epoch_test_loss"] == snap["epoch_test_loss"][:1]
+    assert first["status"] == "running" and 0 < first["elapsed_s"] <= snap["elapsed_s"] and first["eta_s"] > 0
+    assert checkpoints[-1] == snap
+    # a snapshot is a copy: changing it changes nothing in the job
+    snap["batch_loss"].clear()
+    assert len(job.snapshot()["batch_loss"]) == 8
+
+
 def test_cli_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--help"])

@@ -5,26 +5,7 @@ import streamlit as st
 from convviz.figures import matrix_figure
 from convviz.ops import conv2d_naive
 from convviz.presets import NOTEBOOK_KERNEL, NOTEBOOK_INPUT
-
-PAGES = (
-    ("pages/1_Convolution.py", "**1 · Convolution**", ":material/grid_on:",
-     "Edit a matrix and a kernel and step through the sliding window: padding, stride, dilation, the "
-     "products, the sum written out, the output-size formula."),
-    ("pages/2_Stacked_Channels.py", "**2 · Stacked channels**", ":material/layers:",
-     "A kernel as deep as its input, per-channel sums adding up, many filters making a stack of feature "
-     "maps — on toy matrices and on real digits."),
-    ("pages/3_Train.py", "**3 · Train**", ":material/monitoring:",
-     "Train the from-scratch CNN on MNIST with live loss and accuracy charts, then see where it fails "
-     "and what its kernels learned."),
-    ("pages/4_Draw.py", "**4 · Draw**", ":material/draw:",
-     "Draw a digit and watch the network classify it, layer by layer."),
-    ("pages/5_Backpropagation.py", "**5 · Backpropagation**", ":material/undo:",
-     "How it learns: step through the gradient of a convolution (dK, dX both ways, db), one descent step, "
-     "pooling and ReLU backwards, and a kernel that learns itself."),
-    ("pages/6_Filter_Atlas.py", "**6 · Filter atlas**", ":material/grid_view:",
-     "What each filter learned: the test patches that make it fire most, the input it likes best, and the "
-     "input each class likes best — for the shipped model or any saved run."),
-)
+from convviz.ui.navigation import PAGES
 
 
 def render() -> None:
@@ -37,10 +18,10 @@ def render() -> None:
     )
     per_row = 3  # five labels side by side would be cut short at 1280 px
     for start in range(0, len(PAGES), per_row):
-        for column, (page, label, icon, text) in zip(st.columns(per_row), PAGES[start:start + per_row]):
+        for column, page in zip(st.columns(per_row), PAGES[start:start + per_row]):
             with column:
-                st.page_link(page, label=label, icon=icon)
-                st.caption(text)
+                st.page_link(page.script, label=page.card, icon=page.icon)
+                st.caption(page.text)
 
     st.subheader("The whole idea in one picture")
     st.markdown(

@@ -62,6 +62,25 @@ def test_home_opens_without_errors(page: Page):
         expect(page.get_by_role("link", name=label)).to_be_visible()
 
 
+SIDEBAR = {"Home": "/", "Convolution": "/Convolution", "Stacked Channels": "/Stacked_Channels", "Train": "/Train",
+           "Draw": "/Draw", "Backpropagation": "/Backpropagation", "Filter Atlas": "/Filter_Atlas"}
+"""The sidebar's entries in order and their addresses (st.navigation in app.py; the pages kept their old ones)."""
+
+
+def test_the_sidebar_starts_with_home_whichever_page_opens_first(page: Page):
+    open_page(page, "/Draw", "Draw a digit")  # a deep link first: once, with a pages/ folder, it had no "Home"
+    links = page.locator("[data-testid=stSidebarNav] a")
+    expect(links).to_have_text(list(SIDEBAR))
+    paths = [re.sub(r"^https?://[^/]+", "", links.nth(i).get_attribute("href")) for i in range(links.count())]
+    assert paths == list(SIDEBAR.values()), paths
+    sidebar_link(page, "Home").click()
+    expect(page.get_by_role("heading", name=re.compile("ConvViz")).first).to_be_visible(timeout=LOAD_TIMEOUT)
+    expect(page).to_have_url(re.compile(r"127\.0\.0\.1:\d+/$"))
+    wait_for_run(page)
+    expect(links.first).to_have_text("Home")
+    assert_no_errors(page)
+
+
 # ----------------------------------------------------------------------------------------- Convolution
 # The seed notebook's 5x5 input and 3x3 kernel (the page's defaults), and the sums written out for the
 # first and the fourth window position (rows 1-3, columns 0-2 of the input; out cell row 2, column 1).

@@ -29,10 +29,10 @@ from streamlit.testing.v1 import AppTest
 
 from convviz import jobs
 from convviz.data import read_mnist_file
-from convviz.images import decode_upload, fit_image, to_model_input
+from convviz.images import decode_upload, fit_image
 from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
-from convviz.preprocess import digit_stages, photo_to_gray
+from convviz.preprocess import digit_stages, photo_to_gray, prepare_photo
 from convviz.runs import RunStore, check_history, check_settings
 from convviz.ui.text import md
 
@@ -402,7 +402,7 @@ def test_kind3_every_decodable_image_is_answered(case, make, shape):
         assert image.shape[:2] == shape and image.shape[2] == (1 if mode == "L" else 3)
         real = fit_image(image, 28, min_side=3)  # the Stacked Channels page's input
         assert min(real.shape[:2]) >= 3 and max(real.shape[:2]) <= 28
-        digit, _ = to_model_input(image)  # what the shipped model sees
+        digit = prepare_photo(image)[0].image  # what the shipped model sees (Stacked Channels page)
         assert digit.shape == (28, 28) and np.isfinite(digit).all()
     gray, _ = photo_to_gray(decode_upload(data, "L", max_side=560)[:, :, 0])  # the Draw page
     assert digit_stages(gray).gray.shape == gray.shape

@@ -16,15 +16,11 @@ import streamlit as st
 
 from convviz import figures_training as ft
 from convviz.images import decode_canvas
-from convviz.preprocess import DigitStages, canvas_to_gray, digit_stages, naive_resize, photo_to_gray
+from convviz.preprocess import PHOTO_SIDE, DigitStages, prepare_photo
 from convviz.ui.training import DRAW_MODEL_KEY
 
 CANVAS_SIZE = 280
 """Side of the drawing canvas, pixels (10x MNIST's 28)."""
-
-PHOTO_SIDE = 560
-"""An uploaded photo is shrunk to at most this many pixels a side when decoded (what
-:func:`convviz.preprocess.photo_to_gray` keeps), so a huge or very thin picture costs no more than a small one."""
 
 _NONCE_KEY = "_draw_canvas_nonce"
 
@@ -66,11 +62,11 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
         return None
 
 
-def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
-    """The uploader; the uploaded digit as ink intensity.
+def uploaded_stages() -> tuple[DigitStages | None, str | None]:
+    """The uploader; the uploaded digit prepared (:func:`convviz.preprocess.prepare_photo`).
 
     Returns:
-        ``(gray, note)``: float32 ``(height, width)`` and a note on inversion, or ``(None, None)``
+        ``(stages, note)``: the :class:`DigitStages` and a note on inversion, or ``(None, None)``
         when nothing is uploaded. A bad file shows an error on the page and returns ``(None, None)``.
     """
     from convviz.images import decode_upload
@@ -85,17 +81,10 @@ def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
     except ValueError as exc:
         st.error(f"Could not use {upload.name!r}: {exc}")
         return None, None
-    gray, inverted = photo_to_gray(pixels[:, :, 0])
+    stages, inverted = prepare_photo(pixels[:, :, 0])
     note = ("Light paper detected: the image was inverted to white ink on black, as in MNIST." if inverted
             else "Dark background detected: used as it is (white ink on black, as in MNIST).")
-    return gray, note
-
-
-def prepare(rgba=None, gray=None) -> tuple[DigitStages, np.ndarray]:
-    """The MNIST-style stages and the naive 28x28 resize of a canvas image or an ink image."""
-    if gray is None:
-        gray = canvas_to_gray(rgba)
-    return digit_stages(gray), naive_resize(gray)
+    return stages, note
 
 
 def draw_model():

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from convviz.layers import Conv2D, conv2d, get_activation
+from convviz.layers import Conv2D, conv2d, get_activation, softmax
 from convviz.npzfile import NpzLimits, parse_json, read_npz, write_npz
 from convviz.ops import _pair, padding_amounts
 
@@ -537,8 +537,7 @@ def synthesise_classes(model, settings: AscentSettings | None = None, progress=N
 
     synthesis = _ascend(objective, 10, settings, progress)
     logits = model(tf.constant(synthesis.images[..., None]), training=False, fused=False).numpy()
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = (e / e.sum(axis=1, keepdims=True))[np.arange(10), np.arange(10)]
+    probabilities = softmax(logits).numpy()[np.arange(10), np.arange(10)]
     return ClassImages(synthesis=synthesis, probabilities=probabilities.astype(np.float32))
 
 

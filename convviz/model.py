@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from convviz.layers import (Conv2D, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool, conv2d_maxpool,
-                             get_activation)
+                             get_activation, softmax)
 from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz, write_npz
 from convviz.ops import _pair, _positive_int, output_size
 
@@ -417,7 +417,7 @@ class ScratchCNN(tf.Module):
         x = _as_input(x)
         logits, outputs = self._run(tf.constant(x), training=False, seed=None, keep=True)
         result = {name: value.numpy() for name, value in outputs.items()}
-        result["softmax"] = tf.nn.softmax(logits).numpy()
+        result["softmax"] = softmax(logits).numpy()
         return result
 
     def logits(self, images, batch_size: int = 1000) -> np.ndarray:
@@ -451,9 +451,7 @@ class ScratchCNN(tf.Module):
         Raises:
             ValueError: a wrong shape or non-finite values.
         """
-        z = self.logits(images, batch_size)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return softmax(self.logits(images, batch_size)).numpy()
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], reduce_retracing=True)
     def _logits(self, x):

@@ -34,11 +34,10 @@ import numpy as np
 import tensorflow as tf
 
 from convviz.config import TrainConfig, check_run_length
+from convviz.layers import log_softmax, softmax
 
-__all__ = ["Adam", "History", "TrainConfig", "TrainingJob", "evaluate", "main", "prepare_data", "train"]
-
-STATUSES = ("pending", "running", "stopped", "finished", "failed")
-
+__all__ = ["Adam", "History", "TrainConfig", "TrainingJob", "cross_entropy", "evaluate", "main", "make_step",
+           "prepare_data", "train"]
 
 class Adam:
     """Adam, written out (Kingma & Ba 2015, Algorithm 1, in the "epsilon hat" form Keras uses).
@@ -75,7 +74,8 @@ class Adam:
 
 
 def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy: ``mean(logsumexp(z) - z[label])``.
+    """Mean softmax cross-entropy: ``mean(logsumexp(z) - z[label])``, i.e. ``-mean(log_softmax(z)[label])``
+    (:func:`convviz.layers.log_softmax`).
 
     Args:
         logits: ``(batch, classes)`` float32.
@@ -84,8 +84,7 @@ def cross_entropy(logits, labels):
     Returns:
         Scalar float32 (nats).
     """
-    picked = tf.gather(logits, labels, axis=1, batch_dims=1)
-    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - picked)
+    return -tf.reduce_mean(tf.gather(log_softmax(logits), labels, axis=1, batch_dims=1))
 
 
 def prepare_data(data):
@@ -145,11 +144,9 @@ def evaluate(model, x, y, batch_size: int = 1000):
     """
     ((x, y), _) = prepare_data(((x, y), (x[:1], y[:1])))
     logits = model.logits(x, batch_size=batch_size)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(y)), y].mean())
+    loss = float(cross_entropy(logits, y))
     predicted = logits.argmax(axis=1)
-    return loss, float((predicted == y).mean()), predicted, np.exp(log_probs).astype(np.float32)
+    return loss, float((predicted == y).mean()), predicted, softmax(logits).numpy()
 
 
 @dataclass
@@ -193,8 +190,17 @@ class History:
             }
 
 
-def _make_step(model, optimizer):
-    """The compiled training step for ``model``: forward, loss, gradients, Adam update."""
+def make_step(model, optimizer):
+    """The compiled training step for ``model``: forward (dropout on), loss, gradients, Adam update.
+
+    Args:
+        model: a :class:`convviz.model.ScratchCNN`.
+        optimizer: an :class:`Adam` over ``model.trainable_variables``.
+
+    Returns:
+        ``step(x, y, seed) -> (loss, accuracy)``, a ``tf.function``: ``x`` float32 ``(batch, 28, 28, 1)``, ``y``
+        int32 ``(batch,)``, ``seed`` int64 ``(2,)`` (the dropout masks' stateless seed); scalar float32 tensors.
+    """
     variables = optimizer.variables
 
     @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32), tf.TensorSpec([None], tf.int32),
@@ -208,6 +214,30 @@ def _make_step(model, optimizer):
         return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
 
     return step
+
+
+class _Pace:
+    """The throughput of the last 50 steps and the time left, from step and evaluation durations."""
+
+    def __init__(self, batches: int, epochs: int, test_digits: int):
+        self.batches, self.epochs, self.test_digits = batches, epochs, test_digits
+        self.recent = deque(maxlen=50)  # (seconds, digits) of recent steps
+        self.eval_seconds = None
+
+    def step_done(self, seconds: float, digits: int, global_step: int, epoch: int) -> tuple[float, float]:
+        """Record a step; returns ``(digits per second, seconds left)``."""
+        self.recent.append((seconds, digits))
+        seconds, digits = sum(r[0] for r in self.recent), sum(r[1] for r in self.recent)
+        steps_left = self.batches * self.epochs - global_step
+        eval_guess = self.eval_seconds if self.eval_seconds is not None else self.test_digits / max(
+            digits / seconds, 1e-9) / 3
+        return digits / seconds, steps_left * seconds / len(self.recent) + (self.epochs - epoch) * eval_guess
+
+    def epoch_done(self, eval_seconds: float, epoch: int) -> float:
+        """Record an evaluation; returns the seconds left after epoch ``epoch`` (0-based)."""
+        self.eval_seconds = eval_seconds
+        step_seconds = sum(r[0] for r in self.recent) / len(self.recent)
+        return (self.epochs - epoch - 1) * (self.batches * step_seconds + eval_seconds)
 
 
 def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, history: History | None = None,
@@ -246,10 +276,8 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
         history.epochs, history.batches_per_epoch, history.status = config.epochs, batches, "running"
     if isinstance(start_epoch, bool) or not isinstance(start_epoch, Integral) or not 0 <= start_epoch <= config.epochs:
         raise ValueError(f"start_epoch must be in [0, epochs={config.epochs}], got start_epoch={start_epoch!r}")
-    optimizer = Adam(model.trainable_variables, learning_rate=config.learning_rate)
-    step = _make_step(model, optimizer)
-    recent = deque(maxlen=50)  # (seconds, digits) of recent steps
-    eval_seconds = None
+    step = make_step(model, Adam(model.trainable_variables, learning_rate=config.learning_rate))
+    pace = _Pace(batches, config.epochs, len(x_test))
     global_step, stopped = start_epoch * batches, False
     for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
@@ -261,32 +289,24 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
             t0 = time.perf_counter()
             loss, accuracy = step(x_train[idx], y_train[idx], tf.constant([config.seed, global_step], tf.int64))
             loss, accuracy = float(loss), float(accuracy)
-            recent.append((time.perf_counter() - t0, len(idx)))
             global_step += 1
-            seconds, digits = sum(r[0] for r in recent), sum(r[1] for r in recent)
-            steps_left = batches * config.epochs - global_step
-            evals_left = config.epochs - epoch
-            eval_guess = eval_seconds if eval_seconds is not None else len(x_test) / max(digits / seconds, 1e-9) / 3
+            rate, eta = pace.step_done(time.perf_counter() - t0, len(idx), global_step, epoch)
             with history.lock:
                 history.batch_loss.append(loss)
                 history.batch_accuracy.append(accuracy)
-                history.batch = b + 1
-                history.samples_per_second = digits / seconds
+                history.batch, history.samples_per_second, history.eta_s = b + 1, rate, eta
                 history.elapsed_s = time.perf_counter() - start
-                history.eta_s = steps_left * seconds / len(recent) + evals_left * eval_guess
             if on_batch is not None:
                 on_batch(history)
         if stopped:
             break
         t0 = time.perf_counter()
         test_loss, test_accuracy, _, _ = evaluate(model, x_test, y_test)
-        eval_seconds = time.perf_counter() - t0
+        eta = pace.epoch_done(time.perf_counter() - t0, epoch)
         with history.lock:
             history.epoch_test_loss.append(test_loss)
             history.epoch_test_accuracy.append(test_accuracy)
-            history.epoch = epoch + 1
-            history.elapsed_s = time.perf_counter() - start
-            history.eta_s = (config.epochs - epoch - 1) * (batches * seconds / len(recent) + eval_seconds)
+            history.epoch, history.elapsed_s, history.eta_s = epoch + 1, time.perf_counter() - start, eta
         if on_epoch is not None:
             on_epoch(history)
     with history.lock:

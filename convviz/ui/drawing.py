@@ -1,7 +1,7 @@
 """Streamlit glue for the Draw page: the canvas, the upload, the model choice and the renderings.
 
 The preparation of the digit is :mod:`convviz.preprocess` (numpy/Pillow), the look inside the
-network :mod:`convviz.explain` (TensorFlow), the figures :mod:`convviz.figures_training`; this
+network :mod:`convviz.explain` (TensorFlow), the figures :mod:`convviz.figures_draw`; this
 module only wires them to widgets. ``streamlit_drawable_canvas`` is imported inside
 :func:`canvas_image` because importing it outside a running Streamlit raises.
 """
@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import streamlit as st
 
-from convviz import figures_training as ft
+from convviz import figures_draw as fd
 from convviz.images import decode_canvas
 from convviz.preprocess import PHOTO_SIDE, DigitStages, prepare_photo
 from convviz.ui.training import DRAW_MODEL_KEY
@@ -161,14 +161,14 @@ def show_prediction(probabilities, label: str = "Prediction") -> int:
     """
     top = int(np.argmax(probabilities))
     st.markdown(f"## {label}: {top} ({probabilities[top]:.1%})")
-    st.plotly_chart(ft.probability_figure(probabilities), key=f"draw_chart_probs_{label.split()[0].lower()}")
+    st.plotly_chart(fd.probability_figure(probabilities), key=f"draw_chart_probs_{label.split()[0].lower()}")
     return top
 
 
 def show_stages(stages: DigitStages, naive=None) -> None:
     """The preparation, stage by stage, with a sentence giving its numbers."""
     st.markdown("### How the digit is prepared")
-    st.plotly_chart(ft.stages_figure(stages, naive=naive), key="draw_chart_stages")
+    st.plotly_chart(fd.stages_figure(stages, naive=naive), key="draw_chart_stages")
     top, left, bottom, right = stages.bbox
     st.caption(f"Ink bounding box {right - left}x{bottom - top} px → scaled to {stages.scaled.shape[1]}x"
                f"{stages.scaled.shape[0]} (longer side 20, aspect kept) → placed at row {stages.offset[0]}, column "
@@ -202,8 +202,8 @@ def show_inside(model, image: np.ndarray) -> None:
     columns = st.columns(len(layers)) if layers else []
     for column, (name, maps) in zip(columns, layers):
         h, w, f = maps.shape
-        column.plotly_chart(ft.feature_maps_figure(maps, columns=8, title=f"{name}: {f} feature maps of {h}x{w}"),
+        column.plotly_chart(fd.feature_maps_figure(maps, columns=8, title=f"{name}: {f} feature maps of {h}x{w}"),
                             key=f"draw_chart_maps_{name}")
     st.caption(f"Saliency: how strongly each input pixel moves the score of class {explanation.prediction} "
                "(the gradient of that score with respect to the pixel, in absolute value). Red pixels matter most.")
-    st.plotly_chart(ft.saliency_figure(image, explanation.saliency), key="draw_chart_saliency")
+    st.plotly_chart(fd.saliency_figure(image, explanation.saliency), key="draw_chart_saliency")

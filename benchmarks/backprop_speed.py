@@ -31,7 +31,7 @@ from convviz.backprop import KernelFit, conv2d_backward_steps  # noqa: E402
 from convviz.data import load_sample  # noqa: E402
 from convviz.figures_backprop import gather_figure, kernel_grad_figure, scatter_figure  # noqa: E402
 from convviz.ops import conv_geometry  # noqa: E402
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, kernel_preset  # noqa: E402
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, kernel_preset  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:

@@ -4,8 +4,8 @@ import numpy as np
 import streamlit as st
 
 from convviz.ops import conv2d_naive, padding_amounts
-from convviz.presets import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
-                             kernel_preset)
+from convviz.examples import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
+                              kernel_preset)
 from convviz.ui import convolution as ui
 from convviz.ui.resources import sample_or_message
 

@@ -7,7 +7,7 @@ from convviz import figures
 from convviz.images import fit_image
 from convviz.ops import conv2d_naive, depthwise_conv2d_naive
 from convviz.preprocess import prepare_photo
-from convviz.presets import random_filters, stacked_notebook_example
+from convviz.examples import random_filters, stacked_notebook_example
 from convviz.ui import convolution as ui
 from convviz.ui.resources import model_or_message
 

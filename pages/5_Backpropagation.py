@@ -5,8 +5,8 @@ import streamlit as st
 
 from convviz.backprop import conv2d_backward_steps, linear_loss, mse_loss
 from convviz.ops import conv2d_naive, conv_geometry
-from convviz.presets import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL,
-                             TARGET_PRESETS, input_preset, kernel_preset, map_preset)
+from convviz.examples import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL,
+                              TARGET_PRESETS, input_preset, kernel_preset, map_preset)
 from convviz.ui import backprop as bp
 from convviz.ui import convolution as ui
 

@@ -8,7 +8,7 @@ from conv_grid import GRID, fits
 from convviz.backprop import (KernelFit, check_learning_rate, conv2d_backward_steps, descent_step, linear_loss,
                               max_pool_backward, mse_loss, relu_backward)
 from convviz.ops import conv2d_naive, conv2d_patches, conv2d_steps, conv_geometry, describe_sum
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 from convviz.tf_reference import conv_gradients
 
 TOLERANCE = 1e-5

@@ -8,7 +8,7 @@ import pytest
 
 from convviz import figures
 from convviz.ops import conv2d_steps, padding_amounts
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
 
 def test_format_number():

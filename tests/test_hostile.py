@@ -1047,7 +1047,7 @@ def test_kind4_kernel_grid_figure_refuses_an_empty_kernel():
 def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(tmp_path):
     """1x1 conv to 1024 channels then a 28x28 'same' conv: a 20 KB file within every other limit needed 2.34 GiB
     to predict one digit (the im2col patch matrix)."""
-    from convviz.model import MAX_PATCH_NUMBERS, PRESETS, validate_spec
+    from convviz.model import ARCHITECTURES, MAX_PATCH_NUMBERS, validate_spec
 
     spec = [{"type": "conv2d", "name": "conv1", "filters": 1024, "kernel_size": 1, "padding": "same"},
             {"type": "conv2d", "name": "conv2", "filters": 6, "kernel_size": 28, "padding": "same"},
@@ -1057,7 +1057,7 @@ def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(t
         validate_spec(spec)
     with pytest.raises(ValueError, match="MAX_PATCH_NUMBERS"):
         load_model(_spec_file(tmp_path / "bomb.npz", spec))
-    for preset in PRESETS:  # every preset at its defaults, with a wide margin
+    for preset in ARCHITECTURES:  # every preset at its defaults, with a wide margin
         shapes = validate_spec(make_spec(preset))
         assert max(s[0] * s[1] for s in shapes if len(s) == 3) * 9 * 64 * 10 < MAX_PATCH_NUMBERS
     validate_spec(make_spec("seed", filters=(256, 256), kernel_size=7))  # 3.2 M: the largest a run's settings make

@@ -125,7 +125,7 @@ def canvas_to_gray(rgba) -> np.ndarray:
     return np.clip(lum * alpha, 0.0, 1.0).astype(np.float32)
 
 
-def photo_to_gray(image, invert="auto", max_side: int = 560) -> tuple[np.ndarray, bool]:
+def photo_to_gray(image, invert="auto", max_side: int = PHOTO_SIDE) -> tuple[np.ndarray, bool]:
     """Ink intensity of a photo or scan of a digit, with the background brought to 0.
 
     Dark ink on light paper is the usual photo; MNIST is the opposite. With ``invert="auto"``

@@ -5,8 +5,8 @@ import streamlit as st
 
 from convviz.geometry import padding_2d
 from convviz.ops import conv2d_naive
-from convviz.presets import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
-                             kernel_preset)
+from convviz.examples import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
+                              kernel_preset)
 from convviz.ui import convolution as ui
 from convviz.ui.numbers import number_input
 from convviz.ui.resources import sample_or_message

@@ -4,9 +4,10 @@ import numpy as np
 import streamlit as st
 
 from convviz import figures
-from convviz.images import fit_image, to_model_input
+from convviz.images import fit_image
 from convviz.ops import conv2d_naive, depthwise_conv2d_naive
-from convviz.presets import random_filters, stacked_notebook_example
+from convviz.preprocess import prepare_photo
+from convviz.examples import random_filters, stacked_notebook_example
 from convviz.ui import convolution as ui
 from convviz.ui.numbers import number_input
 from convviz.ui.resources import model_or_message
@@ -104,13 +105,17 @@ st.markdown("#### 3 · Through the shipped model: conv1, then conv2")
 if model is None:
     st.info(model_message)
     st.stop()
-digit, inverted = to_model_input(image)
+stages, inverted = prepare_photo(image)  # as the Draw page prepares an upload: MNIST-style
+digit = stages.image
+if stages.blank:
+    st.caption("No ink was found in this picture: the model sees an empty 28×28 field.")
 acts = ui.model_activations(model, str(id(model)), digit)
 names = [name for name in acts if name.startswith("conv")][:2]
 pic, text = st.columns([1, 7], vertical_alignment="center")
 pic.image(digit, caption="What the model sees", width=96, clamp=True)
 text.markdown(" → ".join([f"input `(28, 28, 1)`"] + [f"{n} `{acts[n].shape}`" for n in names])
-              + (" (the image was inverted to white-on-black, like MNIST)" if inverted else ""))
+              + " — prepared as on the Draw page: cropped to the ink, scaled to 20×20 and centred, like MNIST's digits"
+              + (" (and inverted to white-on-black)" if inverted else ""))
 for name in names:
     st.plotly_chart(figures.map_grid_figure(acts[name], columns=16, cell_height=95,
                                             title=f"{name}: {acts[name].shape[2]} feature maps"),

@@ -14,7 +14,7 @@ st.caption("The model is our own from-scratch CNN (convolutions with a hand-writ
            "the tab and come back with the same address, it keeps going.")
 ui.cluster_notice()
 
-PRESETS = {
+ARCHITECTURE_LABELS = {
     "fast": "fast: conv → max-pool → conv → max-pool → dropout → dense (quick to train)",
     "seed": "seed: conv → conv → dense, no pooling (the seed notebook's design; slower)",
 }
@@ -31,8 +31,8 @@ busy = run is not None and run.active
 
 with st.expander("Settings" + (" (locked while training)" if busy else ""), expanded=not busy):
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-    preset_options = list(PRESETS)
-    preset = c1.radio("Architecture", preset_options, format_func=PRESETS.get, key="train_preset",
+    preset_options = list(ARCHITECTURE_LABELS)
+    preset = c1.radio("Architecture", preset_options, format_func=ARCHITECTURE_LABELS.get, key="train_preset",
                       index=preset_options.index(remembered("train_preset", "fast")), disabled=busy)
     filters1 = number_input(c2, "Filters in conv1", 1, 128, remembered("train_filters1", 32), key="train_filters1",
                             disabled=busy, help="Number of kernels of the first convolution.")

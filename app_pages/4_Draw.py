@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from convviz.preprocess import naive_resize, prepare_canvas
 from convviz.ui import drawing as ui
 
 st.set_page_config(page_title="Draw · ConvViz", page_icon="✏️", layout="wide")
@@ -17,14 +18,14 @@ with left:
                            help="MNIST strokes are 2-3 pixels wide after shrinking 280 → 28: about 20-30 here.")
         rgba = ui.canvas_image(stroke)
         st.button("Clear", key="draw_clear", on_click=ui.clear_canvas, help="Erase the canvas and start again.")
-        stages, naive = ui.prepare(rgba=rgba) if rgba is not None else (None, None)
+        stages = prepare_canvas(rgba) if rgba is not None else None
     else:
-        gray, note = ui.uploaded_gray()
-        stages, naive = ui.prepare(gray=gray) if gray is not None else (None, None)
+        stages, note = ui.uploaded_stages()
         if note:
             st.caption(note)
     compare = st.toggle("Compare with a naive resize", key="draw_compare",
                         help="Squeeze the whole input to 28x28 without cropping or centring, and predict on that too.")
+    naive = naive_resize(stages.gray) if compare and stages is not None and not stages.blank else None
 
 model, model_text, mine = ui.draw_model()
 with right:
@@ -37,11 +38,11 @@ with right:
     if stages is None or stages.blank:
         st.info("Draw a digit on the canvas (or upload a photo of one) to see what the network predicts.")
     elif model is not None:
-        ui.show_prediction(ui.predict(model, stages.image))  # first: the heavier panels come after it
+        ui.show_prediction(ui.predict(model, stages.digit()))  # first: the heavier panels come after it
         if compare:
             ui.show_prediction(ui.predict(model, naive), label="Naive resize prediction")
 
 if stages is not None and not stages.blank:
-    ui.show_stages(stages, naive if compare else None)
+    ui.show_stages(stages, naive)
     if model is not None:
-        ui.show_inside(model, stages.image)
+        ui.show_inside(model, stages.digit())

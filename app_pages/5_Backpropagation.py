@@ -7,8 +7,8 @@ from convviz.backprop import conv2d_backward_steps
 from convviz.descent import linear_loss, mse_loss
 from convviz.geometry import conv_geometry
 from convviz.ops import conv2d_naive
-from convviz.presets import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL,
-                             TARGET_PRESETS, input_preset, kernel_preset, map_preset)
+from convviz.examples import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL,
+                              TARGET_PRESETS, input_preset, kernel_preset, map_preset)
 from convviz.ui import backprop as bp
 from convviz.ui import convolution as ui
 from convviz.ui.numbers import number_input

@@ -32,7 +32,7 @@ from convviz.descent import KernelFit  # noqa: E402
 from convviz.data import load_sample  # noqa: E402
 from convviz.figures_backprop import gather_figure, kernel_grad_figure, scatter_figure  # noqa: E402
 from convviz.geometry import conv_geometry  # noqa: E402
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, kernel_preset  # noqa: E402
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, kernel_preset  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:

@@ -42,13 +42,13 @@ import tensorflow as tf  # noqa: E402
 
 from convviz.data import MNISTUnavailableError, load_mnist, load_sample  # noqa: E402
 from convviz.model import ScratchCNN  # noqa: E402
-from convviz.train import Adam, _make_step, cross_entropy  # noqa: E402
+from convviz.train import Adam, cross_entropy, make_step  # noqa: E402
 
 
 def scratch_runner(seed: int):
     """Batches -> seconds for the from-scratch model and the engine's own training step."""
     model = ScratchCNN.from_preset("fast", seed=seed)
-    step = _make_step(model, Adam(model.trainable_variables, learning_rate=1e-3))
+    step = make_step(model, Adam(model.trainable_variables, learning_rate=1e-3))
     counter = [0]
 
     def run(batches):

@@ -38,7 +38,7 @@ from convviz.geometry import padding_amounts
 from convviz.geometry import pair as _pair
 from convviz.layers import Conv2D
 from convviz.npzfile import NpzLimits, parse_json, read_npz, write_npz
-from convviz.tensor_ops import conv2d, get_activation
+from convviz.tensor_ops import conv2d, get_activation, softmax
 
 __all__ = ["ATLAS_LIMITS", "ATLAS_VERSION", "AscentSettings", "Atlas", "ClassImages", "LayerAtlas",
            "ReceptiveField", "Synthesis", "TopPatches", "compute_atlas", "conv_layer_names", "crop_patches",
@@ -539,8 +539,7 @@ def synthesise_classes(model, settings: AscentSettings | None = None, progress=N
 
     synthesis = _ascend(objective, 10, settings, progress)
     logits = model(tf.constant(synthesis.images[..., None]), training=False, fused=False).numpy()
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = (e / e.sum(axis=1, keepdims=True))[np.arange(10), np.arange(10)]
+    probabilities = softmax(logits).numpy()[np.arange(10), np.arange(10)]
     return ClassImages(synthesis=synthesis, probabilities=probabilities.astype(np.float32))
 
 

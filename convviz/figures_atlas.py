@@ -2,7 +2,7 @@
 
 Builders take the arrays of a :class:`convviz.atlas.Atlas` and return a ``plotly.graph_objects.Figure``.
 Every grid of small images is one heatmap (tiled with NaN gaps by
-:func:`convviz.figures_training.tile`, far faster to draw than a subplot per image); what a hover
+:func:`convviz.figures_grids.tile`, far faster to draw than a subplot per image); what a hover
 should say about each image comes from an invisible marker at the image's centre, one per image,
 so the figure carries one label per image rather than one per pixel. Row 0 is at the top, pixels are
 square, ink is white on black as in MNIST.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from convviz.figures_training import tile
+from convviz.figures_grids import tile
 
 __all__ = ["class_figure", "filter_figure", "patches_figure", "square_columns", "synthesis_figure"]
 

@@ -23,8 +23,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-__all__ = ["ALLOWED_FORMATS", "MAX_PIXELS", "MAX_UPLOAD_BYTES", "decode_canvas", "decode_upload", "fit_image",
-           "to_model_input"]
+__all__ = ["ALLOWED_FORMATS", "MAX_PIXELS", "MAX_UPLOAD_BYTES", "decode_canvas", "decode_upload", "fit_image"]
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 """Largest accepted upload, bytes (5 MB)."""
@@ -193,49 +192,6 @@ def decode_canvas(data: bytes, max_side: int) -> np.ndarray:
     if img.format != "PNG":
         raise ValueError(f"the drawing is a {img.format} image, not the canvas's PNG")
     return np.asarray(_sixteen_bit_to_8(img, None).convert("RGBA"), dtype=np.uint8)
-
-
-def to_model_input(image: np.ndarray, size: int = 28) -> tuple[np.ndarray, bool]:
-    """Turn a decoded image into an MNIST-style square: grayscale, light strokes on black.
-
-    The image is converted to grayscale, fitted inside ``size x size``
-    keeping its aspect ratio (centered, padded with the background), and
-    inverted when its border is mostly light (MNIST digits are white on black).
-
-    Args:
-        image: uint8 ``(height, width)`` or ``(height, width, channels)`` with 1 or 3 channels.
-        size: side of the result (pixels), >= 1.
-
-    Returns:
-        ``(square, inverted)``: float32 ``(size, size)`` in [0, 1], and whether it was inverted.
-
-    Raises:
-        ValueError: an empty image or an unsupported number of channels.
-    """
-    arr = np.asarray(image)
-    if arr.ndim == 3:
-        if arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        elif arr.shape[2] == 3:
-            arr = np.asarray(Image.fromarray(arr.astype(np.uint8), "RGB").convert("L"))
-        else:
-            raise ValueError(f"image must have 1 or 3 channels, got shape {arr.shape}")
-    if arr.ndim != 2 or arr.size == 0:
-        raise ValueError(f"image must be a non-empty (height, width[, channels]) array, got shape {arr.shape}")
-    gray = arr.astype(np.float32) / 255.0
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    inverted = bool(border.mean() > 0.5)
-    if inverted:
-        gray = 1.0 - gray
-    h, w = gray.shape
-    scale = size / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray((gray * 255).astype(np.uint8), "L").resize((new_w, new_h), Image.Resampling.LANCZOS,
-                                                                         reducing_gap=3.0)
-    square = np.zeros((size, size), dtype=np.float32)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    square[top:top + new_h, left:left + new_w] = np.asarray(resized, dtype=np.float32) / 255.0
-    return square, inverted
 
 
 def fit_image(image: np.ndarray, size: int = 28, min_side: int = 1) -> np.ndarray:

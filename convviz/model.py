@@ -46,10 +46,10 @@ import tensorflow as tf
 from convviz.geometry import output_size, pair, positive_int
 from convviz.layers import Conv2D, ConvPool, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool
 from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz, write_npz
-from convviz.tensor_ops import get_activation
+from convviz.tensor_ops import get_activation, softmax
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "MAX_ACTIVATION", "MAX_FILTERS",
-           "MAX_LAYERS", "MAX_PARAMS", "MAX_SPEC_CHARS", "MAX_UNITS", "MAX_WINDOW", "NUM_CLASSES", "PRESETS",
+           "MAX_LAYERS", "MAX_PARAMS", "MAX_SPEC_CHARS", "MAX_UNITS", "MAX_WINDOW", "NUM_CLASSES", "ARCHITECTURES",
            "ScratchCNN", "load_checkpoint", "load_model", "make_spec", "validate_spec"]
 
 INPUT_SHAPE = (28, 28, 1)
@@ -60,13 +60,14 @@ FORMAT_VERSION = 1
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.npz"
 """The shipped trained model (see ``convviz/models/README.md``)."""
 
-PRESETS = {
+ARCHITECTURES = {
     "seed": "the seed notebook's design: conv 3x3x32 relu -> conv 3x3x64 relu -> flatten -> dense 10 "
             "(softmax), no pooling",
     "fast": "conv 3x3x32 relu -> maxpool 2 -> conv 3x3x64 relu -> maxpool 2 -> flatten -> dropout -> dense 10 "
             "(softmax)",
 }
-"""Preset names and what each builds (with the default ``filters=(32, 64)``, ``kernel_size=3``)."""
+"""The architectures by name (the ``preset`` argument of :func:`make_spec` and a run's settings) and what each builds
+(with the default ``filters=(32, 64)``, ``kernel_size=3``)."""
 
 LAYER_ARGS = {
     "conv2d": {"required": {"filters", "kernel_size"},
@@ -106,7 +107,7 @@ def make_spec(preset: str, filters=(32, 64), kernel_size=3, dropout: float = 0.5
     """Build the spec of a preset.
 
     Args:
-        preset: ``"seed"`` or ``"fast"`` (see :data:`PRESETS`).
+        preset: the architecture, ``"seed"`` or ``"fast"`` (see :data:`ARCHITECTURES`).
         filters: ``(first, second)`` number of kernels of the two convolutions, each >= 1.
         kernel_size: side of the square kernels (pixels), >= 1; with ``"fast"``
             it must leave at least one cell after the second pooling (<= 9).
@@ -123,8 +124,8 @@ def make_spec(preset: str, filters=(32, 64), kernel_size=3, dropout: float = 0.5
         >>> [layer["name"] for layer in make_spec("fast")]
         ['conv1', 'pool1', 'conv2', 'pool2', 'flatten', 'dropout', 'dense']
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if preset not in ARCHITECTURES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(ARCHITECTURES)}")
     if not isinstance(filters, tuple | list) or len(filters) != 2:
         raise ValueError(f"filters must be a pair (first, second), got filters={filters!r}")
     f1, f2 = (positive_int(f, "filters") for f in filters)
@@ -427,7 +428,7 @@ class ScratchCNN(tf.Module):
         x = _as_input(x)
         logits, outputs = self._run(tf.constant(x), self.layers)
         result = {name: value.numpy() for name, value in outputs.items()}
-        result["softmax"] = tf.nn.softmax(logits).numpy()
+        result["softmax"] = softmax(logits).numpy()
         return result
 
     def logits(self, images, batch_size: int = 1000) -> np.ndarray:
@@ -461,9 +462,7 @@ class ScratchCNN(tf.Module):
         Raises:
             ValueError: a wrong shape or non-finite values.
         """
-        z = self.logits(images, batch_size)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return softmax(self.logits(images, batch_size)).numpy()
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)], reduce_retracing=True)
     def _logits(self, x):

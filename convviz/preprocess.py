@@ -14,6 +14,10 @@ corner of a 280x280 canvas and naively resized to 28x28 is a tiny blob off to on
 picture no training digit resembles; :func:`naive_resize` makes that picture so the pages can
 show the difference.
 
+This module is the one way a picture becomes the network's input: :func:`prepare_canvas` (the Draw
+page's canvas) and :func:`prepare_photo` (an upload on the Draw or Stacked Channels page) turn it into
+ink (:func:`canvas_to_gray`, :func:`photo_to_gray`) and prepare it (:func:`digit_stages`).
+
 Pure numpy and Pillow: no TensorFlow, no Streamlit. Images are 2-D ``(height, width)`` arrays of
 ink intensity, float32 in ``[0, 1]``: 0 is background, 1 is full ink (MNIST's polarity, white
 digits on black).
@@ -26,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-__all__ = ["BOX_SIZE", "FIELD_SIZE", "INK_THRESHOLD", "BlankImageError", "DigitStages", "canvas_to_gray",
-           "canvas_to_mnist", "center_of_mass", "digit_stages", "naive_resize", "photo_to_gray"]
+__all__ = ["BOX_SIZE", "FIELD_SIZE", "INK_THRESHOLD", "PHOTO_SIDE", "BlankImageError", "DigitStages", "canvas_to_gray",
+           "center_of_mass", "digit_stages", "naive_resize", "photo_to_gray", "prepare_canvas", "prepare_photo"]
 
 FIELD_SIZE = 28
 """Side of the output image, pixels."""
@@ -37,6 +41,10 @@ BOX_SIZE = 20
 
 INK_THRESHOLD = 0.1
 """Ink intensity above which a pixel counts as part of the digit (for the bounding box and blank test)."""
+
+PHOTO_SIDE = 560
+"""A photo's longer side is shrunk to at most this many pixels before it is prepared (:func:`photo_to_gray`), so a
+huge or very thin picture costs no more than a small one."""
 
 
 class BlankImageError(ValueError):
@@ -49,14 +57,15 @@ class DigitStages:
 
     Attributes:
         gray: the input as ink intensity, float32 ``(height, width)`` in ``[0, 1]``.
-        blank: ``True`` when no pixel exceeds :data:`INK_THRESHOLD`; the other stages are then ``None``.
+        blank: ``True`` when no pixel exceeds :data:`INK_THRESHOLD`; ``image`` is then the empty 28x28 field
+            (all zeros: what the network would see) and the stages between are ``None``.
         bbox: the ink's bounding box in ``gray``, ``(top, left, bottom, right)``, bottom/right exclusive, pixels.
         cropped: ``gray[top:bottom, left:right]``, float32.
         scaled: ``cropped`` resized (Lanczos, anti-aliased) so its longer side is :data:`BOX_SIZE`,
             keeping the aspect ratio; float32 ``(h, w)`` with ``max(h, w) == 20``, peak rescaled to 1.
         mass_center_scaled: centre of mass of ``scaled``, ``(row, column)`` in its pixel indices.
         offset: where ``scaled``'s top-left corner lands in the 28x28 field, ``(row, column)``, pixels.
-        image: the result, float32 ``(28, 28)`` in ``[0, 1]``.
+        image: the result, float32 ``(28, 28)`` in ``[0, 1]``: the network's input.
         mass_center: centre of mass of ``image``, ``(row, column)``; within half a pixel of (14, 14)
             unless the digit is so lopsided that centring it would push ink out of the field.
     """
@@ -70,6 +79,19 @@ class DigitStages:
     offset: tuple[int, int] | None = None
     image: np.ndarray | None = None
     mass_center: tuple[float, float] | None = None
+
+    def digit(self) -> np.ndarray:
+        """The prepared digit, refusing a blank picture.
+
+        Returns:
+            float32 ``(28, 28)`` in ``[0, 1]`` (:attr:`image`).
+
+        Raises:
+            BlankImageError: (a ``ValueError``) there is no ink: "the picture is blank: draw or upload a digit".
+        """
+        if self.blank:
+            raise BlankImageError("the picture is blank: draw or upload a digit")
+        return self.image
 
 
 def _check_rgba(rgba) -> np.ndarray:
@@ -103,7 +125,7 @@ def canvas_to_gray(rgba) -> np.ndarray:
     return np.clip(lum * alpha, 0.0, 1.0).astype(np.float32)
 
 
-def photo_to_gray(image, invert="auto", max_side: int = 560) -> tuple[np.ndarray, bool]:
+def photo_to_gray(image, invert="auto", max_side: int = PHOTO_SIDE) -> tuple[np.ndarray, bool]:
     """Ink intensity of a photo or scan of a digit, with the background brought to 0.
 
     Dark ink on light paper is the usual photo; MNIST is the opposite. With ``invert="auto"``
@@ -209,7 +231,8 @@ def digit_stages(gray) -> DigitStages:
             :func:`photo_to_gray`).
 
     Returns:
-        :class:`DigitStages`; ``.blank`` is ``True`` (and the later stages ``None``) when there is no ink.
+        :class:`DigitStages`; ``.blank`` is ``True`` (the middle stages ``None``, ``.image`` all zeros) when
+        there is no ink.
 
     Raises:
         ValueError: ``gray`` is not a finite 2-D array, echoing its shape.
@@ -223,7 +246,7 @@ def digit_stages(gray) -> DigitStages:
     gray = _check_gray(gray)
     ink = gray > INK_THRESHOLD
     if not ink.any():
-        return DigitStages(gray=gray, blank=True)
+        return _blank(gray)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     cropped = gray[top:bottom, left:right]
@@ -233,7 +256,7 @@ def digit_stages(gray) -> DigitStages:
     scaled = _resize(cropped, new_h, new_w)
     peak = float(scaled.max())
     if peak <= 0.0:  # a speck so faint that resampling erased it
-        return DigitStages(gray=gray, blank=True)
+        return _blank(gray)
     scaled = scaled / peak
     com_r, com_c = center_of_mass(scaled)
     target = FIELD_SIZE / 2  # 14.0: MNIST's measured centre of mass, in pixel indices
@@ -246,25 +269,50 @@ def digit_stages(gray) -> DigitStages:
                        mass_center=center_of_mass(image))
 
 
-def canvas_to_mnist(rgba) -> np.ndarray:
-    """A drawing-canvas image prepared as an MNIST digit (crop, fit 20x20, centre of mass at (14, 14)).
+def _blank(gray: np.ndarray) -> DigitStages:
+    return DigitStages(gray=gray, blank=True, image=np.zeros((FIELD_SIZE, FIELD_SIZE), np.float32))
 
-    The stages are available from ``digit_stages(canvas_to_gray(rgba))``.
+
+def prepare_canvas(rgba) -> DigitStages:
+    """A drawing-canvas image prepared as an MNIST digit: :func:`digit_stages` of :func:`canvas_to_gray`.
 
     Args:
         rgba: the canvas's image, uint8 ``(height, width, 4)``, light strokes on black/transparent.
 
     Returns:
-        float32 ``(28, 28)`` in ``[0, 1]``.
+        :class:`DigitStages` (``.digit()`` is the float32 ``(28, 28)`` input, ``.gray`` the ink).
 
     Raises:
-        BlankImageError: (a ``ValueError``) the canvas has no ink.
-        ValueError: the array is not ``(height, width, 4)``, echoing its shape.
+        ValueError: the array is not ``(height, width, 3 or 4)``, echoing its shape.
     """
-    stages = digit_stages(canvas_to_gray(rgba))
-    if stages.blank:
-        raise BlankImageError("the canvas is blank: draw a digit first")
-    return stages.image
+    return digit_stages(canvas_to_gray(rgba))
+
+
+def prepare_photo(image, invert="auto", max_side: int = PHOTO_SIDE) -> tuple[DigitStages, bool]:
+    """A photo, scan or any decoded picture prepared as an MNIST digit: :func:`digit_stages` of
+    :func:`photo_to_gray` (paper inverted when light, background removed, then crop, 20x20, centre).
+
+    Args:
+        image: as :func:`photo_to_gray`: uint8 ``(height, width)`` / ``(height, width, 1, 3 or 4)`` (e.g.
+            :func:`convviz.images.decode_upload`'s output) or a ``PIL.Image.Image``.
+        invert: ``"auto"``, ``True`` or ``False``.
+        max_side: longest side kept, pixels, >= 28.
+
+    Returns:
+        ``(stages, inverted)``: :class:`DigitStages` (``.image`` float32 ``(28, 28)``, all zeros when there is
+        no ink) and whether the picture was inverted.
+
+    Raises:
+        ValueError: an unsupported shape, ``invert`` or ``max_side`` value, echoing it.
+
+    Example:
+        >>> paper = np.full((40, 20), 255, np.uint8); paper[10:30, 8:12] = 0   # a dark bar on white
+        >>> stages, inverted = prepare_photo(paper)
+        >>> inverted, stages.image.shape, float(stages.image.max())
+        (True, (28, 28), 1.0)
+    """
+    gray, inverted = photo_to_gray(image, invert, max_side)
+    return digit_stages(gray), inverted
 
 
 def naive_resize(gray) -> np.ndarray:

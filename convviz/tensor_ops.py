@@ -22,13 +22,21 @@ import tensorflow as tf
 
 from convviz.geometry import effective_size, output_size, padding_2d, pair
 
-__all__ = ["ACTIVATIONS", "MONOTONE_ACTIVATIONS", "conv2d", "conv2d_maxpool", "get_activation", "max_pool2d"]
+__all__ = ["ACTIVATIONS", "MONOTONE_ACTIVATIONS", "conv2d", "conv2d_maxpool", "get_activation", "log_softmax",
+           "max_pool2d", "softmax"]
 
 
-def _softmax(x):
-    """Softmax over the last axis, shifted by the max for numerical safety."""
-    e = tf.exp(x - tf.reduce_max(x, axis=-1, keepdims=True))
-    return e / tf.reduce_sum(e, axis=-1, keepdims=True)
+def log_softmax(x):
+    """Log-probabilities over the last axis: ``x - logsumexp(x)`` (``tf.reduce_logsumexp`` shifts by the max, so
+    large scores neither overflow nor give ``log(0)``). Takes a tensor or a numpy array; returns a tensor."""
+    x = tf.convert_to_tensor(x)
+    return x - tf.reduce_logsumexp(x, axis=-1, keepdims=True)
+
+
+def softmax(x):
+    """Probabilities over the last axis, ``exp(log_softmax(x))``: the one softmax of ConvViz (the ``softmax``
+    activation, :meth:`convviz.model.ScratchCNN.predict`, the training loss's :func:`log_softmax`)."""
+    return tf.exp(log_softmax(x))
 
 
 ACTIVATIONS = {
@@ -36,7 +44,7 @@ ACTIVATIONS = {
     "relu": lambda x: tf.maximum(x, 0.0),
     "leaky_relu": lambda x: tf.where(x > 0, x, 0.2 * x),  # slope 0.2, as tf.nn.leaky_relu
     "sigmoid": tf.math.sigmoid,
-    "softmax": _softmax,
+    "softmax": softmax,
 }
 
 

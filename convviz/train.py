@@ -9,7 +9,7 @@
 * :class:`TrainingJob` runs :func:`train` in a background thread with a
   lock-protected history that a UI can poll (:meth:`TrainingJob.snapshot`),
   and :meth:`TrainingJob.stop` to end it after the current batch.
-* ``python -m convviz.train --help`` is the command line.
+* ``python -m convviz.train --help`` is the command line (:mod:`convviz.train_cli`).
 
 Repeatable runs: with the same model seed and :class:`TrainConfig` seed, the
 weights start the same, each epoch's shuffling is
@@ -21,7 +21,6 @@ The model and data are arguments; nothing here reads module-level state.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import threading
@@ -34,11 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from convviz.config import TrainConfig, check_run_length
+from convviz.tensor_ops import log_softmax, softmax
 
-__all__ = ["Adam", "History", "TrainConfig", "TrainingJob", "evaluate", "main", "prepare_data", "train"]
-
-STATUSES = ("pending", "running", "stopped", "finished", "failed")
-
+__all__ = ["Adam", "History", "TrainConfig", "TrainingJob", "cross_entropy", "evaluate", "make_step", "prepare_data",
+           "train"]
 
 class Adam:
     """Adam, written out (Kingma & Ba 2015, Algorithm 1, in the "epsilon hat" form Keras uses).
@@ -75,7 +73,8 @@ class Adam:
 
 
 def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy: ``mean(logsumexp(z) - z[label])``.
+    """Mean softmax cross-entropy: ``mean(logsumexp(z) - z[label])``, i.e. ``-mean(log_softmax(z)[label])``
+    (:func:`convviz.tensor_ops.log_softmax`).
 
     Args:
         logits: ``(batch, classes)`` float32.
@@ -84,8 +83,7 @@ def cross_entropy(logits, labels):
     Returns:
         Scalar float32 (nats).
     """
-    picked = tf.gather(logits, labels, axis=1, batch_dims=1)
-    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - picked)
+    return -tf.reduce_mean(tf.gather(log_softmax(logits), labels, axis=1, batch_dims=1))
 
 
 def prepare_data(data):
@@ -145,11 +143,9 @@ def evaluate(model, x, y, batch_size: int = 1000):
     """
     ((x, y), _) = prepare_data(((x, y), (x[:1], y[:1])))
     logits = model.logits(x, batch_size=batch_size)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(y)), y].mean())
+    loss = float(cross_entropy(logits, y))
     predicted = logits.argmax(axis=1)
-    return loss, float((predicted == y).mean()), predicted, np.exp(log_probs).astype(np.float32)
+    return loss, float((predicted == y).mean()), predicted, softmax(logits).numpy()
 
 
 @dataclass
@@ -193,8 +189,17 @@ class History:
             }
 
 
-def _make_step(model, optimizer):
-    """The compiled training step for ``model``: forward, loss, gradients, Adam update."""
+def make_step(model, optimizer):
+    """The compiled training step for ``model``: forward (dropout on), loss, gradients, Adam update.
+
+    Args:
+        model: a :class:`convviz.model.ScratchCNN`.
+        optimizer: an :class:`Adam` over ``model.trainable_variables``.
+
+    Returns:
+        ``step(x, y, seed) -> (loss, accuracy)``, a ``tf.function``: ``x`` float32 ``(batch, 28, 28, 1)``, ``y``
+        int32 ``(batch,)``, ``seed`` int64 ``(2,)`` (the dropout masks' stateless seed); scalar float32 tensors.
+    """
     variables = optimizer.variables
 
     @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32), tf.TensorSpec([None], tf.int32),
@@ -208,6 +213,30 @@ def _make_step(model, optimizer):
         return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
 
     return step
+
+
+class _Pace:
+    """The throughput of the last 50 steps and the time left, from step and evaluation durations."""
+
+    def __init__(self, batches: int, epochs: int, test_digits: int):
+        self.batches, self.epochs, self.test_digits = batches, epochs, test_digits
+        self.recent = deque(maxlen=50)  # (seconds, digits) of recent steps
+        self.eval_seconds = None
+
+    def step_done(self, seconds: float, digits: int, global_step: int, epoch: int) -> tuple[float, float]:
+        """Record a step; returns ``(digits per second, seconds left)``."""
+        self.recent.append((seconds, digits))
+        seconds, digits = sum(r[0] for r in self.recent), sum(r[1] for r in self.recent)
+        steps_left = self.batches * self.epochs - global_step
+        eval_guess = self.eval_seconds if self.eval_seconds is not None else self.test_digits / max(
+            digits / seconds, 1e-9) / 3
+        return digits / seconds, steps_left * seconds / len(self.recent) + (self.epochs - epoch) * eval_guess
+
+    def epoch_done(self, eval_seconds: float, epoch: int) -> float:
+        """Record an evaluation; returns the seconds left after epoch ``epoch`` (0-based)."""
+        self.eval_seconds = eval_seconds
+        step_seconds = sum(r[0] for r in self.recent) / len(self.recent)
+        return (self.epochs - epoch - 1) * (self.batches * step_seconds + eval_seconds)
 
 
 def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, history: History | None = None,
@@ -246,10 +275,8 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
         history.epochs, history.batches_per_epoch, history.status = config.epochs, batches, "running"
     if isinstance(start_epoch, bool) or not isinstance(start_epoch, Integral) or not 0 <= start_epoch <= config.epochs:
         raise ValueError(f"start_epoch must be in [0, epochs={config.epochs}], got start_epoch={start_epoch!r}")
-    optimizer = Adam(model.trainable_variables, learning_rate=config.learning_rate)
-    step = _make_step(model, optimizer)
-    recent = deque(maxlen=50)  # (seconds, digits) of recent steps
-    eval_seconds = None
+    step = make_step(model, Adam(model.trainable_variables, learning_rate=config.learning_rate))
+    pace = _Pace(batches, config.epochs, len(x_test))
     global_step, stopped = start_epoch * batches, False
     for epoch in range(start_epoch, config.epochs):
         order = np.random.default_rng([config.seed, epoch]).permutation(n)
@@ -261,32 +288,24 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
             t0 = time.perf_counter()
             loss, accuracy = step(x_train[idx], y_train[idx], tf.constant([config.seed, global_step], tf.int64))
             loss, accuracy = float(loss), float(accuracy)
-            recent.append((time.perf_counter() - t0, len(idx)))
             global_step += 1
-            seconds, digits = sum(r[0] for r in recent), sum(r[1] for r in recent)
-            steps_left = batches * config.epochs - global_step
-            evals_left = config.epochs - epoch
-            eval_guess = eval_seconds if eval_seconds is not None else len(x_test) / max(digits / seconds, 1e-9) / 3
+            rate, eta = pace.step_done(time.perf_counter() - t0, len(idx), global_step, epoch)
             with history.lock:
                 history.batch_loss.append(loss)
                 history.batch_accuracy.append(accuracy)
-                history.batch = b + 1
-                history.samples_per_second = digits / seconds
+                history.batch, history.samples_per_second, history.eta_s = b + 1, rate, eta
                 history.elapsed_s = time.perf_counter() - start
-                history.eta_s = steps_left * seconds / len(recent) + evals_left * eval_guess
             if on_batch is not None:
                 on_batch(history)
         if stopped:
             break
         t0 = time.perf_counter()
         test_loss, test_accuracy, _, _ = evaluate(model, x_test, y_test)
-        eval_seconds = time.perf_counter() - t0
+        eta = pace.epoch_done(time.perf_counter() - t0, epoch)
         with history.lock:
             history.epoch_test_loss.append(test_loss)
             history.epoch_test_accuracy.append(test_accuracy)
-            history.epoch = epoch + 1
-            history.elapsed_s = time.perf_counter() - start
-            history.eta_s = (config.epochs - epoch - 1) * (batches * seconds / len(recent) + eval_seconds)
+            history.epoch, history.elapsed_s, history.eta_s = epoch + 1, time.perf_counter() - start, eta
         if on_epoch is not None:
             on_epoch(history)
     with history.lock:
@@ -434,80 +453,7 @@ class TrainingJob:
         return self._history.snapshot()
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m convviz.train",
-        description="Train the from-scratch CNN on MNIST and report its accuracy on the test digits.",
-        epilog="Example: CONVVIZ_MNIST=../shared/data/mnist.npz python -m convviz.train --preset fast "
-               "--epochs 3 --out convviz/models/default.npz",
-    )
-    parser.add_argument("--preset", choices=["seed", "fast"], default="fast",
-                        help="architecture: 'seed' = conv-conv-dense without pooling (the notebook's), "
-                             "'fast' = conv-pool-conv-pool-dropout-dense (default: fast)")
-    parser.add_argument("--filters", type=int, nargs=2, default=[32, 64], metavar=("F1", "F2"),
-                        help="kernels in the first and second convolution (default: 32 64)")
-    parser.add_argument("--kernel-size", type=int, default=3, help="side of the square kernels, pixels (default: 3)")
-    parser.add_argument("--dropout", type=float, default=0.5, help="dropout rate of the fast preset (default: 0.5)")
-    parser.add_argument("--epochs", type=int, default=1, help="passes over the training digits (default: 1)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="digits per step (default: 32; one epoch of the fast preset then reaches ~98%%)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default: 0.001)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for the initial weights, shuffling and dropout; same seed, same run (default: 0)")
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="MNIST .npz in Keras's layout; otherwise $CONVVIZ_MNIST, the Keras cache, then a download")
-    parser.add_argument("--sample", action="store_true",
-                        help="use the bundled 5,000/1,000-digit sample instead of the full MNIST")
-    parser.add_argument("--out", metavar="PATH", default=None,
-                        help="where to save the trained model (.npz); not saved when omitted")
-    return parser
+if __name__ == "__main__":  # python -m convviz.train: the command line lives in convviz.train_cli
+    from convviz.train_cli import main
 
-
-def main(argv=None) -> int:
-    """The command line; returns the exit status. ``python -m convviz.train --help`` lists the options."""
-    from tqdm import tqdm
-
-    from convviz.data import MNISTUnavailableError, load_mnist, load_sample
-    from convviz.model import ScratchCNN, load_model
-
-    args = _parser().parse_args(argv)
-    try:
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             seed=args.seed)
-        model = ScratchCNN.from_preset(args.preset, seed=args.seed, filters=tuple(args.filters),
-                                       kernel_size=args.kernel_size, dropout=args.dropout)
-        data = load_sample() if args.sample else load_mnist(args.data)
-    except (ValueError, MNISTUnavailableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    (x_train, _), (x_test, y_test) = data
-    which = "bundled sample" if args.sample else "full MNIST"
-    print(f"{which}: {len(x_train)} training, {len(x_test)} test digits; preset={args.preset} "
-          f"filters={tuple(args.filters)} kernel_size={args.kernel_size} params={model.count_params()}; {config}")
-    bar = tqdm(total=config.epochs * math.ceil(len(x_train) / config.batch_size), unit="batch", file=sys.stderr)
-
-    def on_batch(history):
-        with history.lock:
-            loss, accuracy, rate = history.batch_loss[-1], history.batch_accuracy[-1], history.samples_per_second
-        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}", digits_s=f"{rate:.0f}", refresh=False)
-        bar.update(1)
-
-    def on_epoch(history):
-        with history.lock:
-            epoch, loss, accuracy = history.epoch, history.epoch_test_loss[-1], history.epoch_test_accuracy[-1]
-        bar.write(f"epoch {epoch}/{config.epochs}: test_loss={loss:.4f} test_accuracy={accuracy:.4f}")
-
-    history = train(model, data, config, on_batch=on_batch, on_epoch=on_epoch)
-    bar.close()
-    if args.out:
-        path = model.save(args.out)
-        model = load_model(path)  # report the accuracy of what was saved
-        print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    loss, accuracy, _, _ = evaluate(model, x_test, y_test)
-    print(f"trained {history.elapsed_s:.1f} s, {history.samples_per_second:.0f} digits/s; test_loss={loss:.4f}")
-    print(f"test_accuracy={accuracy:.4f}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

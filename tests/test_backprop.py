@@ -9,7 +9,7 @@ from convviz.backprop import conv2d_backward_steps, max_pool_backward, relu_back
 from convviz.descent import KernelFit, check_learning_rate, descent_step, linear_loss, mse_loss
 from convviz.geometry import conv_geometry
 from convviz.ops import conv2d_naive, conv2d_patches, conv2d_steps, describe_sum
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 from convviz.tf_reference import conv_gradients
 
 TOLERANCE = 1e-5

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from convviz.explain import conv_feature_maps, explain, saliency
+from convviz.explain import explain, saliency
 from convviz.model import ScratchCNN
 
 
@@ -24,7 +24,7 @@ def digit():
                                             ("fast", {"conv1": (24, 24, 5), "conv2": (8, 8, 7)})])
 def test_feature_maps_are_the_conv_outputs(models, digit, preset, shapes):
     model = models[preset]
-    maps = conv_feature_maps(model, digit)
+    maps = explain(model, digit).feature_maps  # the one pass that also gives the saliency
     assert {k: v.shape for k, v in maps.items()} == shapes
     assert list(maps) == ["conv1", "conv2"]
     # conv1 by hand: relu(cross-correlation + bias), checked against TensorFlow's own conv2d

@@ -9,7 +9,7 @@ import pytest
 from convviz import figures
 from convviz.geometry import padding_amounts
 from convviz.ops import conv2d_steps
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
 
 def test_format_number():

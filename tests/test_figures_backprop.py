@@ -9,7 +9,7 @@ from test_figures import squares
 from convviz.backprop import conv2d_backward_steps, max_pool_backward, relu_backward
 from convviz.figures_backprop import (fit_curves_figure, gather_figure, kernel_grad_figure, pool_backward_figure,
                                       relu_backward_figure, scatter_figure)
-from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, POOL_EXAMPLE
+from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL, POOL_EXAMPLE
 
 
 def plain(text: str) -> str:

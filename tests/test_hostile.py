@@ -29,10 +29,10 @@ from streamlit.testing.v1 import AppTest
 
 from convviz import jobs
 from convviz.data import read_mnist_file
-from convviz.images import decode_upload, fit_image, to_model_input
+from convviz.images import decode_upload, fit_image
 from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
-from convviz.preprocess import digit_stages, photo_to_gray
+from convviz.preprocess import digit_stages, photo_to_gray, prepare_photo
 from convviz.runs import RunStore, check_history, check_settings
 from convviz.ui.convolution import cell_text
 from convviz.ui.text import md
@@ -403,7 +403,7 @@ def test_kind3_every_decodable_image_is_answered(case, make, shape):
         assert image.shape[:2] == shape and image.shape[2] == (1 if mode == "L" else 3)
         real = fit_image(image, 28, min_side=3)  # the Stacked Channels page's input
         assert min(real.shape[:2]) >= 3 and max(real.shape[:2]) <= 28
-        digit, _ = to_model_input(image)  # what the shipped model sees
+        digit = prepare_photo(image)[0].image  # what the shipped model sees (Stacked Channels page)
         assert digit.shape == (28, 28) and np.isfinite(digit).all()
     gray, _ = photo_to_gray(decode_upload(data, "L", max_side=560)[:, :, 0])  # the Draw page
     assert digit_stages(gray).gray.shape == gray.shape
@@ -1048,7 +1048,7 @@ def test_kind4_kernel_grid_figure_refuses_an_empty_kernel():
 def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(tmp_path):
     """1x1 conv to 1024 channels then a 28x28 'same' conv: a 20 KB file within every other limit needed 2.34 GiB
     to predict one digit (the im2col patch matrix)."""
-    from convviz.model import MAX_PATCH_NUMBERS, PRESETS, validate_spec
+    from convviz.model import ARCHITECTURES, MAX_PATCH_NUMBERS, validate_spec
 
     spec = [{"type": "conv2d", "name": "conv1", "filters": 1024, "kernel_size": 1, "padding": "same"},
             {"type": "conv2d", "name": "conv2", "filters": 6, "kernel_size": 28, "padding": "same"},
@@ -1058,7 +1058,7 @@ def test_kind2_a_spec_whose_convolution_gathers_gigabytes_per_image_is_refused(t
         validate_spec(spec)
     with pytest.raises(ValueError, match="MAX_PATCH_NUMBERS"):
         load_model(_spec_file(tmp_path / "bomb.npz", spec))
-    for preset in PRESETS:  # every preset at its defaults, with a wide margin
+    for preset in ARCHITECTURES:  # every preset at its defaults, with a wide margin
         shapes = validate_spec(make_spec(preset))
         assert max(s[0] * s[1] for s in shapes if len(s) == 3) * 9 * 64 * 10 < MAX_PATCH_NUMBERS
     validate_spec(make_spec("seed", filters=(256, 256), kernel_size=7))  # 3.2 M: the largest a run's settings make
@@ -1188,9 +1188,9 @@ def _no_wrong_warnings(at):
     assert not wrong, wrong
 
 
-PAGES_WITH_EDITORS = [("pages/1_Convolution.py", None, ["conv_x", "conv_k"]),
-                      ("pages/1_Convolution.py", ("conv_direction", "Transposed"), ["conv_x", "conv_k"]),
-                      ("pages/5_Backpropagation.py", None, ["bp_x", "bp_k", "bp_t"])]
+PAGES_WITH_EDITORS = [("app_pages/1_Convolution.py", None, ["conv_x", "conv_k"]),
+                      ("app_pages/1_Convolution.py", ("conv_direction", "Transposed"), ["conv_x", "conv_k"]),
+                      ("app_pages/5_Backpropagation.py", None, ["bp_x", "bp_k", "bp_t"])]
 
 
 @pytest.mark.parametrize("page, setting, prefixes", PAGES_WITH_EDITORS, ids=["convolution", "transposed", "backprop"])
@@ -1216,7 +1216,7 @@ def test_f8_typed_cells_sizes_and_boxes_survive_another_page(monkeypatch, tmp_pa
     box, typed = (("conv_output_padding", 1) if setting else ("conv_bias", 2.5)) if "Convolution" in page \
         else ("bp_fit_steps", 300)
     at.number_input(key=box).set_value(typed).run()
-    for other in ("pages/2_Stacked_Channels.py", "pages/4_Draw.py"):
+    for other in ("app_pages/2_Stacked_Channels.py", "app_pages/4_Draw.py"):
         at.switch_page(other).run()
         at.switch_page(page).run()
         _no_wrong_warnings(at)
@@ -1323,7 +1323,7 @@ def test_f9_every_number_box_of_the_app_is_in_the_list_and_goes_through_the_one_
         at = _box_page(page, monkeypatch, tmp_path)
         drawn = {(page, box.key) for box in at.number_input}
         assert drawn <= listed | {(BP_PAGE, "bp_g_rows"), (BP_PAGE, "bp_g_cols")}, drawn - listed
-    for path in [*ROOT.glob("pages/*.py"), ROOT / "app.py", *ROOT.glob("convviz/**/*.py")]:
+    for path in [*ROOT.glob("app_pages/*.py"), ROOT / "app.py", *ROOT.glob("convviz/**/*.py")]:
         if path.name != "numbers.py":
             assert ".number_input(" not in path.read_text(), path
 

@@ -76,13 +76,16 @@ def test_bad_mode():
         images.decode_upload(b"x", "CMYK")
 
 
-def test_to_model_input_inverts_dark_on_light_and_fits():
+def test_prepare_photo_inverts_dark_on_light_and_fits():
+    from convviz.preprocess import prepare_photo  # the one way a decoded picture becomes the model's input
+
     img = np.full((40, 20), 255, dtype=np.uint8)
     img[10:30, 8:12] = 0  # a dark stroke on white paper
-    square, inverted = images.to_model_input(img)
+    stages, inverted = prepare_photo(img)
+    square = stages.image
     assert inverted and square.shape == (28, 28) and square.dtype == np.float32
     assert square.max() > 0.9 and square[0, 0] == 0.0  # stroke light, border black
-    _, inverted = images.to_model_input(255 - img)
+    _, inverted = prepare_photo(255 - img)
     assert not inverted
 
 

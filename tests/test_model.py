@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from convviz.data import load_sample
 from convviz.layers import Conv2D, Dense, Dropout
-from convviz.model import (DEFAULT_MODEL_PATH, PRESETS, ScratchCNN, load_model, make_spec, validate_spec)
+from convviz.model import (DEFAULT_MODEL_PATH, ARCHITECTURES, ScratchCNN, load_model, make_spec, validate_spec)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def small_model():
 
 
 def test_presets_build_the_documented_layers():
-    assert set(PRESETS) == {"seed", "fast"}
+    assert set(ARCHITECTURES) == {"seed", "fast"}
     fast = ScratchCNN.from_preset("fast")
     assert [n for n, _ in fast.layers] == ["conv1", "pool1", "conv2", "pool2", "flatten", "dropout", "dense"]
     assert fast.output_shapes == {"conv1": (26, 26, 32), "pool1": (13, 13, 32), "conv2": (11, 11, 64),

@@ -10,7 +10,7 @@ import pytest
 from apptest_helpers import rerun, run_page
 
 from convviz.geometry import MAX_TRANSPOSED_SIDE
-from convviz.presets import NOTEBOOK_INPUT
+from convviz.examples import NOTEBOOK_INPUT
 
 PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "1_Convolution.py"
 

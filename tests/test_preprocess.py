@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convviz.preprocess import (BlankImageError, canvas_to_gray, canvas_to_mnist, center_of_mass, digit_stages,
-                                naive_resize, photo_to_gray)
+from convviz.preprocess import (BlankImageError, canvas_to_gray, center_of_mass, digit_stages, naive_resize,
+                                photo_to_gray, prepare_canvas)
 
 _spec = importlib.util.spec_from_file_location("strokes", Path(__file__).parent / "e2e" / "strokes.py")
 strokes = importlib.util.module_from_spec(_spec)
@@ -33,7 +33,7 @@ def _ink_box(image, threshold=0.0):
 @pytest.mark.parametrize("placement", list(PLACEMENTS))
 def test_digit_is_fitted_and_centred(digit, placement):
     rgba = strokes.render(strokes.canvas_paths(digit, box=PLACEMENTS[placement]))
-    out = canvas_to_mnist(rgba)
+    out = prepare_canvas(rgba).digit()
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert out.min() >= 0.0 and out.max() == pytest.approx(1.0)
     h, w = _ink_box(out)
@@ -46,7 +46,7 @@ def test_digit_is_fitted_and_centred(digit, placement):
 def test_same_digit_anywhere_gives_nearly_the_same_image(digit):
     boxes = [strokes.DEFAULT_BOX, PLACEMENTS["off_centre"], (10, 150, 60, 100)]
     rgbas = [strokes.render(strokes.canvas_paths(digit, box=b)) for b in boxes]
-    prepared = [canvas_to_mnist(a) for a in rgbas]
+    prepared = [prepare_canvas(a).digit() for a in rgbas]
     naive = [naive_resize(canvas_to_gray(a)) for a in rgbas]
     for i in (1, 2):
         # a smaller drawing has relatively fatter strokes, so the match is close, not exact
@@ -88,7 +88,7 @@ def test_blank_canvas_is_reported():
     rgba[..., 3] = 255
     assert digit_stages(canvas_to_gray(rgba)).blank
     with pytest.raises(BlankImageError, match="blank"):
-        canvas_to_mnist(rgba)
+        prepare_canvas(rgba).digit()
     # a transparent canvas and one with only faint noise are blank too
     assert digit_stages(canvas_to_gray(np.zeros((280, 280, 4), np.uint8))).blank
     rgba[..., :3] = 10
@@ -100,7 +100,7 @@ def test_transparent_background_reads_as_black():
     transparent = rgba.copy()
     transparent[..., 3] = np.where(rgba[..., 0] > 0, 255, 0)
     transparent[..., :3] = np.where(rgba[..., :1] > 0, 255, 0)
-    np.testing.assert_allclose(canvas_to_mnist(transparent), canvas_to_mnist(rgba), atol=1e-6)
+    np.testing.assert_allclose(prepare_canvas(transparent).digit(), prepare_canvas(rgba).digit(), atol=1e-6)
 
 
 def test_lopsided_ink_is_clamped_inside_the_field():
@@ -116,7 +116,7 @@ def test_lopsided_ink_is_clamped_inside_the_field():
 @pytest.mark.parametrize("shape", [(280, 280), (280, 280, 2), (0, 5, 4)])
 def test_bad_canvas_shape_is_named(shape):
     with pytest.raises(ValueError, match=r"shape \(" + str(shape[0])):
-        canvas_to_mnist(np.zeros(shape, np.uint8))
+        prepare_canvas(np.zeros(shape, np.uint8)).digit()
 
 
 def test_bad_gray_is_named():

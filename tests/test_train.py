@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from convviz.data import load_sample
 from convviz.model import ScratchCNN, load_model
-from convviz.train import Adam, History, TrainConfig, TrainingJob, cross_entropy, evaluate, main, train
+from convviz.train import Adam, History, TrainConfig, TrainingJob, cross_entropy, evaluate, train
+from convviz.train_cli import main
 
 
 @pytest.fixture(scope="module")

@@ -263,7 +263,7 @@ def descent_panel(x: np.ndarray, kernel: np.ndarray, bias: float, loss, strides:
 def pool_relu_panel(steps_per_second: float) -> None:
     """2×2 max pooling's and ReLU's backward passes on a 4×4 map (buttons ``bp_pool_new`` and ``bp_pool_ties``)."""
     from convviz.figures_backprop import pool_backward_figure, relu_backward_figure
-    from convviz.presets import pool_example
+    from convviz.examples import pool_example
 
     ss = st.session_state
     st.markdown("#### 5 · Max pooling and ReLU, backwards")
@@ -286,7 +286,7 @@ def pool_relu_panel(steps_per_second: float) -> None:
 # --------------------------------------------------------------------------- learning a kernel
 def _fit_settings() -> tuple[dict | None, int | None, list[str]]:
     """The demo's widgets: ``(settings, steps, problems)``; settings None when one is bad (problems say why)."""
-    from convviz.presets import FIT_TARGETS
+    from convviz.examples import FIT_TARGETS
 
     c1, c2, c3, c4 = st.columns(4)
     target = c1.selectbox("Target kernel", FIT_TARGETS, key="bp_fit_target")
@@ -314,7 +314,7 @@ def _fit_settings() -> tuple[dict | None, int | None, list[str]]:
 
 
 def _new_fit(settings: dict) -> KernelFit:
-    from convviz.presets import fit_target_kernel
+    from convviz.examples import fit_target_kernel
     from convviz.ui.resources import get_sample
 
     x_test = get_sample()[1][0]

@@ -569,7 +569,8 @@ def model_activations(_model, model_key: str, image: np.ndarray) -> dict:
 
     Args:
         _model: a :class:`convviz.model.ScratchCNN` (not hashed).
-        model_key: identifies the model for the cache (e.g. its file's modification time).
+        model_key: tells models apart in the cache (``_model`` is not hashed): ``str(id(model))`` of a model that
+            lives as long as the server (the shipped one, kept by ``st.cache_resource``), so its id is never reused.
         image: float ``(28, 28)`` in [0, 1].
 
     Returns:

@@ -1,7 +1,7 @@
 """Streamlit glue for the Draw page: the canvas, the upload, the model choice and the renderings.
 
 The preparation of the digit is :mod:`convviz.preprocess` (numpy/Pillow), the look inside the
-network :mod:`convviz.explain` (TensorFlow), the figures :mod:`convviz.figures_training`; this
+network :mod:`convviz.explain` (TensorFlow), the figures :mod:`convviz.figures_draw`; this
 module only wires them to widgets. ``streamlit_drawable_canvas`` is imported inside
 :func:`canvas_image` because importing it outside a running Streamlit raises.
 """
@@ -14,18 +14,14 @@ import threading
 import numpy as np
 import streamlit as st
 
-from convviz import figures_training as ft
+from convviz import figures_draw as fd
 from convviz.images import decode_canvas
-from convviz.preprocess import DigitStages, canvas_to_gray, digit_stages, naive_resize, photo_to_gray
+from convviz.preprocess import PHOTO_SIDE, DigitStages, prepare_photo
 from convviz.ui.text import md
 from convviz.ui.training import DRAW_MODEL_KEY
 
 CANVAS_SIZE = 280
 """Side of the drawing canvas, pixels (10x MNIST's 28)."""
-
-PHOTO_SIDE = 560
-"""An uploaded photo is shrunk to at most this many pixels a side when decoded (what
-:func:`convviz.preprocess.photo_to_gray` keeps), so a huge or very thin picture costs no more than a small one."""
 
 _NONCE_KEY = "_draw_canvas_nonce"
 
@@ -67,11 +63,11 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
         return None
 
 
-def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
-    """The uploader; the uploaded digit as ink intensity.
+def uploaded_stages() -> tuple[DigitStages | None, str | None]:
+    """The uploader; the uploaded digit prepared (:func:`convviz.preprocess.prepare_photo`).
 
     Returns:
-        ``(gray, note)``: float32 ``(height, width)`` and a note on inversion, or ``(None, None)``
+        ``(stages, note)``: the :class:`DigitStages` and a note on inversion, or ``(None, None)``
         when nothing is uploaded. A bad file shows an error on the page and returns ``(None, None)``.
     """
     from convviz.images import decode_upload
@@ -86,17 +82,10 @@ def uploaded_gray() -> tuple[np.ndarray | None, str | None]:
     except ValueError as exc:
         st.error(f"Could not use '{md(upload.name)}': {exc}")
         return None, None
-    gray, inverted = photo_to_gray(pixels[:, :, 0])
+    stages, inverted = prepare_photo(pixels[:, :, 0])
     note = ("Light paper detected: the image was inverted to white ink on black, as in MNIST." if inverted
             else "Dark background detected: used as it is (white ink on black, as in MNIST).")
-    return gray, note
-
-
-def prepare(rgba=None, gray=None) -> tuple[DigitStages, np.ndarray]:
-    """The MNIST-style stages and the naive 28x28 resize of a canvas image or an ink image."""
-    if gray is None:
-        gray = canvas_to_gray(rgba)
-    return digit_stages(gray), naive_resize(gray)
+    return stages, note
 
 
 def draw_model():
@@ -173,14 +162,14 @@ def show_prediction(probabilities, label: str = "Prediction") -> int:
     """
     top = int(np.argmax(probabilities))
     st.markdown(f"## {label}: {top} ({probabilities[top]:.1%})")
-    st.plotly_chart(ft.probability_figure(probabilities), key=f"draw_chart_probs_{label.split()[0].lower()}")
+    st.plotly_chart(fd.probability_figure(probabilities), key=f"draw_chart_probs_{label.split()[0].lower()}")
     return top
 
 
 def show_stages(stages: DigitStages, naive=None) -> None:
     """The preparation, stage by stage, with a sentence giving its numbers."""
     st.markdown("### How the digit is prepared")
-    st.plotly_chart(ft.stages_figure(stages, naive=naive), key="draw_chart_stages")
+    st.plotly_chart(fd.stages_figure(stages, naive=naive), key="draw_chart_stages")
     top, left, bottom, right = stages.bbox
     st.caption(f"Ink bounding box {right - left}x{bottom - top} px → scaled to {stages.scaled.shape[1]}x"
                f"{stages.scaled.shape[0]} (longer side 20, aspect kept) → placed at row {stages.offset[0]}, column "
@@ -214,8 +203,8 @@ def show_inside(model, image: np.ndarray) -> None:
     columns = st.columns(len(layers)) if layers else []
     for column, (name, maps) in zip(columns, layers):
         h, w, f = maps.shape
-        column.plotly_chart(ft.feature_maps_figure(maps, columns=8, title=f"{name}: {f} feature maps of {h}x{w}"),
+        column.plotly_chart(fd.feature_maps_figure(maps, columns=8, title=f"{name}: {f} feature maps of {h}x{w}"),
                             key=f"draw_chart_maps_{name}")
     st.caption(f"Saliency: how strongly each input pixel moves the score of class {explanation.prediction} "
                "(the gradient of that score with respect to the pixel, in absolute value). Red pixels matter most.")
-    st.plotly_chart(ft.saliency_figure(image, explanation.saliency), key="draw_chart_saliency")
+    st.plotly_chart(fd.saliency_figure(image, explanation.saliency), key="draw_chart_saliency")

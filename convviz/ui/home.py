@@ -4,7 +4,7 @@ import streamlit as st
 
 from convviz.figures import matrix_figure
 from convviz.ops import conv2d_naive
-from convviz.presets import NOTEBOOK_KERNEL, NOTEBOOK_INPUT
+from convviz.examples import NOTEBOOK_KERNEL, NOTEBOOK_INPUT
 from convviz.ui.navigation import PAGES
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import streamlit as st
 
 from convviz import figures_training as ft
-from convviz import jobs
+from convviz import jobs, metrics
 from convviz.jobs import DEFAULT_MAX_JOBS, FULL_LABEL, MAX_JOBS_ENV, SAMPLE_LABEL, SCHEDULER_ENV, max_jobs
 from convviz.ui.text import md
 
@@ -537,8 +537,8 @@ def show_results(run: jobs.RunState) -> None:
     accuracy = record.test_accuracy if final else history["epoch_test_accuracy"][-1]
     when = "with the final weights" if final else f"after epoch {record.epochs_done}"
     st.caption(f"{len(y_test):,} test digits, {when}: loss {loss:.3f}, accuracy {accuracy:.2%}.")
-    st.plotly_chart(ft.confusion_figure(ft.confusion_matrix(y_test, predicted)), key="train_chart_confusion")
-    mistakes = ft.misclassified(y_test, predicted, probabilities, limit=24)
+    st.plotly_chart(ft.confusion_figure(metrics.confusion_matrix(y_test, predicted)), key="train_chart_confusion")
+    mistakes = metrics.misclassified(y_test, predicted, probabilities, limit=24)
     st.markdown(f"**Misclassified test digits** ({int((predicted != y_test).sum()):,} in all; "
                 "the most confident mistakes first)")
     if mistakes:

@@ -271,7 +271,7 @@ def dk_position(page: Page) -> dict:
 def test_backpropagation_dk_steps_play_in_the_browser_and_the_sum_is_written(page: Page):
     from convviz.backprop import conv2d_backward_steps
     from convviz.descent import mse_loss
-    from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+    from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
     open_page(page, "/Backpropagation", "Backpropagation")
     assert_no_errors(page)

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - only without requirements.txt installe
 
 import numpy as np
 
-from convviz.presets import NOTEBOOK_INPUT, kernel_preset
+from convviz.examples import NOTEBOOK_INPUT, kernel_preset
 
 from .test_pages import (CANVAS, FIRST_SUM, LOAD_TIMEOUT, assert_no_errors, canvas_ink, draw_digit, open_page,
                          sidebar_link, start_sample_training, stepper_text, table_after, wait_for_ink,

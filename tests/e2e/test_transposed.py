@@ -36,7 +36,7 @@ def switch_to_transposed(page: Page) -> None:
 
 def test_transposed_mode_steps_in_the_browser_without_a_server_run(page: Page):
     from convviz.backprop import conv2d_transpose_steps
-    from convviz.presets import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
+    from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
 
     tc = conv2d_transpose_steps(NOTEBOOK_INPUT, NOTEBOOK_KERNEL)
     open_page(page, "/Convolution", "Convolution")

@@ -1,4 +1,7 @@
-"""Ready-made inputs and kernels for the convolution pages (numpy only).
+"""Example matrices for the convolution pages (numpy only): what their editors start from and offer by name.
+
+(The pickers call each named example a "preset": ``KERNEL_PRESETS``, ``INPUT_PRESETS``, ...; the network's
+architectures are :data:`convviz.model.ARCHITECTURES`.)
 
 The seed notebook's worked example is the default: a 5x5 binary matrix and a
 3x3 "X" kernel, whose valid cross-correlation is ``4 3 4 / 2 4 3 / 2 3 4``.

@@ -3,8 +3,9 @@
 Each builder takes arrays (and :class:`convviz.ops.WindowStep` records, the
 geometry computed once in :mod:`convviz.ops`) and returns a
 ``plotly.graph_objects.Figure``; the pages only place them. Matrices are
-drawn as heatmaps with row 0 at the top, one square per cell. The parts they are
-built from are :mod:`convviz.figure_parts`'; the transposed convolution's step-through is
+drawn as heatmaps with row 0 at the top, one square per cell. They are built from
+:mod:`convviz.figure_parts` (panels, heatmaps, outlines) and :mod:`convviz.figure_animation` (the
+step-through that plays in the browser); the transposed convolution's step-through is
 :mod:`convviz.figures_transposed`'.
 """
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from convviz.figure_parts import (INPUT_SCALE, MAX_SUM_LINE, NARROW_SUM, NARROW_TITLE_LINES, PADDING_COLOR,
-                                  SIGNED_SCALE, TAP_COLOR, add_panel, animated_figure, cell_font_size, cell_rect,
-                                  cell_squares, cell_text, check_speed, format_number, four_panels, heatmap,
-                                  map_trace, on_panel, padded_input, padded_title, padded_traces, panel_rect,
-                                  pending_cover, square_layout, taps_path, wrap_terms, written_sum)
+from convviz.figure_animation import (MAX_SUM_LINE, NARROW_SUM, NARROW_TITLE_LINES, animated_figure, check_speed,
+                                      wrap_terms, written_sum)
+from convviz.figure_parts import (INPUT_SCALE, PADDING_COLOR, SIGNED_SCALE, TAP_COLOR, add_panel, cell_font_size,
+                                  cell_rect, cell_squares, cell_text, format_number, four_panels, heatmap, map_trace,
+                                  on_panel, padded_input, padded_title, padded_traces, panel_rect, pending_cover,
+                                  square_layout, taps_path)
 from convviz.ops import WindowStep
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Plotly figure builders for the Backpropagation page (no Streamlit).
 
-The step-throughs use the Convolution page's machinery (:mod:`convviz.figures`): one figure, one
+The step-throughs use the Convolution page's machinery (:mod:`convviz.figure_animation`): one figure, one
 animation frame per window position, plotly.js's slider and Play / Pause / Reset, so stepping never asks
 the server. They draw the records of :mod:`convviz.backprop`; nothing is computed here but layout.
 """
@@ -11,10 +11,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.backprop import ConvBackward, PoolBackward, ReluBackward
-from convviz.figure_parts import (DROPPED_FILL, NARROW_TITLE_LINES, add_panel, animated_figure, check_speed,
-                                  factor_text, format_number, four_panels, frame_trace, map_trace, padded_input,
-                                  padded_title, padded_traces, panel_rect, pending_cover, rounded, squares_path,
-                                  taps_path, wrap_terms)
+from convviz.figure_animation import NARROW_TITLE_LINES, animated_figure, check_speed, rounded, wrap_terms
+from convviz.figure_parts import (DROPPED_FILL, add_panel, factor_text, format_number, four_panels, frame_trace,
+                                  map_trace, padded_input, padded_title, padded_traces, panel_rect, pending_cover,
+                                  squares_path, taps_path)
 from convviz.figures import conv_steps_figure
 
 __all__ = [

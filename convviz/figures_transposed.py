@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from convviz.figure_parts import (DROPPED_FILL, FRAME_COLOR, PENDING_COLOR, SIGNED_SCALE, add_panel, animated_figure,
-                                  cell_font_size, cell_squares, cell_text, check_speed, factor_text, format_number,
-                                  heatmap, map_trace, on_panel, padded_traces, panel_rect, squares_path, taps_path,
-                                  wrap_terms)
+from convviz.figure_animation import animated_figure, check_speed, wrap_terms
+from convviz.figure_parts import (DROPPED_FILL, FRAME_COLOR, PENDING_COLOR, SIGNED_SCALE, add_panel, cell_font_size,
+                                  cell_squares, cell_text, factor_text, format_number, heatmap, map_trace, on_panel,
+                                  padded_traces, panel_rect, squares_path, taps_path)
 
 __all__ = ["transposed_steps_figure"]
 

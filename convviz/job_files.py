@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from convviz.npzfile import MAX_METADATA_CHARS, read_json_file
-from convviz.runs import (HISTORY_STATUSES, MAX_METADATA_VALUES, RunStore, check_history, check_settings, check_time,
-                          check_timestamp_text, remove_entry)
+from convviz.run_metadata import (HISTORY_STATUSES, MAX_METADATA_VALUES, check_history, check_settings, check_time,
+                                  check_timestamp_text)
+from convviz.runs import RunStore, remove_entry
 
 __all__ = [
     "ACTIVE", "ENDED", "JobFiles", "KERNEL_CHANNEL_LIMIT", "KERNEL_FILTER_LIMIT", "KERNEL_SIDE_LIMIT", "LEARNER_RE",

@@ -53,7 +53,8 @@ from convviz.job_files import (ENDED, KERNEL_FILTER_LIMIT, KERNEL_SIDE_LIMIT, LE
                                RunState, empty_history, iso_time, run_state, write_json)
 from convviz.job_worker import (FULL_LABEL, SAMPLE_LABEL, WORKER_NICENESS, WORKER_TF_THREADS, dask_setup,
                                 load_dataset, train_task)
-from convviz.runs import MAX_EPOCHS, remove_entry
+from convviz.run_metadata import MAX_EPOCHS
+from convviz.runs import remove_entry
 
 __all__ = [
     "DEFAULT_MAX_JOBS", "ENDED", "FULL_LABEL", "JobFiles", "JobManager", "KERNEL_FILTER_LIMIT", "KERNEL_SIDE_LIMIT",

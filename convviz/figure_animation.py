@@ -22,22 +22,8 @@ import plotly.graph_objects as go
 
 from convviz.ops import WindowStep, describe_sum
 
-__all__ = [
-    "animated_figure",
-    "animation_controls",
-    "check_speed",
-    "MAX_SUM_LINE",
-    "MENU_GAP",
-    "moved",
-    "NARROW_SUM",
-    "NARROW_TITLE_LINES",
-    "recoloured",
-    "rounded",
-    "STILL",
-    "SUM_COLOR",
-    "wrap_terms",
-    "written_sum",
-]
+__all__ = ["MAX_SUM_LINE", "MENU_GAP", "NARROW_SUM", "NARROW_TITLE_LINES", "STILL", "SUM_COLOR", "animated_figure",
+           "animation_controls", "check_speed", "moved", "recoloured", "rounded", "wrap_terms", "written_sum"]
 
 SUM_COLOR = "#31333f"
 """The written sum's colour: the page's own text colour (Streamlit's theme greys annotations)."""

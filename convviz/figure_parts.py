@@ -15,38 +15,11 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 
 
-__all__ = [
-    "add_panel",
-    "cell_font_size",
-    "cell_rect",
-    "cell_squares",
-    "cell_text",
-    "DROPPED_FILL",
-    "factor_text",
-    "format_number",
-    "four_panels",
-    "FRAME_COLOR",
-    "frame_trace",
-    "heatmap",
-    "INPUT_SCALE",
-    "map_trace",
-    "on_panel",
-    "padded_input",
-    "padded_title",
-    "padded_traces",
-    "PADDING_COLOR",
-    "panel_axes",
-    "panel_rect",
-    "PENDING_COLOR",
-    "pending_cover",
-    "scale_rgb",
-    "SIGNED_SCALE",
-    "square_layout",
-    "squares_path",
-    "TAP_COLOR",
-    "taps_path",
-    "text_color",
-]
+__all__ = ["DROPPED_FILL", "FRAME_COLOR", "INPUT_SCALE", "PADDING_COLOR", "PENDING_COLOR", "SIGNED_SCALE", "TAP_COLOR",
+           "add_panel", "cell_font_size", "cell_rect", "cell_squares", "cell_text", "factor_text", "format_number",
+           "four_panels", "frame_trace", "heatmap", "map_trace", "on_panel", "padded_input", "padded_title",
+           "padded_traces", "panel_axes", "panel_rect", "pending_cover", "scale_rgb", "square_layout", "squares_path",
+           "taps_path", "text_color"]
 
 TAP_COLOR = "#d62728"
 """Outline of the cells under the kernel taps and of the current output cell."""

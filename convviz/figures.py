@@ -22,15 +22,8 @@ from convviz.figure_parts import (INPUT_SCALE, PADDING_COLOR, SIGNED_SCALE, TAP_
                                   square_layout, taps_path)
 from convviz.ops import WindowStep
 
-__all__ = [
-    "PADDING_COLOR",
-    "TAP_COLOR",
-    "conv_steps_figure",
-    "format_number",
-    "map_grid_figure",
-    "matrix_figure",
-    "stacked_steps_figure",
-]
+__all__ = ["PADDING_COLOR", "TAP_COLOR", "conv_steps_figure", "format_number", "map_grid_figure", "matrix_figure",
+           "stacked_steps_figure"]
 
 
 def matrix_figure(z, title: str = "", signed: bool = False, show_numbers: bool = True,

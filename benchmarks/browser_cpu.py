@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cpu_meter import CpuMeter  # noqa: E402
-from load_test import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, VIEWPORT, open_page, slider_targets,  # noqa: E402
-                       start_training, stop_run, wait_training)
+from app_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, VIEWPORT, chromium_found, open_page,  # noqa: E402
+                       slider_targets, start_training, stop_run, wait_training)
 from tests.e2e.server import StreamlitServer  # noqa: E402
 
 
@@ -94,8 +94,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.watch_s <= 0:
         parser.error(f"--steps must be >= 1 and --watch-s > 0, got {args.steps} and {args.watch_s}")
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"Chromium not found at {CHROMIUM} (set CONVVIZ_E2E_CHROMIUM or `apt-get install chromium`)")
+    if not chromium_found():
         return 2
     server = StreamlitServer(app=args.app)
     try:

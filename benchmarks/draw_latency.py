@@ -25,7 +25,7 @@ paths), pressing Clear between them. Times are taken in the browser: ``performan
 last stroke's ``mouseup`` and the last change, after it, of the current (not stale) "Prediction: d"
 heading before the page's runs ended: the finished drawing's prediction, not a partial drawing's (when
 the last run drew the same heading again, which changes nothing on the page, the end of that run;
-``load_test.WATCH_PREDICTION_JS``). Prints the median, p95 and max per scenario and how many predictions
+``app_pages.WATCH_PREDICTION_JS``). Prints the median, p95 and max per scenario and how many predictions
 were right.
 Target: p95 <= 1000 ms in both.
 """
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
 import time
@@ -45,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cpu_meter import CpuMeter  # noqa: E402
-from load_test import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
-                       WATCH_PREDICTION_JS, draw_digit, new_page, open_page, page_errors, percentile, slider_targets,
-                       start_training, wait_for_run)
+from app_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
+                       WATCH_PREDICTION_JS, chromium_found, draw_digit, new_page, open_page, page_errors, percentile,
+                       slider_targets, start_training, wait_for_run)
 from tests.e2e import strokes  # noqa: E402
 from tests.e2e.server import StreamlitServer, server_log_errors  # noqa: E402
 
@@ -178,8 +177,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.drawings < 1 or args.pages < 0:
         parser.error(f"--drawings must be >= 1 and --pages >= 0, got {args.drawings} and {args.pages}")
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"Chromium not found at {CHROMIUM} (set CONVVIZ_E2E_CHROMIUM or `apt-get install chromium`)")
+    if not chromium_found():
         return 2
     ok = True
     for name in ([args.only] if args.only else ["alone", "busy"]):

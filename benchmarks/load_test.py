@@ -52,20 +52,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
+                       WATCH_PREDICTION_JS, chromium_found, digits_per_second, draw_digit, new_page, open_page,
+                       page_errors, percentile, position_text, progress_text, slider_targets, start_training,
+                       stop_run, wait_for_run, wait_training)
 from cpu_meter import CpuMeter  # noqa: E402
 from tests.e2e import strokes  # noqa: E402
-from tests.e2e.plotly_slider import SLIDER_POINTS_JS  # noqa: E402
 from tests.e2e.server import StreamlitServer, group_pids, server_log_errors  # noqa: E402
 
-CHROMIUM = os.environ.get("CONVVIZ_E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
-VIEWPORT = {"width": 1280, "height": 800}
-ERROR_SELECTORS = ("[data-testid=stException]", "[data-testid=stAlertContentError]")
-TRAIN_EPOCHS = 50
-"""Epochs of each background run: far more than the test lasts, so the runs train throughout."""
-N_POSITIONS, OUT_COLS = 9, 3
-"""The Convolution page's default 5x5 input and 3x3 kernel give a 3x3 map: 9 window positions."""
 STEP_P95_MS, CLASSIFY_P95_MS, RUN_SHARE = 100, 2000, 0.7
 """Targets: step p95, classification p95, and each run's digits/s under load as a share of the lone run's."""
 
@@ -79,53 +73,6 @@ _SUM_SHOWS_JS = """([selector, expected]) => {
     const t = document.querySelector(selector);
     return t && t.textContent.startsWith(expected) ? performance.now() : null;
 }"""
-WATCH_PREDICTION_JS = """() => {
-    if (window.__dl) return;
-    // up: the last mouseup; started: the first script run seen after it; fresh: the last change of the current
-    // (not stale) "Prediction:" heading after that; done: the page's runs have ended with a prediction shown.
-    const d = window.__dl = {up: null, started: null, fresh: null, done: false};
-    const app = document.querySelector('[data-testid=stApp]');
-    const state = () => app.getAttribute('data-test-script-state');
-    const heading = () => {
-        const h = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] h2'))
-            .find(h => h.textContent.startsWith('Prediction:'));
-        return h && h.closest('[data-testid=stElementContainer]');
-    };
-    const current = box => !!box && box.getAttribute('data-stale') !== 'true';
-    document.addEventListener('mouseup', () => {
-        Object.assign(d, {up: performance.now(), started: state() === 'running' ? performance.now() : null,
-                          fresh: null, done: false});
-    }, true);
-    new MutationObserver(records => {
-        if (d.up === null || d.done) return;
-        const now = performance.now();
-        if (state() === 'running' && d.started === null) d.started = now;
-        if (d.started === null) return;
-        const box = heading();
-        const touched = box && records.some(r => box.contains(r.target) ||
-            Array.from(r.addedNodes || []).some(n => n.contains && n.contains(box)));
-        if (touched && current(box)) d.fresh = now;
-        if (state() === 'notRunning') {
-            // a last run that drew the same heading again changes nothing on the page: it is shown by now
-            if (d.fresh === null && current(box)) d.fresh = now;
-            if (d.fresh !== null) d.done = true;
-        }
-    }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true,
-                               attributeFilter: ['data-stale', 'data-test-script-state']});
-}"""
-"""Browser-side timing of one drawing (see the module docstring); read ``window.__dl`` once ``done``."""
-PREDICTION_DONE_JS = ("() => window.__dl.done && [window.__dl.fresh - window.__dl.up, "
-                      "window.__dl.started - window.__dl.up]")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ``values`` by linear interpolation; NaN when empty."""
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = (len(values) - 1) * q / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def _rss(pid: int) -> int:
@@ -187,111 +134,6 @@ class Report:
     def error(self, where: str, what: str) -> None:
         self.errors.append(f"{where}: {what}")
         print(f"  ERROR {where}: {what[:500]}", flush=True)
-
-
-async def new_page(browser, base_url: str, timeout_ms: float):
-    """A page in a fresh browser context (its own Streamlit session), 1280x800."""
-    context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
-    context.set_default_timeout(timeout_ms)
-    return await context.new_page()
-
-
-async def wait_for_run(page, timeout_ms: float) -> None:
-    """Until the app is connected and its script has finished a run."""
-    await page.wait_for_selector("[data-testid=stApp][data-test-connection-state=CONNECTED]", timeout=timeout_ms)
-    await page.wait_for_selector("[data-testid=stApp][data-test-script-state=notRunning]", timeout=timeout_ms)
-
-
-async def open_page(page, path: str, heading: str, timeout_ms: float) -> None:
-    await page.goto(path, timeout=timeout_ms)
-    await page.get_by_role("heading", name=re.compile(re.escape(heading), re.IGNORECASE)).first.wait_for(
-        timeout=timeout_ms)
-    await wait_for_run(page, timeout_ms)
-
-
-async def page_errors(page) -> list[str]:
-    """The text of every exception box / error alert on the page."""
-    found = []
-    for selector in ERROR_SELECTORS:
-        for text in await page.locator(selector).all_inner_texts():
-            found.append(text.strip()[:1000])
-    return found
-
-
-async def start_training(page, timeout_ms: float) -> None:
-    """On the Train page: the bundled sample, TRAIN_EPOCHS epochs, Start training (returns after the click)."""
-    dataset = page.get_by_role("radiogroup", name="Dataset")
-    if await dataset.count():  # the full MNIST is available: pick the bundled sample
-        await dataset.get_by_text("Bundled sample").click()
-        await wait_for_run(page, timeout_ms)
-    epochs = page.locator(".st-key-train_epochs input")
-    await epochs.fill(str(TRAIN_EPOCHS))
-    await epochs.press("Enter")
-    await page.wait_for_function(
-        "(v) => { const i = document.querySelector('.st-key-train_epochs input'); return i && i.value === v; }",
-        arg=str(TRAIN_EPOCHS), timeout=timeout_ms)
-    await wait_for_run(page, timeout_ms)
-    await page.get_by_role("button", name="Start training", exact=True).click()
-
-
-async def progress_text(page) -> str:
-    """The Train page's progress line ("Epoch 3/50 · batch 17/157 · 2,950 digits/s · …", "Queued, position 1…")."""
-    bar = page.locator("[data-testid=stProgress]").first
-    try:
-        return (await bar.inner_text(timeout=2000)).strip() if await bar.count() else ""
-    except Exception:  # redrawn meanwhile
-        return ""
-
-
-def digits_per_second(text: str) -> float | None:
-    """The digits/s of a progress line, or None when it names none (queued, loading, first batch)."""
-    found = re.search(r"batch \d+/\d+ · ([\d,]+) digits/s", text)
-    return float(found.group(1).replace(",", "")) if found else None
-
-
-async def wait_training(page, timeout_ms: float) -> str:
-    """Until the page's progress line shows a training batch; returns the line."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while time.monotonic() < deadline:
-        text = await progress_text(page)
-        if digits_per_second(text) is not None:
-            return text
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"no training batch shown within {timeout_ms / 1000:.0f} s")
-
-
-async def stop_run(page, timeout_ms: float) -> None:
-    await page.get_by_role("button", name="Stop training", exact=True).click()
-    await page.locator("[data-testid=stProgress]").first.filter(has_text=re.compile("Stopped after|Stopped")).wait_for(
-        timeout=timeout_ms)
-
-
-async def draw_digit(page, digit: int) -> None:
-    """Draw ``digit`` on the Draw page's canvas along strokes.py's paths (the async twin of ``draw_on_canvas``)."""
-    canvas = page.locator(strokes.CANVAS_SELECTOR).first
-    await canvas.scroll_into_view_if_needed()
-    bb = await canvas.bounding_box()
-    sx, sy = bb["width"] / strokes.CANVAS_SIZE, bb["height"] / strokes.CANVAS_SIZE
-    await page.mouse.move(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
-    await asyncio.sleep(0.6)  # the canvas's toolbar slides in on the first hover; a press meanwhile is lost
-    for path in strokes.canvas_paths(digit):
-        x, y = path[0]
-        await page.mouse.move(bb["x"] + x * sx, bb["y"] + y * sy)
-        await page.mouse.down()
-        for x, y in path[1:]:
-            await page.mouse.move(bb["x"] + x * sx, bb["y"] + y * sy)
-        await page.mouse.up()
-        await asyncio.sleep(0.3)
-
-
-def position_text(position: int) -> str:
-    """The start of the written sum at 1-based window ``position`` on the default 3x3 map."""
-    return f"Output cell (row {(position - 1) // OUT_COLS + 1}, column {(position - 1) % OUT_COLS + 1})"
-
-
-async def slider_targets(page, key: str = "conv_fig_steps") -> list[tuple[float, float]]:
-    """Page coordinates to click on the figure's slider rail for each window position (above its number)."""
-    return await page.evaluate(SLIDER_POINTS_JS, key)
 
 
 async def learner(browser, base_url: str, index: int, args, report: Report, timeout_ms: float) -> None:
@@ -376,7 +218,96 @@ async def wait_started(page, timeout_ms: float) -> str:
     raise TimeoutError(f"still queued after {timeout_ms / 1000:.0f} s: {text!r}")
 
 
+async def lone_run(trainers: dict, meter: CpuMeter, args, report: Report, timeout_ms: float) -> None:
+    """Phase 1: run A alone; its digits/s read every second for ``args.lone_s`` s (the lone run's figure)."""
+    await start_training(trainers["A"], timeout_ms)
+    await wait_training(trainers["A"], timeout_ms)
+    await asyncio.sleep(5)  # past the first batches' warm-up
+    mark = meter.snapshot()
+    end = time.monotonic() + args.lone_s
+    while time.monotonic() < end:
+        rate = digits_per_second(await progress_text(trainers["A"]))
+        if rate is not None:
+            report.lone_dps.append(rate)
+        await asyncio.sleep(1)
+    report.cpu["the lone run"] = meter.describe(mark)
+    print(f"run A alone: median {statistics.median(report.lone_dps):,.0f} digits/s "
+          f"({len(report.lone_dps)} readings)", flush=True)
+
+
+async def queue_up(trainers: dict, report: Report, timeout_ms: float) -> None:
+    """Phase 2: run B starts; C and D must say "Queued, position 1" and "Queued, position 2", with a Stop button."""
+    await start_training(trainers["B"], timeout_ms)
+    await wait_training(trainers["B"], timeout_ms)
+    for name, place in (("C", 1), ("D", 2)):
+        await start_training(trainers[name], timeout_ms)
+        queued = trainers[name].locator("[data-testid=stProgress]").first.filter(
+            has_text=f"Queued, position {place}")
+        try:
+            await queued.wait_for(timeout=timeout_ms)
+            report.queue[f"{name} asked"] = (await queued.inner_text()).strip()
+            stop = trainers[name].get_by_role("button", name="Stop training", exact=True)
+            report.queue_ok[f"{name} queued at position {place}"] = await stop.count() == 1
+        except Exception as exc:
+            report.queue_ok[f"{name} queued at position {place}"] = False
+            report.error(f"training page {name}", f"not queued at position {place}: {type(exc).__name__}")
+    print(f"queued: {report.queue}", flush=True)
+
+
+async def the_class(browser, base_url: str, trainers: dict, meter: CpuMeter, args, report: Report,
+                    timeout_ms: float) -> None:
+    """Phase 3: ``args.pages`` learners step and draw while runs A and B train (their digits/s read every 2 s)."""
+    stop_watch = asyncio.Event()
+    watcher = asyncio.create_task(watch_rates({"A": trainers["A"], "B": trainers["B"]}, report, stop_watch))
+    t0 = report.t0 = time.perf_counter()
+    mark = meter.snapshot()
+    await asyncio.gather(*(learner(browser, base_url, i, args, report, timeout_ms) for i in range(args.pages)))
+    report.learners_s = time.perf_counter() - t0
+    report.cpu["the class"] = meter.describe(mark)
+    meter.stop()
+    stop_watch.set()
+    await watcher
+    print(f"{args.pages} learners done in {report.learners_s:.1f} s", flush=True)
+
+
+async def started_after(page, name: str, freed_by: str, report: Report, timeout_ms: float) -> bool:
+    """Whether queued run ``name`` started (within ``timeout_ms``) once run ``freed_by`` stopped; kept in the report."""
+    check = f"{name} started when {freed_by}'s worker freed"
+    try:
+        report.queue[f"{name} after {freed_by} stopped"] = await wait_started(page, timeout_ms)
+    except Exception as exc:
+        report.queue_ok[check] = False
+        report.error(f"training page {name}", f"{type(exc).__name__}: {exc}")
+        return False
+    report.queue_ok[check] = True
+    return True
+
+
+async def queue_moves(trainers: dict, report: Report, timeout_ms: float) -> None:
+    """Phase 4: A and B trained throughout; stopping A starts C (D moves to position 1), stopping B starts D."""
+    for name in "AB":
+        text = await progress_text(trainers[name])
+        if digits_per_second(text) is not None:
+            report.training_throughout += 1
+        else:
+            report.error(f"training page {name}", f"not training any more: {text!r}")
+    await stop_run(trainers["A"], timeout_ms)
+    if await started_after(trainers["C"], "C", "A", report, timeout_ms):
+        d_text = await progress_text(trainers["D"])
+        report.queue["D after A stopped"] = d_text
+        report.queue_ok["D moved to position 1"] = d_text.startswith("Queued, position 1")
+    await stop_run(trainers["B"], timeout_ms)
+    await started_after(trainers["D"], "D", "B", report, timeout_ms)
+    for name in "CD":
+        if await trainers[name].get_by_role("button", name="Stop training", exact=True).count():
+            await stop_run(trainers[name], timeout_ms)
+    for name, page in trainers.items():
+        for err in await page_errors(page):
+            report.error(f"training page {name}", err)
+
+
 async def scenario(server: StreamlitServer, args, report: Report) -> None:
+    """The four phases of the module docstring, in one browser."""
     from playwright.async_api import async_playwright
 
     timeout_ms = args.action_timeout_s * 1000
@@ -384,123 +315,58 @@ async def scenario(server: StreamlitServer, args, report: Report) -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            # -- 1. run A alone: the lone run's digits/s
             trainers = {}
             for name in "ABCD":
                 trainers[name] = await new_page(browser, base_url, timeout_ms)
                 await open_page(trainers[name], "/Train", "Train", timeout_ms)
-            await start_training(trainers["A"], timeout_ms)
-            await wait_training(trainers["A"], timeout_ms)
-            await asyncio.sleep(5)  # past the first batches' warm-up
             meter = CpuMeter(server.proc.pid).start()
-            mark = meter.snapshot()
-            end = time.monotonic() + args.lone_s
-            while time.monotonic() < end:
-                rate = digits_per_second(await progress_text(trainers["A"]))
-                if rate is not None:
-                    report.lone_dps.append(rate)
-                await asyncio.sleep(1)
-            report.cpu["the lone run"] = meter.describe(mark)
-            print(f"run A alone: median {statistics.median(report.lone_dps):,.0f} digits/s "
-                  f"({len(report.lone_dps)} readings)", flush=True)
-
-            # -- 2. run B; C and D must queue, in order
-            await start_training(trainers["B"], timeout_ms)
-            await wait_training(trainers["B"], timeout_ms)
-            for name, place in (("C", 1), ("D", 2)):
-                await start_training(trainers[name], timeout_ms)
-                queued = trainers[name].locator("[data-testid=stProgress]").first.filter(
-                    has_text=f"Queued, position {place}")
-                try:
-                    await queued.wait_for(timeout=timeout_ms)
-                    report.queue[f"{name} asked"] = (await queued.inner_text()).strip()
-                    stop = trainers[name].get_by_role("button", name="Stop training", exact=True)
-                    report.queue_ok[f"{name} queued at position {place}"] = await stop.count() == 1
-                except Exception as exc:
-                    report.queue_ok[f"{name} queued at position {place}"] = False
-                    report.error(f"training page {name}", f"not queued at position {place}: {type(exc).__name__}")
-            print(f"queued: {report.queue}", flush=True)
-
-            # -- 3. the class, while A and B train
-            stop_watch = asyncio.Event()
-            watcher = asyncio.create_task(watch_rates({"A": trainers["A"], "B": trainers["B"]}, report, stop_watch))
-            t0 = report.t0 = time.perf_counter()
-            mark = meter.snapshot()
-            await asyncio.gather(*(learner(browser, base_url, i, args, report, timeout_ms) for i in range(args.pages)))
-            report.learners_s = time.perf_counter() - t0
-            report.cpu["the class"] = meter.describe(mark)
-            meter.stop()
-            stop_watch.set()
-            await watcher
-            print(f"{args.pages} learners done in {report.learners_s:.1f} s", flush=True)
-
-            # -- 4. A and B trained throughout; stopping them starts C, then D
-            for name in "AB":
-                text = await progress_text(trainers[name])
-                if digits_per_second(text) is not None:
-                    report.training_throughout += 1
-                else:
-                    report.error(f"training page {name}", f"not training any more: {text!r}")
-            await stop_run(trainers["A"], timeout_ms)
-            try:
-                report.queue["C after A stopped"] = await wait_started(trainers["C"], timeout_ms)
-                report.queue_ok["C started when A's worker freed"] = True
-                d_text = await progress_text(trainers["D"])
-                report.queue["D after A stopped"] = d_text
-                report.queue_ok["D moved to position 1"] = d_text.startswith("Queued, position 1")
-            except Exception as exc:
-                report.queue_ok["C started when A's worker freed"] = False
-                report.error("training page C", f"{type(exc).__name__}: {exc}")
-            await stop_run(trainers["B"], timeout_ms)
-            try:
-                report.queue["D after B stopped"] = await wait_started(trainers["D"], timeout_ms)
-                report.queue_ok["D started when B's worker freed"] = True
-            except Exception as exc:
-                report.queue_ok["D started when B's worker freed"] = False
-                report.error("training page D", f"{type(exc).__name__}: {exc}")
-            for name in "CD":
-                if await trainers[name].get_by_role("button", name="Stop training", exact=True).count():
-                    await stop_run(trainers[name], timeout_ms)
-            for name, page in trainers.items():
-                for err in await page_errors(page):
-                    report.error(f"training page {name}", err)
+            await lone_run(trainers, meter, args, report, timeout_ms)
+            await queue_up(trainers, report, timeout_ms)
+            await the_class(browser, base_url, trainers, meter, args, report, timeout_ms)
+            await queue_moves(trainers, report, timeout_ms)
         finally:
             await browser.close()
 
 
-def main(argv=None) -> int:
+OPTIONS = (
+    ("--pages", int, 16, "learner pages at once (default 16)"),
+    ("--steps", int, 20, "slider steps per page (default 20)"),
+    ("--think-s", float, 1.0, "a learner's pause between two steps, seconds, x0.5-1.5 at random (default 1)"),
+    ("--ramp-s", float, 60, "the pages arrive over this many seconds, page i after i/pages of it (default 60)"),
+    ("--lone-s", float, 30, "seconds the lone run's digits/s is read (default 30)"),
+    ("--timeout-s", float, 1200, "the whole run stops after this (default 1200)"),
+    ("--action-timeout-s", float, 180, "longest wait for one page action (default 180)"),
+)
+"""The command line: flag, type, default, help."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """The command line (:data:`OPTIONS`), checked: counts >= 1, durations > 0 (argparse's error otherwise)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=int, default=16, help="learner pages at once (default 16)")
-    parser.add_argument("--steps", type=int, default=20, help="slider steps per page (default 20)")
-    parser.add_argument("--think-s", type=float, default=1.0,
-                        help="a learner's pause between two steps, seconds, x0.5-1.5 at random (default 1)")
-    parser.add_argument("--ramp-s", type=float, default=60,
-                        help="the pages arrive over this many seconds, page i after i/pages of it (default 60)")
-    parser.add_argument("--lone-s", type=float, default=30, help="seconds the lone run's digits/s is read (default 30)")
-    parser.add_argument("--timeout-s", type=float, default=1200, help="the whole run stops after this (default 1200)")
-    parser.add_argument("--action-timeout-s", type=float, default=180,
-                        help="longest wait for one page action (default 180)")
+    for flag, kind, default, text in OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=text)
     args = parser.parse_args(argv)
     if args.pages < 1 or args.steps < 1 or args.think_s < 0 or args.ramp_s < 0 or args.lone_s <= 0 \
             or args.timeout_s <= 0 or args.action_timeout_s <= 0:
         parser.error(f"--pages and --steps must be >= 1, --think-s >= 0 and the durations > 0, got pages={args.pages}, "
                      f"steps={args.steps}, think_s={args.think_s}, lone_s={args.lone_s}, timeout_s={args.timeout_s}, "
                      f"action_timeout_s={args.action_timeout_s}")
-    if not os.access(CHROMIUM, os.X_OK):
-        print(f"Chromium not found at {CHROMIUM} (set CONVVIZ_E2E_CHROMIUM or `apt-get install chromium`)")
-        return 2
+    return args
 
-    report = Report()
-    server = StreamlitServer()
-    sampler = MemorySampler(server)
-    started = time.perf_counter()
+
+def run_load_test(args, report: Report, server: StreamlitServer, sampler: MemorySampler) -> bool | None:
+    """Start the server, run :func:`scenario` within ``args.timeout_s``, read the server log; always clean up.
+
+    Returns:
+        Whether it timed out, or None when the server did not start.
+    """
     timed_out = False
     try:
         try:
             server.start(timeout=120)
         except RuntimeError as exc:
             print(f"the server did not start: {exc}")
-            return 2
+            return None
         sampler.start()
         print(f"server on {server.url}", flush=True)
         log_start = server.log_size()
@@ -516,8 +382,11 @@ def main(argv=None) -> int:
             report.error("server log", tb.strip().splitlines()[-1])
     finally:
         server.cleanup()
-    elapsed = time.perf_counter() - started
+    return timed_out
 
+
+def print_summary(args, report: Report, sampler: MemorySampler, elapsed: float, timed_out: bool) -> dict[str, bool]:
+    """Print the figures and each target's PASS / FAIL; returns ``{target: met}``."""
     expected_steps = args.pages * args.steps
     correct = sum(1 for d, p in report.predictions if d == p)
     lone = statistics.median(report.lone_dps) if report.lone_dps else float("nan")
@@ -562,6 +431,21 @@ def main(argv=None) -> int:
         print(f"  error: {e[:300]}")
     for what, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {what}")
+    return checks
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not chromium_found():
+        return 2
+    report = Report()
+    server = StreamlitServer()
+    sampler = MemorySampler(server)
+    started = time.perf_counter()
+    timed_out = run_load_test(args, report, server, sampler)
+    if timed_out is None:
+        return 2
+    checks = print_summary(args, report, sampler, time.perf_counter() - started, timed_out)
     if timed_out:
         return 2
     return 0 if all(checks.values()) else 1

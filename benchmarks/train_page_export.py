@@ -47,6 +47,74 @@ def _file_costs(export) -> str:
             "(the page caches it by the weights' content: a repeated click costs nothing)")
 
 
+def _save_runs(folder: Path, learner: str, count: int) -> list[str]:
+    """``count`` small finished runs of the "fast" preset in ``learner``'s runs folder; their ids."""
+    from convviz.jobs import SAMPLE_LABEL
+    from convviz.model import ScratchCNN, make_spec
+    from convviz.runs import RunStore
+
+    store = RunStore(folder / learner)
+    ids = []
+    for index in range(count):
+        model = ScratchCNN(make_spec("fast", filters=(8, 16)), seed=index)
+        history = {"batch_loss": [2.3, 2.0], "batch_accuracy": [0.1, 0.3], "epoch_test_loss": [1.0],
+                   "epoch_test_accuracy": [0.7], "epoch": 1, "batch": 2, "batches_per_epoch": 2, "epochs": 1,
+                   "samples_per_second": 100.0, "elapsed_s": 1.0, "eta_s": 0.0, "status": "finished", "error": None}
+        run_id = store.new_run_id("fast")
+        store.save(run_id, model, preset="fast", dataset=SAMPLE_LABEL, config={"epochs": 1}, history=history,
+                   name=f"Run {index + 1}")
+        ids.append(run_id)
+    return ids
+
+
+def _time_downloads(spent: list[float]) -> bool:
+    """Wrap ``convviz.ui.export.downloads`` so each call's seconds go to ``spent``; False for a tree without it."""
+    try:
+        import convviz.ui.export as export_ui
+    except ImportError:
+        return False
+    drawn = export_ui.downloads
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return drawn(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    export_ui.downloads = timed  # the page calls it through the module
+    return True
+
+
+def _measure_page(root: Path, learner: str, ids: list[str], repeats: int, spent: list[float]) -> dict:
+    """The Train page in AppTest: its first render, ``repeats`` warm reruns and showing each other saved run, seconds
+    (``spent``: the downloads sections' share of each)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(root / "app_pages" / "3_Train.py"), default_timeout=300)
+    at.query_params["learner"] = learner
+    start = time.perf_counter()
+    at.run()
+    cold = time.perf_counter() - start
+    assert not at.exception, at.exception
+    cold_spent, warm_spent = sum(spent), []
+    warm = []
+    for _ in range(repeats):
+        spent.clear()
+        start = time.perf_counter()
+        at.run()
+        warm.append(time.perf_counter() - start)
+        warm_spent.append(sum(spent))
+    switch = []
+    for run_id in sorted(ids)[:-1]:  # the list shows the newest id first
+        at.selectbox(key="runs_choice").set_value(run_id)
+        start = time.perf_counter()
+        at.run()
+        switch.append(time.perf_counter() - start)
+    return {"cold": cold, "warm": warm, "switch": switch, "cold_spent": cold_spent, "warm_spent": warm_spent,
+            "buttons": len(at.get("download_button"))}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="the checkout to measure")
@@ -59,25 +127,8 @@ def main(argv=None) -> int:
     os.environ["CONVVIZ_RUNS_DIR"] = str(folder)
     os.environ.setdefault("CONVVIZ_MNIST", "/nonexistent.npz")  # no download attempt
 
-    from streamlit.testing.v1 import AppTest
-
-    from convviz.jobs import SAMPLE_LABEL
-    from convviz.model import ScratchCNN, make_spec
-    from convviz.runs import RunStore
-
     learner = "learner0bench1"
-    store = RunStore(folder / learner)
-    ids = []
-    for index in range(args.runs):
-        model = ScratchCNN(make_spec("fast", filters=(8, 16)), seed=index)
-        history = {"batch_loss": [2.3, 2.0], "batch_accuracy": [0.1, 0.3], "epoch_test_loss": [1.0],
-                   "epoch_test_accuracy": [0.7], "epoch": 1, "batch": 2, "batches_per_epoch": 2, "epochs": 1,
-                   "samples_per_second": 100.0, "elapsed_s": 1.0, "eta_s": 0.0, "status": "finished", "error": None}
-        run_id = store.new_run_id("fast")
-        store.save(run_id, model, preset="fast", dataset=SAMPLE_LABEL, config={"epochs": 1}, history=history,
-                   name=f"Run {index + 1}")
-        ids.append(run_id)
-
+    ids = _save_runs(folder, learner, args.runs)
     files_line = None
     try:  # first, before the page starts its Dask cluster (its workers import TensorFlow and take the CPU)
         from convviz import export
@@ -85,53 +136,18 @@ def main(argv=None) -> int:
         files_line = _file_costs(export)
     except ImportError:  # a checkout from before the downloads
         pass
-    spent, measured = [], False  # seconds in the downloads sections, per call (a tree that has them)
-    try:
-        import convviz.ui.export as export_ui
-
-        drawn = export_ui.downloads
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return drawn(*args, **kwargs)
-            finally:
-                spent.append(time.perf_counter() - start)
-
-        export_ui.downloads = timed  # the page calls it through the module
-        measured = True
-    except ImportError:
-        pass
-
-    at = AppTest.from_file(str(root / "app_pages" / "3_Train.py"), default_timeout=300)
-    at.query_params["learner"] = learner
-    start = time.perf_counter()
-    at.run()
-    cold = time.perf_counter() - start
-    assert not at.exception, at.exception
-    cold_spent, warm_spent = sum(spent), []
-    warm = []
-    for _ in range(args.repeats):
-        spent.clear()
-        start = time.perf_counter()
-        at.run()
-        warm.append(time.perf_counter() - start)
-        warm_spent.append(sum(spent))
-    switch = []
-    for run_id in sorted(ids)[:-1]:  # the list shows the newest id first
-        at.selectbox(key="runs_choice").set_value(run_id)
-        start = time.perf_counter()
-        at.run()
-        switch.append(time.perf_counter() - start)
-    buttons = len(at.get("download_button"))
+    spent = []  # seconds in the downloads sections, per call (a tree that has them)
+    measured = _time_downloads(spent)
+    m = _measure_page(root, learner, ids, args.repeats, spent)
+    warm, switch = m["warm"], m["switch"]
     print(f"tree: {root}")
-    print(f"Train page, {args.runs} saved runs: first render {cold:.2f} s; warm rerun median "
+    print(f"Train page, {args.runs} saved runs: first render {m['cold']:.2f} s; warm rerun median "
           f"{statistics.median(warm) * 1000:.0f} ms (min {min(warm) * 1000:.0f}, max {max(warm) * 1000:.0f}); "
           f"showing another run (first time) median {statistics.median(switch) * 1000:.0f} ms; "
-          f"{buttons} download buttons")
+          f"{m['buttons']} download buttons")
     if measured:
-        print(f"of which the two downloads sections: first render {cold_spent * 1000:.0f} ms (each model file read "
-              f"once), warm rerun median {statistics.median(warm_spent) * 1000:.0f} ms")
+        print(f"of which the two downloads sections: first render {m['cold_spent'] * 1000:.0f} ms (each model file "
+              f"read once), warm rerun median {statistics.median(m['warm_spent']) * 1000:.0f} ms")
     if files_line:
         print(files_line)
     return 0

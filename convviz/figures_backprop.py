@@ -1,6 +1,6 @@
 """Plotly figure builders for the Backpropagation page (no Streamlit).
 
-The step-throughs use the Convolution page's machinery (:mod:`convviz.figures`): one figure, one
+The step-throughs use the Convolution page's machinery (:mod:`convviz.figure_animation`): one figure, one
 animation frame per window position, plotly.js's slider and Play / Pause / Reset, so stepping never asks
 the server. They draw the records of :mod:`convviz.backprop`; nothing is computed here but layout.
 """
@@ -11,9 +11,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from convviz.backprop import ConvBackward, PoolBackward, ReluBackward
-from convviz.figures import (_DROPPED_FILL, NARROW_TITLE_LINES, _animated, _factor_text, _four_panels, _frame_trace,
-                             _map_trace, _padded_traces, _panel, _pending_cover, _rect, _round, _taps_path,
-                             conv_steps_figure, format_number, squares_path, wrap_terms)
+from convviz.figure_animation import NARROW_TITLE_LINES, animated_figure, check_speed, rounded, wrap_terms
+from convviz.figure_parts import (DROPPED_FILL, add_panel, factor_text, format_number, four_panels, frame_trace,
+                                  map_trace, padded_input, padded_title, padded_traces, panel_rect, pending_cover,
+                                  squares_path, taps_path)
+from convviz.figures import conv_steps_figure
 
 __all__ = [
     "FOLLOW_COLOR",
@@ -35,26 +37,16 @@ _MAX_TERMS = 9
 def _check(back: ConvBackward, steps_per_second: float) -> None:
     if back.x.ndim != 2:
         raise ValueError(f"the backprop figures draw a 2-D convolution; got an input of shape {back.x.shape}")
-    if not steps_per_second > 0:
-        raise ValueError(f"steps_per_second must be > 0, got steps_per_second={steps_per_second!r}")
+    check_speed(steps_per_second)
 
 
 def _padded_input(back: ConvBackward) -> tuple[np.ndarray, np.ndarray]:
     """The padded input and its padding mask, ``(ph, pw)`` each."""
-    (top, bottom), (left, right) = back.pads
-    h, w = back.x.shape
-    padded = np.zeros((h + top + bottom, w + left + right))
-    padded[top:top + h, left:left + w] = back.x
-    filler = np.ones(padded.shape, dtype=bool)
-    filler[top:top + h, left:left + w] = False
-    return padded, filler
+    return padded_input(back.x, back.pads)
 
 
 def _input_title(back: ConvBackward) -> str:
-    (top, bottom), (left, right) = back.pads
-    h, w = back.x.shape
-    padded = (h + top + bottom, w + left + right)
-    return f"Input {h}×{w}" + (f", padded to {padded[0]}×{padded[1]}" if padded != (h, w) else "")
+    return padded_title(back.x.shape, _padded_input(back)[0].shape)
 
 
 def kernel_grad_figure(back: ConvBackward, show_numbers: bool = True, steps_per_second: float = 2.0,
@@ -90,48 +82,48 @@ def kernel_grad_figure(back: ConvBackward, show_numbers: bool = True, steps_per_
     steps = back.kernel_steps
     grid = max(ph, pw) > 9 or max(h_out, w_out) > 9
     if grid:
-        panels, height = _four_panels(True)
+        panels, height = four_panels(True)
         panels = [panels[0], panels[3], panels[1], panels[2]]
     else:
         panels, height = [((0.0, 0.3), (0.0, 0.86)), ((0.35, 0.55), (0.0, 0.86)), ((0.61, 0.77), (0.0, 0.86)),
                           ((0.84, 1.0), (0.0, 0.86))], 340
     layout: dict = {}
-    ref_in = _panel(layout, 1, *panels[0], ph, pw, _input_title(back))
-    ref_g = _panel(layout, 2, *panels[1], h_out, w_out, f"grad_output = dL/dy {h_out}×{w_out}")
-    ref_c = _panel(layout, 3, *panels[2], kh, kw, "grad · patch")
-    ref_k = _panel(layout, 4, *panels[3], kh, kw, "dK so far")
+    ref_in = add_panel(layout, 1, *panels[0], ph, pw, _input_title(back))
+    ref_g = add_panel(layout, 2, *panels[1], h_out, w_out, f"grad_output = dL/dy {h_out}×{w_out}")
+    ref_c = add_panel(layout, 3, *panels[2], kh, kw, "grad · patch")
+    ref_k = add_panel(layout, 4, *panels[3], kh, kw, "dK so far")
 
-    traces = _padded_traces(padded, filler, ref_in, show_numbers)
-    traces.append(_map_trace(back.grad_output, ref_g, signed=True,
-                             hovertemplate="grad_output %{z:.4g}<extra></extra>"))
+    traces = padded_traces(padded, filler, ref_in, show_numbers)
+    traces.append(map_trace(back.grad_output, ref_g, signed=True,
+                            hovertemplate="grad_output %{z:.4g}<extra></extra>"))
     cbound = max(float(np.abs(s.contribution).max()) for s in steps) or 1.0
     kbound = max(float(np.abs(s.total).max()) for s in steps) or 1.0
-    traces.append(_frame_trace(steps[0].contribution, cbound, ref_c, "grad · input %{z:.4g}<extra></extra>"))
-    traces.append(_frame_trace(steps[0].total, kbound, ref_k, "dK so far %{z:.4g}<extra></extra>"))
+    traces.append(frame_trace(steps[0].contribution, cbound, ref_c, "grad · input %{z:.4g}<extra></extra>"))
+    traces.append(frame_trace(steps[0].total, kbound, ref_k, "dK so far %{z:.4g}<extra></extra>"))
 
     def moving(step) -> list[dict]:
         win = step.window
         i, j = win.out_index
-        return [_rect(ref_in, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=1.5, dash="dash"),
-                _taps_path(ref_in, win.rows, win.cols),
-                _rect(ref_in, win.rows[a], win.cols[b], win.rows[a], win.cols[b], color=FOLLOW_COLOR, width=3),
-                _rect(ref_g, i, j, i, j, width=4),
-                _rect(ref_k, a, b, a, b, color=FOLLOW_COLOR, width=3)]
+        return [panel_rect(ref_in, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=1.5, dash="dash"),
+                taps_path(ref_in, win.rows, win.cols),
+                panel_rect(ref_in, win.rows[a], win.cols[b], win.rows[a], win.cols[b], color=FOLLOW_COLOR, width=3),
+                panel_rect(ref_g, i, j, i, j, width=4),
+                panel_rect(ref_k, a, b, a, b, color=FOLLOW_COLOR, width=3)]
 
     titles, terms = [], []
     for step in steps:
         i, j = step.window.out_index
-        terms.append(f"{format_number(step.grad)}·{_factor_text(step.window.patch[a, b])}")
+        terms.append(f"{format_number(step.grad)}·{factor_text(step.window.patch[a, b])}")
         head = f"Weight (row {a + 1}, column {b + 1}): dK = "
         shown = terms if len(terms) <= _MAX_TERMS else [f"… {len(terms) - _MAX_TERMS} earlier terms"] + terms[
             -_MAX_TERMS:]
         titles.append(f"<b>Window (row {i + 1}, column {j + 1})</b>: dK += grad_output (row {i + 1}, column {j + 1})"
                       f" · patch = {format_number(step.grad)} · patch<br>{head}"
                       + wrap_terms(shown, first=len(head)) + f" = <b>{format_number(step.total[a, b])}</b>")
-    data = [[{"type": "heatmap", "z": _round(s.contribution)}, {"type": "heatmap", "z": _round(s.total)}]
+    data = [[{"type": "heatmap", "z": rounded(s.contribution)}, {"type": "heatmap", "z": rounded(s.total)}]
             for s in steps]
-    return _animated(traces, layout, [str(k + 1) for k in range(len(steps))], titles, [moving(s) for s in steps],
-                     height, steps_per_second, frame_traces=(3, 4), frame_data=data)
+    return animated_figure(traces, layout, [str(k + 1) for k in range(len(steps))], titles, [moving(s) for s in steps],
+                           height, steps_per_second, frame_traces=(3, 4), frame_data=data)
 
 
 def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_second: float = 2.0) -> go.Figure:
@@ -161,12 +153,13 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
     h, w = back.x.shape
     h_out, w_out = back.grad_output.shape
     steps = back.scatter_steps
-    panels, height = _four_panels(True, narrow=True)
+    panels, height = four_panels(True, narrow=True)
     layout: dict = {}
-    ref_g = _panel(layout, 1, *panels[0], h_out, w_out, f"grad_output {h_out}×{w_out}")
-    ref_k = _panel(layout, 2, *panels[1], kh, kw, "Kernel")
-    ref_c = _panel(layout, 3, *panels[2], kh, kw, "grad · kernel")
-    ref_x = _panel(layout, 4, *panels[3], ph, pw, f"dX so far, {h}×{w}" + (" (beige: padding)" if filler.any() else ""))
+    ref_g = add_panel(layout, 1, *panels[0], h_out, w_out, f"grad_output {h_out}×{w_out}")
+    ref_k = add_panel(layout, 2, *panels[1], kh, kw, "Kernel")
+    ref_c = add_panel(layout, 3, *panels[2], kh, kw, "grad · kernel")
+    ref_x = add_panel(layout, 4, *panels[3], ph, pw,
+                      f"dX so far, {h}×{w}" + (" (beige: padding)" if filler.any() else ""))
 
     def on_grid(total: np.ndarray) -> np.ndarray:
         z = np.full((ph, pw), np.nan)
@@ -176,12 +169,12 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
     xbound = max(float(np.abs(s.total).max()) for s in steps) or 1.0
     cbound = max(float(np.abs(s.contribution).max()) for s in steps) or 1.0
     traces = [
-        _map_trace(back.grad_output, ref_g, signed=True, hovertemplate="grad_output %{z:.4g}<extra></extra>"),
-        _map_trace(back.kernel, ref_k, signed=True, hovertemplate="weight %{z:.4g}<extra></extra>"),
-        _padded_traces(np.zeros((ph, pw)), filler, ref_x, False,
-                       "padding: a share landing here is dropped<extra></extra>")[0],
-        _frame_trace(on_grid(steps[0].total), xbound, ref_x, "dX so far %{z:.4g}<extra></extra>"),
-        _frame_trace(steps[0].contribution, cbound, ref_c, "grad · weight %{z:.4g}<extra></extra>"),
+        map_trace(back.grad_output, ref_g, signed=True, hovertemplate="grad_output %{z:.4g}<extra></extra>"),
+        map_trace(back.kernel, ref_k, signed=True, hovertemplate="weight %{z:.4g}<extra></extra>"),
+        padded_traces(np.zeros((ph, pw)), filler, ref_x, False,
+                      "padding: a share landing here is dropped<extra></extra>")[0],
+        frame_trace(on_grid(steps[0].total), xbound, ref_x, "dX so far %{z:.4g}<extra></extra>"),
+        frame_trace(steps[0].contribution, cbound, ref_c, "grad · weight %{z:.4g}<extra></extra>"),
     ]
     if not show_numbers:
         traces[3].update(texttemplate="")
@@ -191,10 +184,10 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
         i, j = win.out_index
         dropped = squares_path(zip(*np.nonzero(win.on_padding)))
         cover = {"type": "path", "xref": ref_c[0], "yref": ref_c[1], "path": dropped or "M0,0", "layer": "above",
-                 "line": {"width": 0}, "fillcolor": _DROPPED_FILL, "visible": bool(dropped)}
-        return [_rect(ref_g, i, j, i, j, width=4),
-                _rect(ref_x, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=1.5, dash="dash"),
-                _taps_path(ref_x, win.rows, win.cols), cover]
+                 "line": {"width": 0}, "fillcolor": DROPPED_FILL, "visible": bool(dropped)}
+        return [panel_rect(ref_g, i, j, i, j, width=4),
+                panel_rect(ref_x, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=1.5, dash="dash"),
+                taps_path(ref_x, win.rows, win.cols), cover]
 
     titles = []
     for step in steps:
@@ -203,10 +196,11 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
         where = (f"{n_drop} of {kh * kw} on padding, dropped" if n_drop else "every tap on the input")
         titles.append(f"<b>Output cell (row {i + 1}, column {j + 1})</b> sends {format_number(step.grad)} back:"
                       f"<br>dX += {format_number(step.grad)} · kernel on its window<br>({where})")
-    data = [[{"type": "heatmap", "z": _round(on_grid(s.total))}, {"type": "heatmap", "z": _round(s.contribution)}]
+    data = [[{"type": "heatmap", "z": rounded(on_grid(s.total))}, {"type": "heatmap", "z": rounded(s.contribution)}]
             for s in steps]
-    return _animated(traces, layout, [str(k + 1) for k in range(len(steps))], titles, [moving(s) for s in steps],
-                     height, steps_per_second, frame_traces=(3, 4), frame_data=data, title_lines=NARROW_TITLE_LINES)
+    return animated_figure(traces, layout, [str(k + 1) for k in range(len(steps))], titles, [moving(s) for s in steps],
+                           height, steps_per_second, frame_traces=(3, 4), frame_data=data,
+                           title_lines=NARROW_TITLE_LINES)
 
 
 def gather_figure(back: ConvBackward, show_numbers: bool = True, steps_per_second: float = 2.0) -> go.Figure:
@@ -254,27 +248,26 @@ def pool_backward_figure(pool: PoolBackward, steps_per_second: float = 1.0) -> g
     Raises:
         ValueError: a speed that is not > 0.
     """
-    if not steps_per_second > 0:
-        raise ValueError(f"steps_per_second must be > 0, got steps_per_second={steps_per_second!r}")
+    check_speed(steps_per_second)
     h, w = pool.x.shape
     h_out, w_out = pool.output.shape
     p = len(pool.windows[0].rows)
     layout: dict = {}
-    ref_x = _panel(layout, 1, (0.0, 0.3), (0.0, 0.86), h, w, f"Pooling's input {h}×{w} (the ReLU output)")
-    ref_y = _panel(layout, 2, (0.36, 0.5), (0.0, 0.86), h_out, w_out, f"Max pooled {h_out}×{w_out}")
-    ref_g = _panel(layout, 3, (0.56, 0.7), (0.0, 0.86), h_out, w_out, "Its gradient")
-    ref_dx = _panel(layout, 4, (0.76, 1.0), (0.0, 0.86), h, w, "Gradient routed back")
-    traces = [_map_trace(pool.x, ref_x), _map_trace(pool.output, ref_y),
-              _map_trace(pool.grad_output, ref_g, signed=True), _map_trace(pool.grad_input, ref_dx, signed=True)]
+    ref_x = add_panel(layout, 1, (0.0, 0.3), (0.0, 0.86), h, w, f"Pooling's input {h}×{w} (the ReLU output)")
+    ref_y = add_panel(layout, 2, (0.36, 0.5), (0.0, 0.86), h_out, w_out, f"Max pooled {h_out}×{w_out}")
+    ref_g = add_panel(layout, 3, (0.56, 0.7), (0.0, 0.86), h_out, w_out, "Its gradient")
+    ref_dx = add_panel(layout, 4, (0.76, 1.0), (0.0, 0.86), h, w, "Gradient routed back")
+    traces = [map_trace(pool.x, ref_x), map_trace(pool.output, ref_y),
+              map_trace(pool.grad_output, ref_g, signed=True), map_trace(pool.grad_input, ref_dx, signed=True)]
 
     def moving(win) -> list[dict]:
         i, j = win.out_index
         r, c = win.rows[win.argmax[0]], win.cols[win.argmax[1]]
-        return [_rect(ref_x, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=4),
-                _rect(ref_x, r, c, r, c, color=FOLLOW_COLOR, width=3),
-                _rect(ref_y, i, j, i, j, width=4), _rect(ref_g, i, j, i, j, width=4),
-                _rect(ref_dx, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=4),
-                *_pending_cover(ref_dx, i, j, h_out, w_out, block=p)]
+        return [panel_rect(ref_x, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=4),
+                panel_rect(ref_x, r, c, r, c, color=FOLLOW_COLOR, width=3),
+                panel_rect(ref_y, i, j, i, j, width=4), panel_rect(ref_g, i, j, i, j, width=4),
+                panel_rect(ref_dx, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=4),
+                *pending_cover(ref_dx, i, j, h_out, w_out, block=p)]
 
     titles = []
     for win in pool.windows:
@@ -284,8 +277,8 @@ def pool_backward_figure(pool: PoolBackward, steps_per_second: float = 1.0) -> g
         titles.append(f"<b>Window (row {i + 1}, column {j + 1})</b>: max {format_number(win.value)} at (row {r + 1}, "
                       f"column {c + 1}){tie}<br>→ it gets the whole gradient {format_number(win.grad)}; "
                       f"the other {p * p - 1} cells get 0")
-    return _animated(traces, layout, [str(k + 1) for k in range(len(pool.windows))], titles,
-                     [moving(win) for win in pool.windows], 300, steps_per_second)
+    return animated_figure(traces, layout, [str(k + 1) for k in range(len(pool.windows))], titles,
+                           [moving(win) for win in pool.windows], 300, steps_per_second)
 
 
 def relu_backward_figure(relu: ReluBackward) -> go.Figure:
@@ -306,14 +299,14 @@ def relu_backward_figure(relu: ReluBackward) -> go.Figure:
     layout: dict = {}
     panels = [((0.0, 0.22), "z (before ReLU)"), ((0.26, 0.48), "Mask: z > 0"),
               ((0.52, 0.74), "Gradient from above"), ((0.78, 1.0), "dz = gradient · mask")]
-    refs = [_panel(layout, n + 1, dom, (0.0, 0.86), h, w, title) for n, (dom, title) in enumerate(panels)]
+    refs = [add_panel(layout, n + 1, dom, (0.0, 0.86), h, w, title) for n, (dom, title) in enumerate(panels)]
     mask = relu.mask.astype(float)
-    traces = [_map_trace(relu.x, refs[0], signed=True),
-              _map_trace(mask, refs[1], hovertemplate="mask %{z}<extra></extra>"),
-              _map_trace(relu.grad_output, refs[2], signed=True), _map_trace(relu.grad_input, refs[3], signed=True)]
+    traces = [map_trace(relu.x, refs[0], signed=True),
+              map_trace(mask, refs[1], hovertemplate="mask %{z}<extra></extra>"),
+              map_trace(relu.grad_output, refs[2], signed=True), map_trace(relu.grad_input, refs[3], signed=True)]
     blocked = squares_path(zip(*np.nonzero(~relu.mask)))
     shapes = [{"type": "path", "xref": ref[0], "yref": ref[1], "path": blocked, "layer": "above",
-               "line": {"width": 0}, "fillcolor": _DROPPED_FILL} for ref in refs[1:] if blocked]
+               "line": {"width": 0}, "fillcolor": DROPPED_FILL} for ref in refs[1:] if blocked]
     layout.update(
         title={"text": "<b>ReLU backward</b>: the gradient passes where z > 0 and stops where z ≤ 0 "
                        "(beige; at z = 0 too, as in TensorFlow)", "x": 0.0, "xanchor": "left", "font": {"size": 14}},

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from convviz import atlas as at
+from convviz import atlas_synthesis
 from convviz import npzfile
 from convviz.data import load_sample
 from convviz.model import DEFAULT_MODEL_PATH, ScratchCNN, load_model, make_spec
@@ -228,9 +229,9 @@ def test_ascent_settings_and_layer_are_checked():
 
 
 def test_blur_keeps_a_uniform_image_uniform():
-    blur = at._blur_matrix(28, 0.7)
+    blur = atlas_synthesis._blur_matrix(28, 0.7)
     np.testing.assert_allclose(blur @ np.ones((28, 28)) @ blur.T, 1.0, rtol=1e-6)
-    np.testing.assert_array_equal(at._blur_matrix(5, 0.0), np.eye(5))
+    np.testing.assert_array_equal(atlas_synthesis._blur_matrix(5, 0.0), np.eye(5))
 
 
 # --------------------------------------------------------------------------------------------- the atlas and its file

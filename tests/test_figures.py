@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from convviz import figures
+from convviz import figure_animation, figures
 from convviz.geometry import padding_amounts
 from convviz.ops import conv2d_steps
 from convviz.examples import NOTEBOOK_INPUT, NOTEBOOK_KERNEL
@@ -114,7 +114,7 @@ def test_bias_is_written_and_bad_arguments_raise():
 
 
 def test_long_sums_wrap():
-    assert figures.wrap_terms(["1·1", "1·0"], width=5) == "1·1 +<br>1·0"
+    assert figure_animation.wrap_terms(["1·1", "1·0"], width=5) == "1·1 +<br>1·0"
     kernel = np.ones((7, 7))
     fig, _ = conv_figure(x=np.ones((7, 7)), kernel=kernel)
     assert written(fig.layout).count("<br>") >= 3

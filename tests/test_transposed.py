@@ -1,5 +1,5 @@
 """Transposed convolution: convviz.geometry.transposed_geometry, convviz.backprop.conv2d_transpose_steps and
-convviz.figures.transposed_steps_figure against tf.nn.conv2d_transpose, worked examples and bad arguments."""
+convviz.figures_transposed.transposed_steps_figure against tf.nn.conv2d_transpose, worked examples and bad arguments."""
 
 import itertools
 
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from convviz.backprop import conv2d_transpose_steps
-from convviz.figures import transposed_steps_figure
+from convviz.figures_transposed import transposed_steps_figure
 from convviz.geometry import MAX_TRANSPOSED_SIDE, conv_geometry, transposed_geometry
 from convviz.tf_reference import conv2d_transpose
 

@@ -634,14 +634,14 @@ def transposed_animation(x: np.ndarray, kernel: np.ndarray, strides: int, paddin
         steps_per_second: Play's speed (input cells per second).
 
     Returns:
-        :class:`Animation` of :func:`convviz.figures.transposed_steps_figure` (``positions``: input cells;
+        :class:`Animation` of :func:`convviz.figures_transposed.transposed_steps_figure` (``positions``: input cells;
         ``result``: the output, ``(h_out, w_out)``).
 
     Raises:
         ValueError: as :func:`convviz.geometry.transposed_geometry`.
     """
     from convviz.backprop import conv2d_transpose_steps
-    from convviz.figures import transposed_steps_figure
+    from convviz.figures_transposed import transposed_steps_figure
 
     records = []
 

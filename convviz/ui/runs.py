@@ -106,24 +106,26 @@ def _use_on_draw(record) -> None:
     st.session_state["_runs_message"] = ("success", f"The Draw page now uses {md(record.name)} (saved as {record.run_id}).")
 
 
-def _delete(run_id: str) -> None:
-    st.session_state.pop(_PENDING_DELETE, None)
+def _store_change(pending: str, change, errors: tuple, failed: str, done: str) -> None:
+    """Close the confirmation ``pending``, run ``change()`` on the store, and keep how it went for the next run
+    (``"<failed>: <reason>"`` for one of ``errors``, else ``done``)."""
+    st.session_state.pop(pending, None)
     try:
-        tr.get_store().delete(run_id)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        st.session_state["_runs_message"] = ("error", f"Could not delete run {run_id}: {md(exc)}")
+        change()
+    except errors as exc:
+        st.session_state["_runs_message"] = ("error", f"{failed}: {md(exc)}")
         return
-    st.session_state["_runs_message"] = ("success", f"Deleted run {run_id}.")
+    st.session_state["_runs_message"] = ("success", done)
+
+
+def _delete(run_id: str) -> None:
+    _store_change(_PENDING_DELETE, lambda: tr.get_store().delete(run_id), (ValueError, FileNotFoundError, OSError),
+                  f"Could not delete run {run_id}", f"Deleted run {run_id}.")
 
 
 def _discard(name: str) -> None:
-    st.session_state.pop(_PENDING_DISCARD, None)
-    try:
-        tr.get_store().discard(name)
-    except (ValueError, OSError) as exc:
-        st.session_state["_runs_message"] = ("error", f"Could not delete the file {md(name)}: {md(exc)}")
-        return
-    st.session_state["_runs_message"] = ("success", f"Deleted the file {md(name)}.")
+    _store_change(_PENDING_DISCARD, lambda: tr.get_store().discard(name), (ValueError, OSError),
+                  f"Could not delete the file {md(name)}", f"Deleted the file {md(name)}.")
 
 
 def skipped_file(item) -> None:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cpu_meter import CpuMeter  # noqa: E402
-from app_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, VIEWPORT, chromium_found, open_page,  # noqa: E402
+from browser_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, VIEWPORT, chromium_found, open_page,  # noqa: E402
                        slider_targets, start_training, stop_run, wait_training)
 from tests.e2e.server import StreamlitServer  # noqa: E402
 

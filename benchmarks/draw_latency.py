@@ -25,7 +25,7 @@ paths), pressing Clear between them. Times are taken in the browser: ``performan
 last stroke's ``mouseup`` and the last change, after it, of the current (not stale) "Prediction: d"
 heading before the page's runs ended: the finished drawing's prediction, not a partial drawing's (when
 the last run drew the same heading again, which changes nothing on the page, the end of that run;
-``app_pages.WATCH_PREDICTION_JS``). Prints the median, p95 and max per scenario and how many predictions
+``browser_pages.WATCH_PREDICTION_JS``). Prints the median, p95 and max per scenario and how many predictions
 were right.
 Target: p95 <= 1000 ms in both.
 """
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from cpu_meter import CpuMeter  # noqa: E402
-from app_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
+from browser_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
                        WATCH_PREDICTION_JS, chromium_found, draw_digit, new_page, open_page, page_errors, percentile,
                        slider_targets, start_training, wait_for_run)
 from tests.e2e import strokes  # noqa: E402

@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
+from browser_pages import (CHROMIUM, CHROMIUM_ARGS, N_POSITIONS, PREDICTION_DONE_JS, VIEWPORT,  # noqa: E402
                        WATCH_PREDICTION_JS, chromium_found, digits_per_second, draw_digit, new_page, open_page,
                        page_errors, percentile, position_text, progress_text, slider_targets, start_training,
                        stop_run, wait_for_run, wait_training)

@@ -1,7 +1,7 @@
 """Plotly figure builders for the Draw page (no Streamlit, no TensorFlow).
 
 :func:`probability_figure` (the ten class probabilities), :func:`stages_figure` (the digit's preparation,
-:func:`convviz.preprocess.digit_stages`), :func:`feature_maps_figure` (a convolution layer's maps for the
+:class:`convviz.preprocess.DigitStages`), :func:`feature_maps_figure` (a convolution layer's maps for the
 digit) and :func:`saliency_figure` (:func:`convviz.explain.saliency` over the digit). Builders take plain
 arrays and return a ``plotly.graph_objects.Figure``; images are heatmaps with row 0 at the top.
 """
@@ -86,7 +86,7 @@ def _square(fig, count):
 
 
 def stages_figure(stages, naive=None, height: int = 290) -> go.Figure:
-    """The preparation of a digit, stage by stage (see :func:`convviz.preprocess.digit_stages`).
+    """The preparation of a digit, stage by stage (see :class:`convviz.preprocess.DigitStages`).
 
     Panels: the input with the ink's bounding box (red); the crop; the crop scaled to fit 20x20;
     the 28x28 result with its centre of mass (red dot) on the field's centre (cross); and, when

@@ -1,7 +1,7 @@
 """What a saved run's metadata may hold, checked like user input (no Streamlit, no TensorFlow).
 
 A run's checkpoint (:class:`convviz.runs.RunStore`) and the job and progress records beside it
-(:mod:`convviz.job_files`) are read back from a folder anyone may write to. Everything read back is validated
+(:mod:`convviz.jobs`) are read back from a folder anyone may write to. Everything read back is validated
 here before it is used: types, ranges, finite numbers, list lengths that agree (:func:`check_settings`,
 :func:`check_history`), times from 2020 and not in the future (:func:`check_time`, :func:`check_timestamp_text`),
 text of bounded length (:func:`check_text`). Each failure is a ``ValueError`` naming where, which key, what was

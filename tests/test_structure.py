@@ -102,6 +102,19 @@ def imports(path: str):
                 yield node.lineno, full if full in ours else node.module
 
 
+@lru_cache(maxsize=None)
+def main_block_lines(path: str) -> frozenset:
+    """Line numbers inside ``if __name__ == "__main__":`` blocks: a script's entry point, run as ``__main__`` and
+    never when the module is imported, so its imports are not edges of the import graph."""
+    lines = set()
+    for node in ast.walk(parse(path)):
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+                and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in node.test.comparators)):
+            lines.update(range(node.lineno, node.end_lineno + 1))
+    return frozenset(lines)
+
+
 def allowed(name: str, row: Row, own: str) -> bool:
     """Whether ``row`` (of module ``own``) may import ``name``."""
     top = name.split(".")[0]
@@ -283,7 +296,7 @@ def test_f_nothing_imports_a_page_and_our_imports_have_no_cycle():
                 breaches.append(f"{path}:{line}: imports the page script {name} (pages are run, never imported) [F]")
             while name not in our_modules() and "." in name:
                 name = name.rsplit(".", 1)[0]
-            if name in our_modules() and name != module_name(path):
+            if name in our_modules() and name != module_name(path) and line not in main_block_lines(path):
                 edges.add(name)
     done, stack = set(), []
 

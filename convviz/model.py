@@ -1,8 +1,8 @@
 """The from-scratch CNN for MNIST: built from a plain spec, saved to one ``.npz``.
 
-(About 600 lines, on purpose: the spec's checks and limits, the model built from a checked spec and the model
+Size: about 600 lines, on purpose: the spec's checks and limits, the model built from a checked spec and the model
 file read back through those same checks are one contract, which every reader of a model file, hostile or not,
-relies on; split, the limits a file is checked against would live apart from the code they protect.)
+relies on; split, the limits a file is checked against would live apart from the code they protect.
 
 A *spec* is a list of layer configs (plain dicts, JSON-friendly), for example::
 

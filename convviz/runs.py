@@ -369,14 +369,21 @@ class RunStore:
         Returns:
             ``(model, RunRecord)``.
 
+        The record and the weights are two reads of the file; a file whose metadata names another run by the
+        second read (replaced in between) is refused.
+
         Raises:
             FileNotFoundError: no such run.
             ValueError: a malformed id or a corrupt checkpoint, naming the file.
         """
-        from convviz.model import load_model
+        from convviz.model import load_checkpoint
 
         record = self.record(run_id)
-        return load_model(self.path(run_id)), record
+        model, metadata = load_checkpoint(record.path)
+        if metadata.get("run_id") != record.run_id:
+            raise ValueError(f"run file {str(record.path)!r} was replaced while it was read (its metadata names run "
+                             f"{str(metadata.get('run_id'))[:80]!r}): open the run again")
+        return model, record
 
     def discard(self, name: str) -> None:
         """Delete a file that :meth:`list_runs` skipped, by its name in the folder (the Train page's "Delete…").

@@ -144,6 +144,26 @@ def test_junk_in_the_runs_folder_is_skipped_with_a_warning(tmp_path):
         store.load("20260101-000000-fast-bbbbbb")
 
 
+def test_load_refuses_a_file_replaced_between_its_two_reads(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    first, second = store.new_run_id("fast"), store.new_run_id("fast")
+    for run_id, seed in ((first, 0), (second, 1)):
+        store.save(run_id, _small_model(seed), preset="fast", dataset="sample", config={},
+                   history={"epoch": 0, "status": "running"})
+    model, record = store.load(first)  # untouched: loads
+    assert record.run_id == first and model.predict(np.zeros((1, 28, 28))).shape == (1, 10)
+    read_record = store.record
+
+    def record_then_replace(run_id):
+        rec = read_record(run_id)
+        os.replace(store.path(second), store.path(run_id))  # another run's file lands at this path
+        return rec
+
+    monkeypatch.setattr(store, "record", record_then_replace)
+    with pytest.raises(ValueError, match=f"replaced while it was read .*{second}"):
+        store.load(first)
+
+
 def test_checkpoint_failure_does_not_stop_training(tmp_path):
     def broken(model, history):
         raise OSError("No space left on device")

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convviz.geometry import pair as _pair
+from convviz.geometry import pair
 from convviz.model import INPUT_SHAPE, NUM_CLASSES, validate_spec
 
 __all__ = ["KerasLayer", "PROBE_TOLERANCE", "build_keras_model", "describe_layer", "keras_file", "keras_plan",
@@ -117,7 +117,7 @@ def keras_plan(spec) -> list[KerasLayer]:
     for cfg, shape in zip(spec, shapes):
         kind, name = cfg["type"], cfg["name"]
         if kind == "conv2d":
-            strides, dilation = _pair(cfg.get("strides", 1), "strides"), _pair(cfg.get("dilation_rate", 1), "dilation_rate")
+            strides, dilation = pair(cfg.get("strides", 1), "strides"), pair(cfg.get("dilation_rate", 1), "dilation_rate")
             if max(strides) > 1 and max(dilation) > 1:
                 raise ValueError(f"layer {name!r}: Keras's Conv2D cannot combine strides > 1 with dilation_rate > 1, "
                                  f"got strides={strides}, dilation_rate={dilation}; this model cannot be exported to "
@@ -131,13 +131,13 @@ def keras_plan(spec) -> list[KerasLayer]:
                         "name": _fresh(f"{name}_pad", taken)}, source=name, shape=padded))
                 padding = "valid"
             plan.append(KerasLayer("Conv2D", {
-                "filters": int(cfg["filters"]), "kernel_size": _pair(cfg["kernel_size"], "kernel_size"),
+                "filters": int(cfg["filters"]), "kernel_size": pair(cfg["kernel_size"], "kernel_size"),
                 "strides": strides, "padding": padding, "dilation_rate": dilation,
                 "activation": cfg.get("activation", "linear"), "data_format": "channels_last", "name": name},
                 weights=(f"{name}/kernel", f"{name}/bias"), source=name, shape=shape))
         elif kind == "maxpool2d":
-            pool = _pair(cfg.get("pool_size", 2), "pool_size")
-            strides = pool if cfg.get("strides") is None else _pair(cfg["strides"], "strides")
+            pool = pair(cfg.get("pool_size", 2), "pool_size")
+            strides = pool if cfg.get("strides") is None else pair(cfg["strides"], "strides")
             plan.append(KerasLayer("MaxPooling2D", {
                 "pool_size": pool, "strides": strides, "padding": "valid", "data_format": "channels_last",
                 "name": name}, source=name, shape=shape))
@@ -157,17 +157,17 @@ def describe_layer(layer: KerasLayer) -> str:
     """One line for the script's docstring, e.g. ``conv1 (Conv2D): 32 filters 3x3, strides 1x1, valid, relu -> (26, 26, 32)``."""
     kw = layer.kwargs
 
-    def pair(value):
+    def by(value):
         return f"{value[0]}x{value[1]}"
 
     if layer.keras_class == "Conv2D":
-        text = (f"{kw['filters']} filters {pair(kw['kernel_size'])}, strides {pair(kw['strides'])}, "
-                f"dilation {pair(kw['dilation_rate'])}, padding {kw['padding']}, {kw['activation']}")
+        text = (f"{kw['filters']} filters {by(kw['kernel_size'])}, strides {by(kw['strides'])}, "
+                f"dilation {by(kw['dilation_rate'])}, padding {kw['padding']}, {kw['activation']}")
     elif layer.keras_class == "ZeroPadding2D":
         p = kw["padding"][0][0]
         text = f"{p} zero{'s' if p != 1 else ''} on every side (our padding={p})"
     elif layer.keras_class == "MaxPooling2D":
-        text = f"max of {pair(kw['pool_size'])} windows, strides {pair(kw['strides'])}"
+        text = f"max of {by(kw['pool_size'])} windows, strides {by(kw['strides'])}"
     elif layer.keras_class == "Dropout":
         text = f"rate {kw['rate']:g} (training only)"
     elif layer.keras_class == "Dense":
@@ -401,7 +401,7 @@ def _weight_shapes(spec) -> dict[str, tuple[int, ...]]:
     for cfg, shape in zip(spec, validate_spec(spec)):
         name = cfg["name"]
         if cfg["type"] == "conv2d":
-            kh, kw = _pair(cfg["kernel_size"], "kernel_size")
+            kh, kw = pair(cfg["kernel_size"], "kernel_size")
             shapes[f"{name}/kernel"], shapes[f"{name}/bias"] = (kh, kw, in_shape[-1], shape[-1]), (shape[-1],)
         elif cfg["type"] == "dense":
             shapes[f"{name}/w"], shapes[f"{name}/b"] = (in_shape[0], shape[0]), (shape[0],)

@@ -6,7 +6,7 @@ Navigation is ``st.navigation`` (see ``convviz/ui/navigation.py`` for why the pa
 
 import streamlit as st
 
-from convviz.ui import home, navigation, training
+from convviz.ui import home, navigation, training, widget_guard
 
 
 def home_page() -> None:
@@ -17,3 +17,4 @@ def home_page() -> None:
 
 st.set_page_config(page_title="ConvViz — how a CNN works", page_icon="🔍", layout="wide")
 navigation.navigation(home_page).run()
+widget_guard.announce_refused()  # values the browser sent that could not be read (see convviz/ui/widget_guard.py)

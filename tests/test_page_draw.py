@@ -115,3 +115,21 @@ def test_chosen_model_can_be_dropped(small_model):
     assert DRAW_MODEL_KEY not in at.session_state
     if not DEFAULT_MODEL_PATH.is_file():
         assert any("shipped model is not available" in w.value for w in at.warning)
+
+
+def test_a_model_whose_output_is_not_a_number_gets_an_error_not_a_made_up_class():
+    def script():
+        import numpy as np
+        import streamlit as st
+
+        from convviz.ui.drawing import show_prediction
+
+        st.session_state["top"] = show_prediction(np.full(10, np.nan, np.float32))
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(script, default_timeout=120).run()
+    assert not at.exception
+    assert at.session_state["top"] == -1
+    assert "output is not a number" in at.error[0].value
+    assert not any("Prediction:" in m.value for m in at.markdown)

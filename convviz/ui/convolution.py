@@ -286,7 +286,7 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         ss[f"{prefix}_counter"] = ss.get(f"{prefix}_counter", 0) + 1
         rows, cols = np.shape(ss[f"{prefix}_current"])
         try:
-            values = np.asarray(make_preset(ss[f"{prefix}_preset"], int(rows), int(cols), ss[f"{prefix}_counter"]),
+            values = np.asarray(make_preset(ss.get(f"{prefix}_preset"), int(rows), int(cols), ss[f"{prefix}_counter"]),
                                 dtype=np.float64)
             set_matrix(prefix, values)
             _remember(prefix, limit, values, fresh=True)

@@ -157,9 +157,17 @@ def predict(model, image: np.ndarray) -> np.ndarray:
 def show_prediction(probabilities, label: str = "Prediction") -> int:
     """The top class as large text ("Prediction: 7 (98.5%)") over the bar chart of all ten.
 
+    A model whose outputs are not numbers (finite weights can still overflow: a file's weights of 1e38) gets an
+    error instead of a made-up class.
+
     Returns:
-        The predicted class.
+        The predicted class, or -1 when the probabilities are not all finite.
     """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if not np.all(np.isfinite(probabilities)):
+        st.error(f"{label}: this model's output is not a number (its weights are so large that the computation "
+                 "overflows). Use the shipped model or another run on the Train page.")
+        return -1
     top = int(np.argmax(probabilities))
     st.markdown(f"## {label}: {top} ({probabilities[top]:.1%})")
     st.plotly_chart(fd.probability_figure(probabilities), key=f"draw_chart_probs_{label.split()[0].lower()}")

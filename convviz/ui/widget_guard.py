@@ -11,7 +11,9 @@ is reloaded, losing what was typed.
 :func:`install` (called when :mod:`convviz.ui` is imported, i.e. by every page) wraps that one method: a value
 its deserializer refuses reads as "no value sent", so the widget keeps the value it had (Streamlit reads the
 session's previous value, as for a widget the browser sent nothing for; the next run's start drops the unreadable
-value), and the widget's key is noted for this script run's thread. :func:`announce_refused` (called by ``app.py`` after the page ran) shows a toast naming them and
+value), and the widget's key is noted for this script run's thread. A value the deserializer lets through but the widget cannot write back (an option index out of
+range: ``WStates.get_serialized`` raises while the widget registers) puts the widget back to its default, noted
+the same way. :func:`announce_refused` (called by ``app.py`` after the page ran) shows a toast naming them and
 logs each refusal on the server.
 
 Number boxes have their own, finer guard (:mod:`convviz.ui.numbers`: NaN, infinities, out-of-range values);
@@ -73,6 +75,8 @@ def install() -> bool:
     if getattr(original, "convviz", False):
         return True
 
+    original_serialized = states.get_serialized
+
     def read_widget_value(self, key):
         try:
             return original(self, key)
@@ -81,18 +85,34 @@ def install() -> bool:
         except Exception as exc:  # whatever the deserializer raises: the value is unreadable
             # Left in place (Streamlit may be iterating over the states): every read of it says "no value", and the
             # next run's start drops it, as it drops any widget value whose read raises KeyError.
-            if not hasattr(_refused, "keys"):
-                _refused.keys = []
-            name = _user_key(key)
-            if name not in _refused.keys:
-                _refused.keys.append(name)
-                _LOGGER.warning("refused a widget value the client sent for %r (%s: %s)", name,
-                                type(exc).__name__, str(exc)[:200])
+            _note(key, exc)
             raise KeyError(key) from None
+
+    def serialize_widget_value(self, key, *args, **kwargs):
+        try:
+            return original_serialized(self, key, *args, **kwargs)
+        except Exception as exc:  # a value its deserializer let through (an option index out of range) that
+            # the widget's serializer cannot write back: the widget goes back to its default (an empty state reads
+            # as "nothing sent"); the key's entry is replaced, never removed (Streamlit may be iterating).
+            _note(key, exc)
+            self.states[key] = module.Serialized(module.WidgetStateProto(id=key))
+            return None
 
     read_widget_value.convviz = True
     states.__getitem__ = read_widget_value
+    states.get_serialized = serialize_widget_value
     return True
+
+
+def _note(widget_id: str, exc: Exception) -> None:
+    """Remember a refused widget for :func:`announce_refused` and log it once per run."""
+    if not hasattr(_refused, "keys"):
+        _refused.keys = []
+    name = _user_key(widget_id)
+    if name not in _refused.keys:
+        _refused.keys.append(name)
+        _LOGGER.warning("refused a widget value the client sent for %r (%s: %s)", name, type(exc).__name__,
+                        str(exc)[:200])
 
 
 def announce_refused() -> list[str]:

@@ -73,6 +73,10 @@ CASES = [  # (page, the widget's key, proto field, value)
     ("Convolution", "conv_x_rows", "json_value", '{"a": 1}'),
     ("Convolution", "conv_stride", "string_value", "x"),
     ("Draw", "draw_canvas_0", "json_value", "not json"),
+    ("Convolution", "conv_direction", "int_value", 99),  # option indices out of range: were one run's error box
+    ("Convolution", "conv_mode", "int_value", 7),
+    ("Convolution", "conv_padding", "int_value", 10**6),
+    ("Convolution", "conv_x_reload", "json_value", "xx"),
 ]
 
 

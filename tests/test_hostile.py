@@ -1387,3 +1387,15 @@ def test_f11_uploaded_file_names_are_shown_as_text(name):
     assert any(f"Could not use '{escaped}'" in e.value for e in draw.error), [e.value for e in draw.error]
     for element in [*stack.error, *stack.markdown, *draw.error]:
         assert name not in element.value or name == escaped
+
+
+def test_kind6_the_widget_guard_is_installed_with_convviz_ui_and_this_streamlit_has_what_it_wraps():
+    """Fails if a new Streamlit moves WStates.__getitem__ / get_serialized (convviz/ui/widget_guard.py wraps them;
+    its behaviour is checked over a real websocket in tests/e2e/test_crafted_messages.py)."""
+    import convviz.ui  # noqa: F401  (installs the guard)
+    from streamlit.runtime.state import session_state
+    from convviz.ui import widget_guard
+
+    assert widget_guard.installed()
+    assert getattr(session_state.WStates.get_serialized, "__name__", "") == "serialize_widget_value"
+    assert widget_guard.install() is True  # idempotent

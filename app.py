@@ -16,5 +16,7 @@ def home_page() -> None:
 
 
 st.set_page_config(page_title="ConvViz — how a CNN works", page_icon="🔍", layout="wide")
+if training.LEARNER_PARAM in st.query_params:  # any page opened with ?learner=…: the session keeps the key, since
+    training.learner_key()  # moving to another page drops the address's query (the Train page then finds the runs)
 navigation.navigation(home_page).run()
 widget_guard.announce_refused()  # values the browser sent that could not be read (see convviz/ui/widget_guard.py)

@@ -34,3 +34,15 @@ def test_switch_page_runs_each_page_from_the_entry_script(monkeypatch, tmp_path)
     at.switch_page("app_pages/1_Convolution.py")
     rerun(at)
     assert [m.value for m in at.markdown][0] == "## Convolution, one window at a time"
+
+
+def test_a_learner_key_in_the_home_address_is_kept_when_the_learner_moves_on(monkeypatch, tmp_path):
+    """A bookmarked ``/?learner=…``, then another page (whose address has no query): the session keeps the key the
+    Train page uses (``training.learner_key``), instead of a fresh one."""
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    at = run_page(APP, query_params={"learner": "bookmark0key1"})
+    assert at.session_state["_learner"] == "bookmark0key1"
+    at.query_params.clear()  # Streamlit drops the address's query when the learner moves to another page
+    at.switch_page("app_pages/4_Draw.py")
+    rerun(at)
+    assert at.session_state["_learner"] == "bookmark0key1"

@@ -34,7 +34,7 @@ from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
 from convviz.preprocess import digit_stages, photo_to_gray, prepare_photo
 from convviz.runs import RunStore, check_history, check_settings
-from convviz.ui.convolution import cell_text
+from convviz.ui.matrix_editor import cell_text
 from convviz.ui.text import md
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1319,7 +1319,7 @@ def test_f9_every_number_box_survives_a_crafted_value(monkeypatch, tmp_path, pag
 def test_f9_every_number_box_of_the_app_is_in_the_list_and_goes_through_the_one_helper(monkeypatch, tmp_path):
     """Every number box drawn on a page is tested above, and none is drawn but by convviz.ui.numbers.number_input."""
     listed = {(page, key) for page, key, _, _ in NUMBER_BOXES}
-    for page in (CONV_PAGE, STACK_PAGE, TRAIN_PAGE, BP_PAGE, DRAW_PAGE, ROOT / "pages" / "6_Filter_Atlas.py"):
+    for page in (CONV_PAGE, STACK_PAGE, TRAIN_PAGE, BP_PAGE, DRAW_PAGE, ROOT / "app_pages" / "6_Filter_Atlas.py"):
         at = _box_page(page, monkeypatch, tmp_path)
         drawn = {(page, box.key) for box in at.number_input}
         assert drawn <= listed | {(BP_PAGE, "bp_g_rows"), (BP_PAGE, "bp_g_cols")}, drawn - listed

@@ -7,12 +7,15 @@ from convviz.geometry import padding_2d
 from convviz.ops import conv2d_naive
 from convviz.examples import (INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL, input_preset,
                               kernel_preset)
+from convviz.ui import animations as animation_ui
 from convviz.ui import convolution as ui
+from convviz.ui import matrix_editor as editor_ui
+from convviz.ui import transposed as transposed_ui
 from convviz.ui.numbers import number_input
 from convviz.ui.resources import sample_or_message
 
 st.set_page_config(page_title="Convolution · ConvViz", page_icon="🔢", layout="wide")
-ui.count_server_run("conv")
+animation_ui.count_server_run("conv")
 st.markdown("## Convolution, one window at a time")
 direction = st.radio("Direction", ["Forward", "Transposed"], key="conv_direction", horizontal=True,
                      help="Forward: the kernel slides over the input and each window's sum is one output cell. "
@@ -44,10 +47,10 @@ with st.expander("✏️ Edit the input and the kernel (cell by cell, sizes, pre
     with col_x:
         st.caption("Input: up to 16×16 with the numbers shown, up to 28×28 without. The digit preset is "
                    "resampled to at least 14×14 (set 28×28 and Reload for full resolution).")
-        x = ui.matrix_editor("conv_x", NOTEBOOK_INPUT, 28, list(INPUT_PRESETS), make_input, "Input")
+        x = editor_ui.matrix_editor("conv_x", NOTEBOOK_INPUT, 28, list(INPUT_PRESETS), make_input, "Input")
     with col_k:
         st.caption("Kernel: up to 7×7.")
-        k = ui.matrix_editor("conv_k", NOTEBOOK_KERNEL, 7, list(KERNEL_PRESETS),
+        k = editor_ui.matrix_editor("conv_k", NOTEBOOK_KERNEL, 7, list(KERNEL_PRESETS),
                                       lambda name, r, c, n: kernel_preset(name), "Kernel")
 
 with st.sidebar:
@@ -65,17 +68,18 @@ with st.sidebar:
                                   key="conv_output_padding", disabled=not transposed)
     st.caption("Transposed only: cells added at the bottom and right of the output; must be smaller than the "
                "stride (TensorFlow's rule).")
-    bias = number_input(st, "Bias", -ui.MAX_CELL, ui.MAX_CELL, 0.0, 0.5, key="conv_bias", disabled=transposed)
+    bias = number_input(st, "Bias", -editor_ui.MAX_CELL, editor_ui.MAX_CELL, 0.0, 0.5, key="conv_bias",
+                        disabled=transposed)
     st.caption("A number added to every sum (forward only).")
     mode = st.radio("Operation", ["Cross-correlation", "True convolution"], key="conv_mode", disabled=transposed)
     st.caption("CNNs compute cross-correlation; true convolution flips the kernel (rows and columns) first "
                "(forward only).")
-    speed = ui.speed_picker("conv")
+    speed = animation_ui.speed_picker("conv")
 
 
 padding = pad_choice if pad_choice in ("valid", "same") else int(pad_choice)
 if transposed:
-    ui.show_transposed(x, k, strides, padding, dilation, int(output_padding or 0), speed)
+    transposed_ui.show_transposed(x, k, strides, padding, dilation, int(output_padding or 0), speed)
     st.stop()
 flip = mode == "True convolution"
 (h, w), (kh, kw) = x.shape, k.shape
@@ -84,19 +88,19 @@ try:
 except ValueError as exc:
     st.error(f"The kernel does not fit the input: {exc}. Use a smaller kernel or dilation, or more padding.")
     st.stop()
-animation = ui.conv_animation(x, k, strides, padding, dilation, float(bias), flip, max(h, w) <= 16, speed)
+animation = animation_ui.conv_animation(x, k, strides, padding, dilation, float(bias), flip, max(h, w) <= 16, speed)
 
 st.markdown("Click a number on the **slider** under the panels (or drag it), or press **▶ Play**: every window "
             "position is already in your browser. Red outlines: the cells under the kernel's taps (beige cells are "
             "padding zeros).")
-ui.show_animation(animation, "conv_fig_steps", "conv")
+animation_ui.show_animation(animation, "conv_fig_steps", "conv")
 
 pads = padding_2d((h, w), (kh, kw), strides, padding, dilation)
 h_out, w_out = feature_map.shape
 left, right = st.columns([2, 3], gap="large")
 with left:
     st.markdown(f"**The finished output feature map** ({h_out}×{w_out}):")
-    (st.table if max(h_out, w_out) <= 16 else st.dataframe)(ui.matrix_table(feature_map))
+    (st.table if max(h_out, w_out) <= 16 else st.dataframe)(editor_ui.matrix_table(feature_map))
 with right:
     st.markdown(f"**Output size** ({h}×{w} input, {kh}×{kw} kernel, stride {strides}, dilation {dilation}, "
                 f"padding {pads[0][0]}+{pads[0][1]} rows, {pads[1][0]}+{pads[1][1]} columns):")

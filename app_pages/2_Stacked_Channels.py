@@ -8,12 +8,14 @@ from convviz.images import fit_image
 from convviz.ops import conv2d_naive, depthwise_conv2d_naive
 from convviz.preprocess import prepare_photo
 from convviz.examples import random_filters, stacked_notebook_example
-from convviz.ui import convolution as ui
+from convviz.ui import animations as animation_ui
+from convviz.ui import matrix_editor as editor_ui
+from convviz.ui import stacked as stacked_ui
 from convviz.ui.numbers import number_input
 from convviz.ui.resources import model_or_message
 
 st.set_page_config(page_title="Stacked channels · ConvViz", page_icon="🧱", layout="wide")
-ui.count_server_run("stack")
+animation_ui.count_server_run("stack")
 st.markdown("## Stacked channels: a kernel as deep as its input")
 
 with st.sidebar:
@@ -21,12 +23,12 @@ with st.sidebar:
     channels = st.slider("Channels C", 1, 64, 32, key="stack_channels")
     mode = st.radio("Operation", ["Standard (sum over channels)", "Depthwise (one map per channel)"],
                     key="stack_mode")
-    speed = ui.speed_picker("stack")
+    speed = animation_ui.speed_picker("stack")
     st.caption("Standard multi-channel convolution multiplies each channel by its own slice of the kernel and adds "
                "everything into one map per filter — this is what the notebook's `convolve_depthwise` computed. "
                "True depthwise convolution keeps one map per channel and never adds across channels.")
     st.subheader("Sections 2–3: real input")
-    image, image_label = ui.real_input_picker("stack")
+    image, image_label = stacked_ui.real_input_picker("stack")
 
 depthwise = mode.startswith("Depthwise")
 x, kernel = stacked_notebook_example(channels)
@@ -41,8 +43,8 @@ st.markdown(f"Input `(5, 5, {channels})` ⊛ kernel `(3, 3, {channels})` → "
 
 
 out_map = out[:, :, 0] if depthwise else out
-animation = ui.stacked_animation(x, kernel, out_map, tuple(shown), depthwise, speed)
-ui.show_animation(animation, "stack_fig_steps", "stack")
+animation = animation_ui.stacked_animation(x, kernel, out_map, tuple(shown), depthwise, speed)
+animation_ui.show_animation(animation, "stack_fig_steps", "stack")
 cols = st.columns([3, 1])
 with cols[0]:
     label = "Output maps (no sum)" if depthwise else "Per-channel partial maps (they are added up)"
@@ -55,10 +57,10 @@ with cols[0]:
 with cols[1]:
     if depthwise:
         st.markdown(f"**Each of the {channels} maps** (channel 1 shown):")
-        st.table(ui.matrix_table(out[:, :, 0]))
+        st.table(editor_ui.matrix_table(out[:, :, 0]))
     else:
         st.markdown(f"**Sum over the {channels} channels:**")
-        st.table(ui.matrix_table(out))
+        st.table(editor_ui.matrix_table(out))
 
 st.markdown("#### 2 · Many filters: a stack of feature maps")
 model, model_message = model_or_message()
@@ -92,7 +94,7 @@ if bank is not None and min(real.shape[:2]) < max(bank.shape[:2]):
             "upload a larger picture.")
     bank = None
 if bank is not None:
-    maps = ui.conv_bank(real, bank)
+    maps = stacked_ui.conv_bank(real, bank)
     pic, text = st.columns([1, 7], vertical_alignment="center")
     pic.image(real[:, :, 0] if real.shape[2] == 1 else real, caption=f"{real.shape[0]}×{real.shape[1]} input",
               width=96, clamp=True)
@@ -109,7 +111,7 @@ stages, inverted = prepare_photo(image)  # as the Draw page prepares an upload: 
 digit = stages.image
 if stages.blank:
     st.caption("No ink was found in this picture: the model sees an empty 28×28 field.")
-acts = ui.model_activations(model, str(id(model)), digit)
+acts = stacked_ui.model_activations(model, str(id(model)), digit)
 names = [name for name in acts if name.startswith("conv")][:2]
 pic, text = st.columns([1, 7], vertical_alignment="center")
 pic.image(digit, caption="What the model sees", width=96, clamp=True)

@@ -5,6 +5,7 @@ import streamlit as st
 from convviz.ui import export as export_ui
 from convviz.ui import runs as runs_ui
 from convviz.ui import training as ui
+from convviz.ui import training_panel as panel_ui
 from convviz.ui.numbers import number_input
 
 st.set_page_config(page_title="Train · ConvViz", page_icon="🏋️", layout="wide")
@@ -77,8 +78,8 @@ if run is None:
     st.info("Choose the settings and press **Start training**. A quick first run: the bundled sample, "
             "1 epoch, batch size 64 (a few seconds).")
 else:
-    ui.show_run(run)
-    ui.show_results(run)
+    panel_ui.show_run(run)
+    panel_ui.show_results(run)
 
 st.divider()
 runs_ui.past_runs(busy=run is not None and run.active)

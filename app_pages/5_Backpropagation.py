@@ -10,11 +10,12 @@ from convviz.ops import conv2d_naive
 from convviz.examples import (GRAD_OUTPUT_PRESETS, INPUT_PRESETS, KERNEL_PRESETS, NOTEBOOK_INPUT, NOTEBOOK_KERNEL,
                               TARGET_PRESETS, input_preset, kernel_preset, map_preset)
 from convviz.ui import backprop as bp
-from convviz.ui import convolution as ui
+from convviz.ui import animations as animation_ui
+from convviz.ui import matrix_editor as editor_ui
 from convviz.ui.numbers import number_input
 
 st.set_page_config(page_title="Backpropagation · ConvViz", page_icon="🔁", layout="wide")
-ui.count_server_run("bp")
+animation_ui.count_server_run("bp")
 st.markdown("## Backpropagation, step by step")
 st.caption("How a convolution learns: from the loss's gradient at the output (grad_output), the chain rule gives "
            "the gradient of every weight (dK), of every input cell (dX) and of the bias (db). Gradient descent then "
@@ -26,18 +27,18 @@ with st.expander("✏️ Edit the input, the kernel and the loss (cell by cell, 
     col_x, col_k, col_l = st.columns([3, 2, 3], gap="large")
     with col_x:
         st.caption(f"Input: up to {bp.INPUT_LIMIT}×{bp.INPUT_LIMIT}.")
-        x = ui.matrix_editor("bp_x", x0, bp.INPUT_LIMIT, [p for p in INPUT_PRESETS if p != "MNIST digit"],
+        x = editor_ui.matrix_editor("bp_x", x0, bp.INPUT_LIMIT, [p for p in INPUT_PRESETS if p != "MNIST digit"],
                              lambda name, r, c, n: input_preset(name, r, c, seed=n), "Input")
     with col_k:
         st.caption(f"Kernel: up to {bp.KERNEL_LIMIT}×{bp.KERNEL_LIMIT}.")
-        k = ui.matrix_editor("bp_k", k0, bp.KERNEL_LIMIT, list(KERNEL_PRESETS),
+        k = editor_ui.matrix_editor("bp_k", k0, bp.KERNEL_LIMIT, list(KERNEL_PRESETS),
                              lambda name, r, c, n: kernel_preset(name), "Kernel")
     with col_l:
         loss_kind = st.radio("Loss", [LOSS_MSE, LOSS_TYPED], key="bp_loss")
         st.caption("The target, or grad_output, must have the output's size.")
         mse = loss_kind == LOSS_MSE
         out0 = (x0.shape[0] - k0.shape[0] + 1, x0.shape[1] - k0.shape[1] + 1)  # the first output (valid, stride 1)
-        ref = ui.matrix_editor("bp_t" if mse else "bp_g", map_preset("All 3s" if mse else "All ones", *out0),
+        ref = editor_ui.matrix_editor("bp_t" if mse else "bp_g", map_preset("All 3s" if mse else "All ones", *out0),
                                bp.INPUT_LIMIT + 4, list(TARGET_PRESETS if mse else GRAD_OUTPUT_PRESETS),
                                lambda name, r, c, n: map_preset(name, r, c, seed=n), "Target" if mse else "grad_output")
 
@@ -46,10 +47,11 @@ with st.sidebar:
     pad_choice = st.selectbox("Padding", ["valid", "same", "0", "1", "2"], key="bp_padding")
     strides = st.slider("Stride", 1, 3, 1, key="bp_stride")
     dilation = st.slider("Dilation", 1, 3, 1, key="bp_dilation")
-    bias = number_input(st, "Bias", value=0.0, step=0.5, min_value=-ui.MAX_CELL, max_value=ui.MAX_CELL, key="bp_bias",
-                        help=f"Between {-ui.MAX_CELL:g} and {ui.MAX_CELL:g}, like the matrices' cells.")
+    bias = number_input(st, "Bias", value=0.0, step=0.5, min_value=-editor_ui.MAX_CELL, max_value=editor_ui.MAX_CELL,
+                        key="bp_bias",
+                        help=f"Between {-editor_ui.MAX_CELL:g} and {editor_ui.MAX_CELL:g}, like the matrices' cells.")
     st.caption("The bias shifts the output (and so the loss), not dK or dX.")
-    speed = ui.speed_picker("bp")
+    speed = animation_ui.speed_picker("bp")
 
 
 def step_through() -> None:
@@ -68,7 +70,7 @@ def step_through() -> None:
                    f"set the {what}'s Rows and Columns to {out_shape[0]} and {out_shape[1]} in the editor above "
                    "(or press the button). Your other edits are kept.")
         st.button(f"Resize the {what} to {out_shape[0]}×{out_shape[1]}", key="bp_resize_ref",
-                  on_click=ui.resize_matrix, args=(prefix, *out_shape, bp.INPUT_LIMIT + 4,
+                  on_click=editor_ui.resize_matrix, args=(prefix, *out_shape, bp.INPUT_LIMIT + 4,
                                                    "Target" if loss_kind == LOSS_MSE else "grad_output"))
         return
 

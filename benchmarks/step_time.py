@@ -78,7 +78,7 @@ def page(size: int, transposed: bool = False) -> AppTest:
 
 
 def measure(size: int, padding: str, repeats: int) -> dict:
-    from convviz.ui.convolution import conv_animation
+    from convviz.ui.animations import conv_animation
 
     at = page(size)
     at.selectbox(key="conv_padding").select(padding).run()
@@ -89,7 +89,7 @@ def measure(size: int, padding: str, repeats: int) -> dict:
 
 
 def measure_transposed(size: int, strides: int, repeats: int) -> dict:
-    from convviz.ui.convolution import transposed_animation
+    from convviz.ui.transposed import transposed_animation
 
     at = page(size, transposed=True)
     at.slider(key="conv_stride").set_value(strides).run()

@@ -34,7 +34,7 @@ from convviz.model import ScratchCNN, load_model, make_spec
 from convviz.npzfile import parse_json
 from convviz.preprocess import digit_stages, photo_to_gray, prepare_photo
 from convviz.runs import RunStore, check_history, check_settings
-from convviz.ui.convolution import cell_text
+from convviz.ui.matrix_editor import cell_text
 from convviz.ui.text import md
 
 ROOT = Path(__file__).resolve().parents[1]

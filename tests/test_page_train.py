@@ -11,6 +11,7 @@ from apptest_helpers import rerun, run_page, wait_for
 
 from convviz import jobs
 from convviz.ui import training as ui
+from convviz.ui import training_panel as panel
 
 PAGE = Path(__file__).resolve().parent.parent / "app_pages" / "3_Train.py"
 LEARNER = "learner0train1"
@@ -154,13 +155,13 @@ def test_live_kernel_grid_is_redrawn_at_most_every_kernel_refresh_s(monkeypatch)
     monkeypatch.setattr(ui.time, "monotonic", lambda: clock[0])
     run = jobs.RunState(run_id="r1", name="Run 1", state="running", position=None, history={}, settings={},
                         dataset="the bundled sample", first_kernel=[[[[0.5]]]])
-    first = ui._kernel_figure(run)
+    first = panel._kernel_figure(run)
     run.first_kernel = [[[[-0.25]]]]
-    clock[0] += ui.KERNEL_REFRESH_S - 0.1
-    assert ui._kernel_figure(run) is first
+    clock[0] += panel.KERNEL_REFRESH_S - 0.1
+    assert panel._kernel_figure(run) is first
     clock[0] += 0.2
-    later = ui._kernel_figure(run)
+    later = panel._kernel_figure(run)
     assert later is not first and later.data[0].z[0][0] == -0.25
     run.state = "stopped"  # an ended run shows its last kernels at once
     run.first_kernel = [[[[0.75]]]]
-    assert ui._kernel_figure(run).data[0].z[0][0] == 0.75
+    assert panel._kernel_figure(run).data[0].z[0][0] == 0.75

@@ -9,7 +9,7 @@
 * :func:`learn_kernel_demo` — gradient descent learning a kernel back, stepped on the server in a fragment.
 
 Session state (besides the widgets' own keys, all prefixed ``bp_``): ``_bp_server_runs`` (the page's runs,
-:func:`convviz.ui.convolution.count_server_run`), ``_bp_fit`` (the demo's :class:`convviz.descent.KernelFit`),
+:func:`convviz.ui.animations.count_server_run`), ``_bp_fit`` (the demo's :class:`convviz.descent.KernelFit`),
 ``_bp_fit_settings`` (the valid settings it was built from), ``_bp_fit_steps`` (the valid Steps value),
 ``_bp_fit_goal`` (the step Play runs to; None when stopped), ``_bp_pool_seed`` (the pooling example: 0 the
 built-in one).
@@ -23,7 +23,7 @@ import streamlit as st
 from convviz.backprop import ConvBackward, max_pool_backward, relu_backward
 from convviz.descent import MAX_FIT_STEPS, KernelFit, check_learning_rate, descent_step
 from convviz.figures import format_number, matrix_figure
-from convviz.ui.convolution import Animation, build_animation
+from convviz.ui.animations import Animation, build_animation
 from convviz.ui.numbers import number_input
 
 TICK_S = 0.3
@@ -86,7 +86,7 @@ def backprop_animations(x: np.ndarray, kernel: np.ndarray, grad_output: np.ndarr
         steps_per_second: Play's speed.
 
     Returns:
-        ``{"dk": …, "scatter": …, "gather": …}``: :class:`convviz.ui.convolution.Animation` of
+        ``{"dk": …, "scatter": …, "gather": …}``: :class:`convviz.ui.animations.Animation` of
         :func:`convviz.figures_backprop.kernel_grad_figure`, :func:`~convviz.figures_backprop.scatter_figure` and
         :func:`~convviz.figures_backprop.gather_figure`.
 
@@ -153,7 +153,7 @@ def loss_panel(output: np.ndarray, bias: float, loss: float, grad_output: np.nda
 
 def show_steps(animations: dict[str, Animation], prefix: str) -> None:
     """``dK`` full width, then scatter and gather side by side, each under its heading."""
-    from convviz.ui.convolution import show_animation
+    from convviz.ui.animations import show_animation
 
     st.markdown("#### 1 · The kernel gradient dK: each window adds grad_output · patch")
     st.caption("dK[a, b] = Σ over windows of grad_output[i, j] · (the input under tap (a, b)). Orange: one weight "
@@ -197,7 +197,7 @@ def tf_check(back: ConvBackward) -> None:
     """One line: every gradient against ``tf.GradientTape`` on ``tf.nn.convolution``, with the max absolute difference.
 
     Equal means within ``1e-9 × max(1, the largest |gradient|)``: both sides compute in float64, whose rounding
-    grows with the numbers (the editor allows cells up to :data:`convviz.ui.convolution.MAX_CELL`).
+    grows with the numbers (the editor allows cells up to :data:`convviz.ui.matrix_editor.MAX_CELL`).
     """
     dx, dk, db = tf_gradients(back.x, back.kernel, back.grad_output, back.strides, back.pads, back.dilation_rate)
     diffs = {"dK": float(np.abs(back.grad_kernel - dk).max()),

@@ -93,7 +93,7 @@ def read_mnist_file(path, sizes: tuple[int, int] | None = FULL_SIZES):
     problems = []
     for split, expected in zip(("train", "test"), sizes or (None, None)):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        n = expected if expected is not None else (x.shape[0] if x.ndim == 3 else -1)
+        n = expected if expected is not None else (x.shape[0] if x.ndim >= 1 else -1)  # y is judged by x's count
         if x.dtype != np.uint8 or x.shape != (n, 28, 28) or n < 1:
             problems.append(f"x_{split} should be uint8 {(expected or 'n', 28, 28)}, got {x.dtype} {x.shape}")
         if y.dtype != np.uint8 or y.shape != (max(n, 0),):

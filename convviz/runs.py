@@ -293,8 +293,16 @@ class RunStore:
             if path.name.startswith("."):
                 continue
             try:
+                path.name.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8 in the name: no run id looks like that
+                skipped.append(SkippedFile(path.name, "its name is not valid UTF-8 text, so it is not a run file "
+                                           "ConvViz wrote", deletable=not os.path.isdir(path)))
+                continue
+            try:
                 records.append((read or self.read_record)(path))
-            except (ValueError, OSError) as exc:  # FileNotFoundError: deleted meanwhile
+            except (ValueError, OSError) as exc:
+                if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
+                    continue  # deleted meanwhile (another tab's Delete): nothing to warn about
                 folder = os.path.isdir(path) and not os.path.islink(path)
                 skipped.append(SkippedFile(path.name, str(exc), deletable=not folder))
             except Exception as exc:  # anything else one file can cause stays with that file

@@ -186,3 +186,13 @@ def test_sample_matches_the_full_set_when_available():
         train_idx, test_idx = f["train_indices"], f["test_indices"]
     assert np.array_equal(x_train[train_idx], sx_train) and np.array_equal(y_train[train_idx], sy_train)
     assert np.array_equal(x_test[test_idx], sx_test) and np.array_equal(y_test[test_idx], sy_test)
+
+
+def test_an_extra_axis_on_the_images_blames_the_images_not_the_labels(isolated):
+    bad = write_mnist(isolated / "extra_axis.npz", marker=0, x_train=np.zeros((60000, 28, 28, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"x_train should be uint8 \(60000, 28, 28\), got uint8 \(60000, 28, 28, 1\)") as info:
+        load_mnist(bad)
+    assert "y_train" not in str(info.value)
+    with pytest.raises(ValueError, match=r"x_train should be uint8 .*, got uint8 \(60000, 28, 28, 1\)") as info:
+        read_mnist_file(bad, sizes=None)  # no expected counts: y is judged by x's
+    assert "y_train" not in str(info.value)

@@ -220,3 +220,34 @@ def test_killed_mid_epoch_then_restarted(tmp_path):
     assert rec.epochs_done < 50
     model, meta = load_checkpoint(rec.path)
     assert meta["run_id"] == rec.run_id and model.predict(np.zeros((1, 28, 28))).shape == (1, 10)
+
+
+def test_a_name_that_is_not_utf8_gets_a_plain_reason_and_can_be_deleted(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.new_run_id("fast")
+    store.save(run_id, _small_model(), preset="fast", dataset="sample", config={},
+               history={"epoch": 0, "status": "running"})
+    odd = os.fsdecode(b"20260101-000000-fast-aaaaa\xff.npz")
+    (tmp_path / odd).write_bytes(b"not a run")
+    records, skipped = store.list_runs()
+    assert [r.run_id for r in records] == [run_id]
+    assert [(s.name, s.reason, s.deletable) for s in skipped] == [
+        (odd, "its name is not valid UTF-8 text, so it is not a run file ConvViz wrote", True)]
+    store.discard(odd)
+    assert not (tmp_path / odd).exists() and store.list_runs() == (records, [])
+
+
+def test_a_run_deleted_while_the_folder_is_listed_is_left_out_without_a_warning(tmp_path):
+    store = RunStore(tmp_path)
+    keep, gone = store.new_run_id("fast"), store.new_run_id("fast")
+    for run_id in (keep, gone):
+        store.save(run_id, _small_model(), preset="fast", dataset="sample", config={},
+                   history={"epoch": 0, "status": "running"})
+
+    def read_after_a_delete(path):
+        if path.stem == gone:
+            store.delete(gone)  # another tab's Delete lands between the folder's listing and this read
+        return store.read_record(path)
+
+    records, skipped = store.list_runs(read=read_after_a_delete)
+    assert [r.run_id for r in records] == [keep] and skipped == []

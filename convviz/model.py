@@ -45,7 +45,7 @@ import tensorflow as tf
 
 from convviz.geometry import output_size, pair, positive_int
 from convviz.layers import Conv2D, ConvPool, Dense, Dropout, Flatten, MaxPool2D, can_fuse_conv_pool
-from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz, write_npz
+from convviz.npzfile import MAX_METADATA_CHARS, MAX_SPEC_CHARS, MODEL_LIMITS, parse_json, read_npz, write_npz
 from convviz.tensor_ops import get_activation, softmax
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "MAX_ACTIVATION", "MAX_FILTERS",
@@ -98,8 +98,6 @@ in_channels`` (the im2col matrix its forward pass gathers: 64 MiB of float32). A
 shipped model needs 34,848; the largest preset a run's settings allow (``seed``, 256 filters, kernel 7) 3.2 M."""
 MAX_PARAMS = 5_000_000
 """Most weights and biases in a model (20 MB of float32; the largest Train page model has about 0.9 M)."""
-MAX_SPEC_CHARS = 65_536
-"""Longest spec JSON text in a model file, characters."""
 _MAX_SPEC_DEPTH = 4  # list of layers -> layer dict -> a (rows, cols) pair
 
 

@@ -50,6 +50,9 @@ characters of ``{},{},…`` would be 8 million dicts, 1.3 GB and 12 s to parse."
 MAX_METADATA_CHARS = 24_000_000
 """Longest metadata JSON (a saved run's settings and history) in a model file, characters. A run of 50
 epochs at batch size 8 on the full MNIST (375,000 batches) writes about 11 million."""
+MAX_SPEC_CHARS = 65_536
+"""Longest spec JSON text in a model file, characters (the model's layers; :mod:`convviz.model` checks the spec
+itself)."""
 _MAX_NDIM = 8
 _MAX_HEADER_BYTES = 10_000  # numpy's own default for .npy headers
 _ALLOWED_KINDS = "biufU"  # bool, signed / unsigned integers, floats, unicode text
@@ -68,6 +71,8 @@ class NpzLimits:
         max_member_bytes: declared uncompressed size of one member read (its ``.npy`` header and data), bytes.
         max_total_bytes: declared uncompressed sizes of all members read by one call, together, bytes.
         max_text_chars: characters of one text member (JSON such as a model's spec or a run's metadata).
+        text_chars_by_member: ``(member name, characters)`` pairs: a tighter limit for the named text members
+            (a model's ``spec``), checked from the member's header like ``max_text_chars``.
     """
 
     max_file_bytes: int
@@ -75,10 +80,12 @@ class NpzLimits:
     max_member_bytes: int
     max_total_bytes: int
     max_text_chars: int = 0
+    text_chars_by_member: tuple = ()
 
 
 MODEL_LIMITS = NpzLimits(max_file_bytes=128 * _MiB, max_members=64, max_member_bytes=100 * _MiB,
-                         max_total_bytes=128 * _MiB, max_text_chars=MAX_METADATA_CHARS)
+                         max_total_bytes=128 * _MiB, max_text_chars=MAX_METADATA_CHARS,
+                         text_chars_by_member=(("spec", MAX_SPEC_CHARS),))
 """Model files and saved runs: weights of up to :data:`convviz.model.MAX_PARAMS` float32 numbers (20 MB)
 and a run's metadata of up to :data:`MAX_METADATA_CHARS` characters (stored as 4-byte text)."""
 
@@ -247,9 +254,10 @@ def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, l
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in _ALLOWED_KINDS:
         raise _Refused(f"{where}: member {name!r} holds {dtype!s} values; only plain numbers and text are read "
                        "(never objects or pickles)")
-    if dtype.kind == "U" and math.prod(shape) * (dtype.itemsize // 4) > limits.max_text_chars:
+    text_limit = dict(limits.text_chars_by_member).get(name.removesuffix(".npy"), limits.max_text_chars)
+    if dtype.kind == "U" and math.prod(shape) * (dtype.itemsize // 4) > text_limit:
         raise _Refused(f"{where}: member {name!r} declares {math.prod(shape) * (dtype.itemsize // 4):,} characters "
-                       f"of text, over the limit of {limits.max_text_chars:,}")
+                       f"of text, over the limit of {text_limit:,}")
     if len(shape) > _MAX_NDIM:
         raise _Refused(f"{where}: member {name!r} has {len(shape)} dimensions, over the limit of {_MAX_NDIM}")
     data_bytes = math.prod(shape) * dtype.itemsize

@@ -1399,3 +1399,25 @@ def test_kind6_the_widget_guard_is_installed_with_convviz_ui_and_this_streamlit_
     assert widget_guard.installed()
     assert getattr(session_state.WStates.get_serialized, "__name__", "") == "serialize_widget_value"
     assert widget_guard.install() is True  # idempotent
+
+
+@pytest.mark.parametrize("chars", [65_537, 1_000_000, 23_999_000])
+def test_kind2_a_model_spec_longer_than_its_limit_is_refused_from_its_header(tmp_path, chars):
+    """The spec has its own limit (65,536 characters); a 24-million-character spec (224 kB compressed) took 2.7 s
+    and 288 MB before its JSON was refused (issue #15's breaker, session 6)."""
+    good = tmp_path / "good.npz"
+    ScratchCNN(make_spec("fast", filters=(2, 2)), seed=0).save(good)
+    with np.load(good) as arrays:
+        members = {name: arrays[name] for name in arrays.files}
+    members["spec"] = np.array(" " * (chars - 2) + "[]")
+    bad = tmp_path / "long_spec.npz"
+    np.savez_compressed(bad, **members)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=f"member 'spec.npy' declares {chars:,} characters of text, over the "
+                                             "limit of 65,536"):
+            load_model(bad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, peak

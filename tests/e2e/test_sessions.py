@@ -137,6 +137,11 @@ def test_sessions_do_not_share_inputs_drawings_or_training(page: Page, new_conte
     # ---- A still has its own run and its own kernel
     expect(stop).to_be_visible()
     expect(run_caption).to_be_visible()
+    # A's run trains before it is stopped: on a loaded machine the embedded cluster's workers (each imports
+    # TensorFlow at a low CPU priority) took longer to start than B's checks last (seen at load average 12-16,
+    # with main's jobs.py as with the split one: "Stopped before it started training")
+    expect(page.locator("[data-testid=stProgress]").first).to_contain_text(re.compile(r"Epoch \d+/50 · batch"),
+                                                                           timeout=240_000)
     stop.click()
     expect(page.locator("[data-testid=stProgress]").first).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"),
                                                                            timeout=60_000)

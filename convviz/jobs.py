@@ -1,6 +1,10 @@
 """Training runs as tasks on a Dask cluster: launch, queue, stop, resume, and read their progress.
 
-Nothing here imports Streamlit; :mod:`convviz.ui.training` only draws what this module reports.
+Nothing here imports Streamlit; :mod:`convviz.ui.training` only draws what this module reports. This module is
+the web server's side (:class:`JobManager`: the cluster, launch / resume / stop, the submission queue);
+:mod:`convviz.job_files` owns the files a run adds beside its checkpoint and :func:`run_state`, and
+:mod:`convviz.job_worker` what runs in a worker (:func:`train_task`, :func:`dask_setup`). Their public names are
+importable from here too.
 
 How a run travels:
 
@@ -21,13 +25,8 @@ How a run travels:
   ``stale_after_s`` also counts as a dead worker. The run is then ``failed`` with the reason, and
   its last checkpoint is kept for :meth:`JobManager.resume`.
 
-Files of one learner live in ``<runs root>/<learner key>/`` (the :class:`convviz.runs.RunStore`
-folder); every file is replaced atomically (write a temporary file, then ``os.replace``). Across
-machines the runs root must be shared storage. Job and progress records are read back like user
-input: at most :data:`MAX_RECORD_BYTES` and :data:`convviz.npzfile.MAX_JSON_DEPTH` levels deep,
-settings and history checked by :func:`convviz.runs.check_settings` / :func:`convviz.runs.check_history`;
-an invalid job record counts as none (the run's checkpoint is still listed), an invalid progress
-record makes the run ``failed`` with the reason.
+Across machines the runs root must be shared storage; how the files are laid out, written and read back
+is :mod:`convviz.job_files`' docstring.
 
 The cluster: with no configuration an embedded ``LocalCluster`` of ``CONVVIZ_MAX_JOBS`` (default 2)
 worker processes, one thread each, at a lower CPU priority than the web server; with
@@ -36,51 +35,30 @@ worker processes, one thread each, at a lower CPU priority than the web server; 
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from convviz.config import check_run_length
-from convviz.npzfile import MAX_METADATA_CHARS, read_json_file
-from convviz.runs import (HISTORY_STATUSES, MAX_EPOCHS, MAX_METADATA_VALUES, RunStore, check_history, check_settings,
-                          check_time, check_timestamp_text, remove_entry)
+from convviz.job_files import (ENDED, KERNEL_FILTER_LIMIT, KERNEL_SIDE_LIMIT, LEARNER_RE, MAX_RECORD_BYTES, JobFiles,
+                               RunState, empty_history, iso_time, run_state, write_json)
+from convviz.job_worker import (FULL_LABEL, SAMPLE_LABEL, WORKER_NICENESS, WORKER_TF_THREADS, dask_setup,
+                                load_dataset, train_task)
+from convviz.run_metadata import MAX_EPOCHS
+from convviz.runs import remove_entry
 
 __all__ = [
-    "DEFAULT_MAX_JOBS", "FULL_LABEL", "JobFiles", "JobManager", "LEARNER_RE", "MAX_JOBS_ENV", "MAX_RECORD_BYTES",
-    "RunState", "SAMPLE_LABEL", "SCHEDULER_ENV", "WORKER_NICENESS", "WORKER_TF_THREADS", "dask_setup", "load_dataset",
-    "max_jobs", "run_state", "scheduler_address", "train_task",
+    "DEFAULT_MAX_JOBS", "ENDED", "FULL_LABEL", "JobFiles", "JobManager", "KERNEL_FILTER_LIMIT", "KERNEL_SIDE_LIMIT",
+    "LEARNER_RE", "MAX_JOBS_ENV", "MAX_RECORD_BYTES", "RunState", "SAMPLE_LABEL", "SCHEDULER_ENV", "WORKER_NICENESS",
+    "WORKER_TF_THREADS", "dask_setup", "load_dataset", "max_jobs", "run_state", "scheduler_address", "train_task",
 ]
 
 MAX_JOBS_ENV = "CONVVIZ_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
 SCHEDULER_ENV = "CONVVIZ_DASK_SCHEDULER"
-FULL_LABEL = "Full MNIST (60,000 training / 10,000 test digits)"
-SAMPLE_LABEL = "Bundled sample (5,000 training / 1,000 test digits)"
-ACTIVE = ("waiting", "queued", "loading", "running")
-"""States of a run that has not ended (see :class:`RunState`)."""
-ENDED = ("stopped", "finished", "failed", "interrupted")
-LEARNER_RE = re.compile(r"[a-z0-9]{8,32}")
-"""A learner key, matched whole (``LEARNER_RE.fullmatch``: ``$`` would let a trailing newline through)."""
-_SUBMISSION_RE = re.compile(r"[0-9]{19,20}-[0-9a-f]{6}")
-MAX_RECORD_BYTES = MAX_METADATA_CHARS + 4 * 1024 * 1024
-"""Largest job or progress record read back, bytes: a run's history plus the first layer's kernel."""
-_MAX_KERNEL_NUMBERS = 28 * 28 * 1024  # the first layer: kernel size and filters at their limits, one input channel
-KERNEL_SIDE_LIMIT = 28
-"""Largest height / width of a progress record's ``first_kernel`` (:data:`convviz.model.MAX_WINDOW`; this module does
-not import TensorFlow, a test checks they agree)."""
-KERNEL_FILTER_LIMIT = 1024
-"""Most filters of a progress record's ``first_kernel`` (:data:`convviz.model.MAX_FILTERS`)."""
-KERNEL_CHANNEL_LIMIT = 4
-"""Most input channels of a first convolution (an image: gray, RGB or RGBA)."""
-_MAX_RECORD_VALUES = MAX_METADATA_VALUES + _MAX_KERNEL_NUMBERS  # a history and the first kernel, counted before parsing
 
 
 def max_jobs() -> tuple[int, str | None]:
@@ -129,378 +107,6 @@ def scheduler_address(raw: str | None) -> str | None:
     return value
 
 
-def _now() -> float:
-    return time.time()
-
-
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(seconds))
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (a temporary ``.name.tmp`` file, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, allow_nan=False))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _text(record: dict, key: str, limit: int, where: str) -> str:
-    value = record.get(key, "")
-    if not isinstance(value, str) or len(value) > limit:
-        raise ValueError(f"{where}[{key!r}] must be text of at most {limit} characters, got {str(value)[:60]}")
-    return value
-
-
-def _time(record: dict, key: str, where: str) -> float:
-    """A time of a record (seconds since 1970): finite, from 2020, not in the future (:func:`convviz.runs.check_time`);
-    a heartbeat far in the future would keep a dead run "running" for ever."""
-    return check_time(record.get(key), where, key)
-
-
-def _check_job(record: dict, where: str) -> dict:
-    """A job record read back from disk: the fields used, checked (see :meth:`JobFiles.read_job`)."""
-    job = {"run_id": _text(record, "run_id", 64, where), "submission": _text(record, "submission", 32, where),
-           "submitted_at": _time(record, "submitted_at", where), "submitted": record.get("submitted") is True,
-           "name": _text(record, "name", 64, where), "dataset": _text(record, "dataset", 200, where),
-           "created": check_timestamp_text(record.get("created"), where, "created"),
-           "resume": record.get("resume") is True,
-           "settings": check_settings(record.get("settings") or {}, f"{where}['settings']")}
-    number = record.get("number")
-    if number is not None and (isinstance(number, bool) or not isinstance(number, int) or not 1 <= number < 10**9):
-        raise ValueError(f"{where}['number'] must be a run number >= 1, got {str(number)[:60]}")
-    job["number"] = number
-    if record.get("history") is not None:
-        job["history"] = check_history(record["history"], f"{where}['history']")
-    return job
-
-
-def _check_progress(record: dict, where: str) -> dict:
-    """A progress record read back from disk: the fields used, checked (see :meth:`JobFiles.read_progress`)."""
-    status = record.get("status")
-    if status not in HISTORY_STATUSES:
-        raise ValueError(f"{where}['status'] must be one of {list(HISTORY_STATUSES)}, got {str(status)[:60]}")
-    error = record.get("error")
-    if error is not None and (not isinstance(error, str) or len(error) > 4000):
-        raise ValueError(f"{where}['error'] must be text of at most 4000 characters or null")
-    progress = {"submission": _text(record, "submission", 32, where), "status": status, "error": error,
-                "heartbeat": _time(record, "heartbeat", where),
-                "history": check_history(record.get("history") or {}, f"{where}['history']"), "first_kernel": None,
-                "host": _text(record, "host", 255, where)}
-    pid = record.get("pid")
-    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31):
-        raise ValueError(f"{where}['pid'] must be a process id, got {str(pid)[:60]}")
-    progress["pid"] = pid
-    kernel = record.get("first_kernel")
-    if kernel is not None:
-        try:
-            values = np.asarray(kernel, dtype=np.float64)
-        except (ValueError, TypeError, OverflowError):
-            values = None
-        if values is None or values.ndim != 4 or values.size > _MAX_KERNEL_NUMBERS or not np.all(np.isfinite(values)):
-            raise ValueError(f"{where}['first_kernel'] must be a (height, width, channels, filters) array of at most "
-                             f"{_MAX_KERNEL_NUMBERS:,} finite numbers")
-        height, width, channels, filters = values.shape
-        if not (1 <= height <= KERNEL_SIDE_LIMIT and 1 <= width <= KERNEL_SIDE_LIMIT
-                and 1 <= channels <= KERNEL_CHANNEL_LIMIT and 1 <= filters <= KERNEL_FILTER_LIMIT):
-            raise ValueError(f"{where}['first_kernel'] must be a first convolution's kernel: height and width 1 to "
-                             f"{KERNEL_SIDE_LIMIT}, 1 to {KERNEL_CHANNEL_LIMIT} input channels, 1 to "
-                             f"{KERNEL_FILTER_LIMIT:,} filters, got shape {values.shape}")
-        progress["first_kernel"] = kernel
-    return progress
-
-
-def _read_record(path: Path, what: str, check, problems: list | None) -> dict | None:
-    """The checked JSON object in ``path``, or None when it is missing or invalid (the reason goes to ``problems``)."""
-    try:
-        value = read_json_file(path, what, max_bytes=MAX_RECORD_BYTES, max_values=_MAX_RECORD_VALUES)
-        if not isinstance(value, dict):
-            raise ValueError(f"{what} {str(path)!r} is not a JSON object")
-        return check(value, f"{what} {path.name!r}")
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        if problems is not None:
-            problems.append(str(exc))
-        return None
-
-
-class JobFiles:
-    """The files of one learner's runs under a runs root (see the module docstring).
-
-    Args:
-        runs_root: the runs root (``$CONVVIZ_RUNS_DIR``); shared storage when workers or web servers
-            are on several machines.
-        learner: the learner key, 8-32 lowercase letters and digits.
-
-    Raises:
-        ValueError: a malformed learner key, echoing it.
-    """
-
-    def __init__(self, runs_root, learner: str):
-        if not isinstance(learner, str) or not LEARNER_RE.fullmatch(learner):
-            raise ValueError(f"learner must be 8-32 lowercase letters or digits, got learner={str(learner)[:80]!r}")
-        self.runs_root = Path(runs_root)
-        self.learner = learner
-        self.store = RunStore(self.runs_root / learner)
-        self.queue_dir = self.runs_root / ".queue"
-
-    def _path(self, run_id: str, suffix: str) -> Path:
-        return self.store.path(run_id).with_suffix(suffix)  # store.path validates the run id
-
-    def job_path(self, run_id: str) -> Path:
-        """``<run id>.job.json``: what was submitted (settings, dataset, name, submission id)."""
-        return self._path(run_id, ".job.json")
-
-    def progress_path(self, run_id: str) -> Path:
-        """``<run id>.progress.json``: what the worker reports (history, status, heartbeat)."""
-        return self._path(run_id, ".progress.json")
-
-    def stop_path(self, run_id: str) -> Path:
-        """``<run id>.stop``: present when someone asked the run to stop."""
-        return self._path(run_id, ".stop")
-
-    def claim_path(self, run_id: str, submission: str) -> Path:
-        """``<run id>.<submission>.claim``: created (exclusively) by the task that trains this submission."""
-        if not isinstance(submission, str) or not _SUBMISSION_RE.fullmatch(submission):
-            raise ValueError(f"not a submission id: {str(submission)[:80]!r}")
-        return self._path(run_id, f".{submission}.claim")
-
-    def marker_path(self, run_id: str, submission: str) -> Path:
-        """The queue marker: ``<runs root>/.queue/<submission>--<learner>--<run id>``."""
-        self.store.path(run_id)
-        return self.queue_dir / f"{submission}--{self.learner}--{run_id}"
-
-    def read_job(self, run_id: str, problems: list | None = None) -> dict | None:
-        """The job record, checked like user input, or None (no such run, or unreadable or invalid).
-
-        Args:
-            run_id: the run.
-            problems: a list that gets the reason when the record exists but is invalid
-                (over :data:`MAX_RECORD_BYTES`, not JSON, a setting or the history out of range).
-        """
-        return _read_record(self.job_path(run_id), "job record", _check_job, problems)
-
-    def read_progress(self, run_id: str, problems: list | None = None) -> dict | None:
-        """The progress record, checked like user input, or None (none yet, or invalid: see ``problems``)."""
-        return _read_record(self.progress_path(run_id), "progress record", _check_progress, problems)
-
-    def write_progress(self, run_id: str, progress: dict) -> None:
-        """Replace the progress record atomically."""
-        _write_json(self.progress_path(run_id), progress)
-
-    def request_stop(self, run_id: str) -> None:
-        """Create the stop file ``<run id>.stop`` (any web server sharing the runs root may).
-
-        A link with that name is removed first, never followed (nothing outside the runs folder is created
-        or touched).
-
-        Raises:
-            ValueError: a malformed run id, or a folder with the stop file's name (it is left as it is).
-            OSError: the folder cannot be written.
-        """
-        path = self.stop_path(run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if os.path.islink(path):
-            remove_entry(path)
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o644))
-        except IsADirectoryError:
-            raise ValueError(f"cannot ask run {run_id} to stop: {str(path)!r} is a folder, not a file") from None
-
-    def stop_requested(self, run_id: str) -> bool:
-        """Whether a stop was asked for (by any web server sharing the runs root)."""
-        return self.stop_path(run_id).exists()
-
-    def job_ids(self) -> list[str]:
-        """Run ids with a job record, oldest submission first."""
-        if not self.store.root.is_dir():
-            return []
-        jobs = []
-        for path in self.store.root.glob("*.job.json"):
-            run_id = path.name[: -len(".job.json")]
-            try:
-                record = self.read_job(run_id)
-            except ValueError:  # not a run id
-                continue
-            if record and record.get("run_id") == run_id:
-                jobs.append((record.get("submission", ""), record["run_id"]))
-        return [run_id for _, run_id in sorted(jobs)]
-
-    def next_number(self) -> int:
-        """The number of this learner's next run: one more than the highest so far (1 for the first)."""
-        numbers = [0]
-        for run_id in self.job_ids():
-            record = self.read_job(run_id) or {}
-            if isinstance(record.get("number"), int):
-                numbers.append(record["number"])
-        records, _ = self.store.list_runs()
-        numbers += [r.number for r in records if r.number is not None]
-        return max(numbers) + 1
-
-    def queue(self) -> list[tuple[str, str, str]]:
-        """Every queued submission of every learner, oldest first: ``(submission, learner, run id)``."""
-        if not self.queue_dir.is_dir():
-            return []
-        entries = []
-        for path in self.queue_dir.iterdir():
-            parts = path.name.split("--")
-            if len(parts) == 3 and _SUBMISSION_RE.fullmatch(parts[0]):
-                entries.append(tuple(parts))
-        return sorted(entries)
-
-    def unqueue(self, run_id: str, submission: str) -> None:
-        """Remove the run's queue marker (it started, or will never start)."""
-        remove_entry(self.marker_path(run_id, submission))
-
-    def forget(self, run_id: str) -> None:
-        """Delete the run's job files (not its checkpoint): job record, progress, stop request, claims."""
-        for path in [self.job_path(run_id), self.progress_path(run_id), self.stop_path(run_id),
-                     *self.store.root.glob(f"{run_id}.*.claim")]:
-            remove_entry(path)  # a folder with such a name is left as it is
-
-
-@dataclass
-class RunState:
-    """What a run is doing, as far as the runs folder tells.
-
-    Attributes:
-        run_id: the run id (:class:`convviz.runs.RunStore`).
-        name: the run's name ("Run 3"): this learner's third run; the same name everywhere.
-        state: ``waiting`` (for the cluster to start), ``queued``, ``loading`` (data and model on a
-            worker), ``running``, ``stopped``, ``finished``, ``failed``, or ``interrupted`` (it was
-            queued on an embedded cluster that is gone).
-        position: 1-based place in the queue while ``queued``, else None.
-        history: the latest history snapshot (see :meth:`convviz.train.History.snapshot`); empty
-            lists before the first batch.
-        settings: the settings it was started with; dataset: the dataset label.
-        error: why it failed, else None.
-        stopping: a stop was asked for and the run has not ended yet.
-        first_kernel: the first convolution's kernel as the worker last reported it,
-            ``(kernel_height, kernel_width, in_channels, filters)`` nested lists, or None.
-        updated: seconds since the epoch of the last progress write (or of the submission).
-    """
-
-    run_id: str
-    name: str
-    state: str
-    position: int | None
-    history: dict
-    settings: dict
-    dataset: str
-    error: str | None = None
-    stopping: bool = False
-    first_kernel: list | None = None
-    updated: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        """Whether the run has not ended (waiting, queued, loading or running)."""
-        return self.state in ACTIVE
-
-
-def _empty_history(settings: dict, batches_per_epoch: int = 0) -> dict:
-    return {"batch_loss": [], "batch_accuracy": [], "epoch_test_loss": [], "epoch_test_accuracy": [], "epoch": 0,
-            "batch": 0, "batches_per_epoch": batches_per_epoch, "epochs": int(settings.get("epochs", 1)),
-            "samples_per_second": 0.0, "elapsed_s": 0.0, "eta_s": None, "status": "pending", "error": None}
-
-
-def run_state(files: JobFiles, run_id: str, stale_after_s: float = 20.0, owned: set | None = None,
-              embedded: bool = False, now: float | None = None) -> RunState | None:
-    """Read a run's state from its job record, progress record, queue marker and stop file.
-
-    Args:
-        files: the learner's :class:`JobFiles`.
-        run_id: the run.
-        stale_after_s: a ``loading`` / ``running`` run whose heartbeat is older than this many
-            seconds is ``failed`` (its worker died or its machine went away).
-        owned: submission ids this web server submitted and still holds (see :class:`JobManager`).
-        embedded: the cluster is this web server's own (embedded): a queued submission it does not
-            hold was lost with an earlier server process (``interrupted``).
-        now: the time (seconds since the epoch); the clock when None.
-
-    Returns:
-        A :class:`RunState`, or None when the run has no job record.
-    """
-    job = files.read_job(run_id)
-    if job is None:
-        return None
-    now = _now() if now is None else now
-    settings = dict(job.get("settings") or {})
-    submission = job.get("submission", "")
-    problems = []
-    progress = files.read_progress(run_id, problems)
-    if problems:
-        history = dict(job.get("history") or _empty_history(settings), status="failed")
-        return RunState(run_id=run_id, name=str(job.get("name") or run_id), state="failed", position=None,
-                        history=history, settings=settings, dataset=str(job.get("dataset", "")),
-                        error=f"its progress cannot be read: {problems[0]}", updated=job["submitted_at"])
-    if progress is not None and progress.get("submission") != submission:
-        progress = None  # from an earlier submission (before a resume)
-    history = dict(job.get("history") or _empty_history(settings))
-    history["epochs"] = int(settings.get("epochs", history.get("epochs", 1)))
-    stopping = files.stop_requested(run_id)
-    state = RunState(run_id=run_id, name=str(job.get("name") or run_id), state="queued", position=None,
-                     history=history, settings=settings, dataset=str(job.get("dataset", "")),
-                     stopping=stopping, updated=float(job.get("submitted_at", 0.0)))
-    if progress is None:
-        if embedded and owned is not None and submission not in owned:
-            state.state = "interrupted"
-            state.error = "the web server that queued it stopped before it started"
-            return state
-        if not job.get("submitted"):
-            state.state = "waiting"
-            return state
-        queue = [entry for entry in files.queue()
-                 if not (embedded and owned is not None and entry[0] not in owned)]
-        ids = [entry[0] for entry in queue]
-        state.position = ids.index(submission) + 1 if submission in ids else 1
-        return state
-    state.history = dict(progress.get("history") or history)
-    state.history["epochs"] = history["epochs"]
-    state.first_kernel = progress.get("first_kernel")
-    state.updated = float(progress.get("heartbeat", 0.0))
-    status = progress.get("status")
-    state.error = progress.get("error")
-    if status in ENDED:
-        state.state, state.stopping = status, False
-    elif now - state.updated > stale_after_s:
-        state.state, state.stopping = "failed", False
-        state.error = (f"the worker training it stopped answering at {_iso(state.updated)[11:19]} UTC "
-                       "(killed, out of memory, or its machine went away)")
-        state.history["status"] = "failed"
-    else:
-        state.state = "loading" if status == "loading" else "running"
-    return state
-
-
-def load_dataset(label: str):
-    """The dataset a run trains on, by its label.
-
-    Args:
-        label: :data:`SAMPLE_LABEL` (the bundled sample) or :data:`FULL_LABEL` (the full MNIST, found
-            by :func:`convviz.data.load_mnist`).
-
-    Returns:
-        ``((x_train, y_train), (x_test, y_test))`` uint8 images ``(n, 28, 28)`` and labels ``(n,)``.
-
-    Raises:
-        ValueError: an unknown label, or an invalid MNIST file.
-        convviz.data.MNISTUnavailableError: the full MNIST cannot be found.
-    """
-    from convviz.data import load_mnist, load_sample
-
-    if label == SAMPLE_LABEL:
-        return load_sample()
-    if label == FULL_LABEL:
-        return load_mnist()
-    raise ValueError(f"unknown dataset {label!r}; expected {SAMPLE_LABEL!r} or {FULL_LABEL!r}")
-
-
 _SPAWN_GUARD = threading.Lock()
 _spawn_guarded = False
 
@@ -533,204 +139,6 @@ def _guard_spawn_from_scripts() -> None:
 
         spawn.get_preparation_data = preparation_data
         _spawn_guarded = True
-
-
-def _lower_priority(niceness: int) -> None:
-    """Raise the niceness of every thread of this process to at least ``niceness`` (Linux: per thread)."""
-    if niceness <= 0:
-        return
-    tids = [0]
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        pass
-    for tid in tids:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
-        except OSError:
-            pass
-
-
-WORKER_NICENESS = 10
-"""CPU niceness of the embedded cluster's worker processes (the web server stays at 0)."""
-
-
-WORKER_TF_THREADS = 1
-"""TensorFlow threads per worker process, within an op and between ops (``TF_NUM_INTRAOP_THREADS`` /
-``TF_NUM_INTEROP_THREADS``, unless the worker's environment sets them): one run per worker, one core per run.
-Measured on the 2-core machine (``python -m convviz.train --sample --epochs 4``): one run alone 3,154 digits/s with
-one thread against 2,341 with TensorFlow's default (a thread per core); two runs at once 3,336 and 2,849 with one
-thread each against 2,405 and 2,207 with the default: extra threads only contend."""
-
-
-def dask_setup(worker=None) -> None:
-    """Dask preload hook (``dask worker --preload convviz.jobs``; the embedded cluster uses it): lower this
-    worker process's CPU priority to :data:`WORKER_NICENESS`, give TensorFlow :data:`WORKER_TF_THREADS` threads,
-    and import TensorFlow and the training engine now, at worker start, so that a run's first batch does not
-    wait for them.
-
-    Args:
-        worker: the ``distributed.Worker`` being started (unused).
-    """
-    _lower_priority(WORKER_NICENESS)
-    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):  # read when TensorFlow starts: set first
-        os.environ.setdefault(name, str(WORKER_TF_THREADS))
-    import convviz.train  # noqa: F401  (imports TensorFlow)
-
-
-class _Reporter:
-    """The task's monitor: writes the progress record every ``every_s`` seconds from its own thread."""
-
-    def __init__(self, files: JobFiles, run_id: str, submission: str, settings: dict, every_s: float):
-        self.files, self.run_id, self.submission, self.every_s = files, run_id, submission, every_s
-        self.lock = threading.Lock()
-        self.status, self.error = "loading", None
-        self.history = _empty_history(settings)
-        self.job = None  # the TrainingJob once training starts
-        self.final_history = None  # the history of the last checkpoint at the end
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="convviz-progress", daemon=True)
-
-    def _first_kernel(self):
-        model = getattr(self.job, "model", None)
-        if model is None:
-            return None
-        for _, module in model.layers:
-            if hasattr(module, "kernel"):
-                return module.kernel.numpy().round(5).tolist()
-        return None
-
-    def write(self) -> None:
-        with self.lock:
-            history = dict(self.final_history) if self.final_history is not None else (
-                self.job.snapshot() if self.job is not None else dict(self.history))
-            status, error = self.status, self.error
-        # Until finish(), the run is running (also while its last checkpoint is written after the job ended).
-        history["status"] = {"loading": "pending", "running": "running"}.get(status, status)
-        history["error"] = error if error is not None else history.get("error")
-        self.files.write_progress(self.run_id, {
-            "submission": self.submission, "status": status, "error": history["error"], "heartbeat": _now(),
-            "pid": os.getpid(), "host": os.uname().nodename, "history": history,
-            "first_kernel": self._first_kernel(),
-        })
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                self.write()
-            except (OSError, ValueError):
-                pass  # a full disk or a NaN loss: the next write or the final one reports it
-
-    def start(self) -> None:
-        self.write()
-        self._thread.start()
-
-    def finish(self, status: str, error: str | None = None) -> None:
-        self._stop.set()
-        self._thread.join()
-        with self.lock:
-            self.status, self.error = status, error
-        self.write()
-
-
-def train_task(runs_root: str, learner: str, run_id: str, submission: str, niceness: int = 10,
-               heartbeat_s: float = 0.5) -> dict:
-    """Train one submitted run; runs in a Dask worker (any process that sees the runs root).
-
-    Reads the job record (settings, dataset, whether it resumes), loads the data by dataset
-    name, builds the model (or loads the run's checkpoint to resume), trains with
-    :class:`convviz.train.TrainingJob`, checkpoints into the run store after every epoch and at the
-    end, and writes the progress record every ``heartbeat_s`` seconds. A stop file ends it after the
-    current batch. When it stops or finishes, the final weights are evaluated on the test split once
-    and that result is saved as the run's ``final_test_loss`` / ``final_test_accuracy``.
-
-    Args:
-        runs_root: the runs root (a path as text).
-        learner: the learner key.
-        run_id: the run id.
-        submission: the submission id of the job record (a task for an older submission does nothing).
-        niceness: the worker's threads run at least this nice (lower CPU priority than the web server); 0 leaves them.
-        heartbeat_s: seconds between progress writes.
-
-    Returns:
-        ``{"run_id", "status", "error"}``; errors are reported there and in the progress record, never raised.
-    """
-    files = JobFiles(runs_root, learner)
-    _lower_priority(niceness)
-    job = files.read_job(run_id)
-    if job is None or job.get("submission") != submission:
-        return {"run_id": run_id, "status": "superseded", "error": None}
-    settings = dict(job["settings"])
-    try:
-        fd = os.open(files.claim_path(run_id, submission), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.close(fd)
-    except FileExistsError:
-        # Dask started this submission again after the worker training it died: never start a run over.
-        files.unqueue(run_id, submission)
-        previous = files.read_progress(run_id) or {}
-        if previous.get("submission") == submission and previous.get("status") not in ENDED:
-            error = ("the worker training it died (killed, or out of memory) and was replaced; the run was not "
-                     "started over: resume it from its last checkpoint")
-            history = dict(previous.get("history") or _empty_history(settings), status="failed", error=error)
-            files.write_progress(run_id, dict(previous, status="failed", error=error, heartbeat=_now(),
-                                              history=history))
-        return {"run_id": run_id, "status": "failed", "error": "worker died"}
-    files.unqueue(run_id, submission)
-    reporter = _Reporter(files, run_id, submission, settings, heartbeat_s)
-    if files.stop_requested(run_id):
-        reporter.finish("stopped")
-        return {"run_id": run_id, "status": "stopped", "error": None}
-    reporter.start()
-    try:
-        status, error = _train(files, run_id, job, reporter)
-    except Exception as exc:  # reported in the progress record, never raised into Dask
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    reporter.finish(status, error)
-    return {"run_id": run_id, "status": status, "error": error}
-
-
-def _train(files: JobFiles, run_id: str, job: dict, reporter: _Reporter) -> tuple[str, str | None]:
-    """Load, build, train, checkpoint (inside :func:`train_task`); returns ``(status, error)``."""
-    from convviz.model import ScratchCNN
-    from convviz.train import TrainConfig, TrainingJob, evaluate
-
-    settings, dataset = dict(job["settings"]), job["dataset"]
-    data = load_dataset(dataset)
-    (_, _), (x_test, y_test) = data
-    config = TrainConfig(epochs=int(settings["epochs"]), batch_size=int(settings["batch_size"]),
-                         learning_rate=float(settings["learning_rate"]), seed=int(settings["seed"]))
-    resume_history = None
-    if job.get("resume"):
-        model, record = files.store.load(run_id)
-        resume_history = record.history
-    else:
-        model = ScratchCNN.from_preset(settings["preset"], seed=int(settings["seed"]),
-                                       filters=tuple(settings["filters"]), kernel_size=int(settings["kernel_size"]))
-    labels = {"preset": settings["preset"], "dataset": dataset, "config": settings}
-
-    def checkpoint(model, history):
-        if history["status"] in ("stopped", "finished"):
-            if history["status"] == "finished" and history["epoch_test_loss"]:
-                loss, accuracy = history["epoch_test_loss"][-1], history["epoch_test_accuracy"][-1]
-            else:  # stopped in the middle of an epoch: these weights have not been evaluated yet
-                loss, accuracy, _, _ = evaluate(model, x_test, y_test)
-            history = dict(history, final_test_loss=loss, final_test_accuracy=accuracy)
-        files.store.save(run_id, model, created=job["created"], history=history, name=job["name"], **labels)
-        if history["status"] in ("stopped", "finished"):
-            with reporter.lock:
-                reporter.final_history = history
-
-    training = TrainingJob(model, data, config, on_checkpoint=checkpoint, resume_history=resume_history)
-    with reporter.lock:
-        reporter.job, reporter.status = training, "running"
-    training.start()
-    while not training.join(timeout=0.2):
-        if files.stop_requested(run_id):
-            training.stop()
-    if training.checkpoint_error:
-        return "failed", f"the last checkpoint could not be saved: {training.checkpoint_error}"
-    return training.status, training.error
 
 
 @dataclass
@@ -892,7 +300,7 @@ class JobManager:
                 done_with(item)
                 continue  # stopped before it was submitted (the page marked it stopped)
             job["submitted"] = True
-            _write_json(item.files.job_path(item.run_id), job)
+            write_json(item.files.job_path(item.run_id), job)
             try:
                 future = client.submit(train_task, str(item.files.runs_root), item.files.learner, item.run_id,
                                        item.submission, self.niceness, self.heartbeat_s, pure=False,
@@ -928,10 +336,10 @@ class JobManager:
         job = files.read_job(run_id) or {}
         if job.get("submission") != submission:
             return
-        history = dict(previous.get("history") or job.get("history") or _empty_history(job.get("settings", {})))
+        history = dict(previous.get("history") or job.get("history") or empty_history(job.get("settings", {})))
         history.update(status="failed", error=error)
         files.write_progress(run_id, {"submission": submission, "status": "failed", "error": error,
-                                      "heartbeat": _now(), "history": history,
+                                      "heartbeat": time.time(), "history": history,
                                       "first_kernel": previous.get("first_kernel")})
 
     def close(self) -> None:
@@ -973,7 +381,7 @@ class JobManager:
             remove_entry(old)
         remove_entry(files.stop_path(run_id))
         job = dict(job, run_id=run_id, submission=submission, submitted_at=submitted_ns / 1e9, submitted=False)
-        _write_json(files.job_path(run_id), job)
+        write_json(files.job_path(run_id), job)
         marker = files.marker_path(run_id, submission)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -1009,7 +417,7 @@ class JobManager:
         settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}
         number = files.next_number()
         self._enqueue(files, run_id, {"name": f"Run {number}", "number": number, "settings": settings,
-                                      "dataset": dataset, "created": _iso(_now()), "resume": False})
+                                      "dataset": dataset, "created": iso_time(time.time()), "resume": False})
         return run_id
 
     def resume(self, files: JobFiles, run_id: str, epochs: int) -> str:
@@ -1068,5 +476,5 @@ class JobManager:
             files.unqueue(run_id, submission)
             history = dict(state.history, status="stopped")
             files.write_progress(run_id, {"submission": submission, "status": "stopped", "error": None,
-                                          "heartbeat": _now(), "history": history, "first_kernel": None})
+                                          "heartbeat": time.time(), "history": history, "first_kernel": None})
 

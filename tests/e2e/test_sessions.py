@@ -32,8 +32,8 @@ import numpy as np
 
 from convviz.examples import NOTEBOOK_INPUT, kernel_preset
 
-from .test_pages import (CANVAS, FIRST_SUM, LOAD_TIMEOUT, assert_no_errors, canvas_ink, draw_digit, open_page,
-                         sidebar_link, start_sample_training, stepper_text, table_after, wait_for_ink,
+from .test_pages import (CANVAS, CLUSTER_TIMEOUT, FIRST_SUM, LOAD_TIMEOUT, assert_no_errors, canvas_ink, draw_digit,
+                         open_page, sidebar_link, start_sample_training, stepper_text, table_after, wait_for_ink,
                          wait_for_run)
 
 pytestmark = pytest.mark.e2e
@@ -137,6 +137,10 @@ def test_sessions_do_not_share_inputs_drawings_or_training(page: Page, new_conte
     # ---- A still has its own run and its own kernel
     expect(stop).to_be_visible()
     expect(run_caption).to_be_visible()
+    # A's run trains before it is stopped: on a loaded machine the embedded cluster took longer to start than B's
+    # checks last (with main's jobs.py as with the split one: "Stopped before it started training")
+    expect(page.locator("[data-testid=stProgress]").first).to_contain_text(re.compile(r"Epoch \d+/50 · batch"),
+                                                                           timeout=CLUSTER_TIMEOUT)
     stop.click()
     expect(page.locator("[data-testid=stProgress]").first).to_contain_text(re.compile(r"Stopped after [\d,]+ batches"),
                                                                            timeout=60_000)

@@ -111,6 +111,10 @@ def test_more_runs_than_workers_are_queued_not_refused(monkeypatch, runs_dir):
         rerun(second.button(key="train_start").click())
         assert not second.error, [e.value for e in second.error]
         second_id = second.session_state[ui.RUN_KEY]
+        # The manager's thread marks the job submitted just after the click's run; on a loaded machine the page can
+        # be drawn before that ("Starting the Dask cluster…"), so wait for the record, then draw the page again.
+        assert wait_for(lambda: _state(runs_dir, second_id, "learner0train2").state != "waiting", 60.0)
+        rerun(second)
         assert _progress_text(second).startswith("Queued, position 1"), _progress_text(second)
         assert second.button(key="train_stop").label == "Stop training"
         first.button(key="train_stop").click().run()

@@ -8,6 +8,7 @@ run of every page (the serialized value stayed in the session and its deserializ
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pytest
@@ -99,7 +100,10 @@ async def _crafted_then_plain(base_url, page, key, field, value):
 
 @pytest.mark.parametrize("page, key, field, value", CASES, ids=[f"{c[1]}-{c[2]}-{str(c[3])[:12]}" for c in CASES])
 def test_a_crafted_widget_value_is_refused_and_the_session_goes_on(base_url, page, key, field, value):
-    crafted, plain, other, back = asyncio.run(_crafted_then_plain(base_url, page, key, field, value))
+    # Its own thread and event loop: pytest-playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        crafted, plain, other, back = pool.submit(asyncio.run,
+                                                  _crafted_then_plain(base_url, page, key, field, value)).result()
     for name, run in (("crafted", crafted), ("next", plain), ("other page", other), ("back", back)):
         assert run["exceptions"] == [], f"{name} run: {run['exceptions']}"
         assert run["finished"] is not None

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from convviz.geometry import padding_amounts, pair
 from convviz.layers import Conv2D
+from convviz.model import images_per_pass
 from convviz.tensor_ops import conv2d, get_activation
 
 __all__ = ["INPUT_SHAPE", "TOP_K", "ReceptiveField", "TopPatches", "conv_layer_names", "crop_patches", "forward_convs",
@@ -277,7 +278,7 @@ def top_patches(model, images, labels=None, k: int = TOP_K, batch_size: int = 10
         images: uint8 ``(n, 28, 28)`` (or floats in ``[0, 1]``), e.g. MNIST's test digits.
         labels: ``(n,)`` their labels, or None (then -1).
         k: patches per filter, >= 1 (fewer when ``n < k``).
-        batch_size: digits per forward pass, >= 1.
+        batch_size: digits per forward pass, >= 1; cut to fit :data:`convviz.model.MAX_PASS_NUMBERS`.
         progress: optional ``callable(fraction)`` called after each batch with the share done (0 to 1].
 
     Returns:
@@ -298,6 +299,7 @@ def top_patches(model, images, labels=None, k: int = TOP_K, batch_size: int = 10
     names = conv_layer_names(model)
     if not names:
         return {}
+    batch_size = images_per_pass(model.cost, batch_size)
     fields = receptive_fields(model.spec)
     run = _strongest_cells(model, names)
     best = {name: [] for name in names}

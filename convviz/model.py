@@ -31,7 +31,8 @@ names ``w`` / ``b`` of format version 1). It is written atomically and read with
 argument names, so nothing in a model file is ever executed. Before anything is built, the file is
 read within :data:`convviz.npzfile.MODEL_LIMITS` and the spec is checked against the size limits
 below (:data:`MAX_LAYERS`, :data:`MAX_FILTERS`, :data:`MAX_WINDOW`, :data:`MAX_UNITS`,
-:data:`MAX_ACTIVATION`, :data:`MAX_PARAMS`), so a small file can never ask for gigabytes.
+:data:`MAX_ACTIVATION`, :data:`MAX_PARAMS`, :data:`MAX_MULTIPLY_ADDS`), so a small file can never ask for
+gigabytes or minutes per digit; passes over many images are cut to :data:`MAX_PASS_NUMBERS`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -49,8 +51,10 @@ from convviz.npzfile import MAX_METADATA_CHARS, MAX_SPEC_CHARS, MODEL_LIMITS, pa
 from convviz.tensor_ops import get_activation, softmax
 
 __all__ = ["DEFAULT_MODEL_PATH", "FORMAT_VERSION", "INPUT_SHAPE", "LAYER_ARGS", "MAX_ACTIVATION", "MAX_FILTERS",
-           "MAX_LAYERS", "MAX_PARAMS", "MAX_SPEC_CHARS", "MAX_UNITS", "MAX_WINDOW", "NUM_CLASSES", "ARCHITECTURES",
-           "ScratchCNN", "load_checkpoint", "load_model", "make_spec", "validate_spec"]
+           "MAX_LAYERS", "MAX_MULTIPLY_ADDS", "MAX_PARAMS", "MAX_PASS_NUMBERS", "MAX_SPEC_CHARS", "MAX_STEP_NUMBERS",
+           "MAX_UNITS", "MAX_WINDOW", "NUM_CLASSES", "ARCHITECTURES", "ForwardCost", "ScratchCNN",
+           "check_training_batch", "forward_cost", "images_per_pass", "load_checkpoint", "load_model", "make_spec",
+           "validate_spec"]
 
 INPUT_SHAPE = (28, 28, 1)
 """Input of every model: ``(height, width, channels)`` of one MNIST digit."""
@@ -98,6 +102,19 @@ in_channels`` (the im2col matrix its forward pass gathers: 64 MiB of float32). A
 shipped model needs 34,848; the largest preset a run's settings allow (``seed``, 256 filters, kernel 7) 3.2 M."""
 MAX_PARAMS = 5_000_000
 """Most weights and biases in a model (20 MB of float32; the largest Train page model has about 0.9 M)."""
+MAX_MULTIPLY_ADDS = 1_000_000_000
+"""Most multiply-adds of one image's forward pass. The largest architecture a run's settings make (``seed``,
+256/256 filters, kernel 7) needs 829 M, the Train page's largest (``seed``, 128/128, kernel 7) 209 M; a 20 MB file
+within every other limit (1x1 conv to 1024 channels, then a 2x2 'same' conv to 1024) needed 3.9 G: 9.7 s to
+classify one drawn digit."""
+MAX_PASS_NUMBERS = 2**26
+"""Most numbers (:attr:`ForwardCost.numbers` times images) one inference pass holds: 256 MiB of float32.
+:meth:`ScratchCNN.logits`, :func:`convviz.train.evaluate` and the atlas cut their batches to fit
+(:func:`images_per_pass`); before, a legal model held about 21 GB for one pass of 1,000 digits."""
+MAX_STEP_NUMBERS = 2**28
+"""Most numbers one training batch's forward pass holds (1 GiB of float32; the step holds about 3-4 times that
+with its gradients, so a worker stays under about 4 GiB). ``seed`` 32/64 kernel 3 fits a batch of 1,024; the
+page's largest architecture a batch of 154 (:func:`check_training_batch`)."""
 _MAX_SPEC_DEPTH = 4  # list of layers -> layer dict -> a (rows, cols) pair
 
 
@@ -151,6 +168,67 @@ def make_spec(preset: str, filters=(32, 64), kernel_size=3, dropout: float = 0.5
     return spec
 
 
+class ForwardCost(NamedTuple):
+    """What one forward pass of one image costs a checked spec (see :func:`forward_cost`)."""
+
+    multiply_adds: int
+    """Multiply-adds of the convolutions and dense layers (one image)."""
+    numbers: int
+    """float32 numbers a forward pass holds per image: the input, every layer's output and the largest
+    convolution patch matrix (``h_out * w_out * kernel_height * kernel_width * in_channels``)."""
+
+
+def forward_cost(spec) -> ForwardCost:
+    """Multiply-adds and working numbers of one forward pass of one image through ``spec``.
+
+    ``numbers * 4`` bytes tracks the memory measured per image in inference: 6.3 MB computed against 6.5 MB
+    measured for ``seed`` 128/128 kernel 9, and 21.7 MB against about 21 MB for a 1x1 to 1024 channels then 2x2
+    'same' model (``ru_maxrss`` over batches of 25-300 digits). A training step holds about 3-4 times that
+    (measured 1.8-3.9x, ``/tmp/lead7/k3/step_mem.py``): activations kept for the gradient, and the gradients.
+
+    Raises:
+        ValueError: as :func:`validate_spec`.
+    """
+    return _checked(spec)[1]
+
+
+def images_per_pass(cost: ForwardCost, requested: int) -> int:
+    """How many images one inference pass may hold: ``requested``, cut so ``numbers`` fits :data:`MAX_PASS_NUMBERS`.
+
+    Args:
+        cost: the model's :func:`forward_cost`.
+        requested: the caller's batch size, >= 1.
+
+    Returns:
+        ``min(requested, max(1, MAX_PASS_NUMBERS // cost.numbers))``.
+
+    Raises:
+        ValueError: ``requested`` below 1 or not an integer.
+    """
+    return min(positive_int(requested, "batch_size"), max(1, MAX_PASS_NUMBERS // max(1, cost.numbers)))
+
+
+def check_training_batch(spec, batch_size: int) -> None:
+    """Refuse a training batch whose forward pass would hold more than :data:`MAX_STEP_NUMBERS` numbers.
+
+    Args:
+        spec: a layer spec (checked with :func:`validate_spec`).
+        batch_size: digits per gradient step, >= 1.
+
+    Raises:
+        ValueError: a bad spec or batch size, or a batch over the limit, naming the largest batch that fits,
+            e.g. ``"a training batch of 512 digits through this architecture holds 887,763,968 numbers per step
+            (about 3.3 GiB before the gradients), over MAX_STEP_NUMBERS=268,435,456: use a batch of at most 154"``.
+    """
+    numbers = forward_cost(spec).numbers
+    batch_size = positive_int(batch_size, "batch_size")
+    if numbers * batch_size > MAX_STEP_NUMBERS:
+        raise ValueError(f"a training batch of {batch_size} digits through this architecture holds "
+                         f"{numbers * batch_size:,} numbers per step (about {numbers * batch_size * 4 / 2**30:.1f} GiB "
+                         f"before the gradients), over MAX_STEP_NUMBERS={MAX_STEP_NUMBERS:,}: use a batch of at most "
+                         f"{max(1, MAX_STEP_NUMBERS // numbers)}")
+
+
 def validate_spec(spec) -> list[tuple[int, ...]]:
     """Check a spec and work out every layer's output shape (without the batch axis).
 
@@ -165,18 +243,23 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
         One shape per layer, e.g. ``(26, 26, 32)`` after a 3x3x32 convolution.
 
     Limits: :data:`MAX_LAYERS`, :data:`MAX_FILTERS`, :data:`MAX_WINDOW`, :data:`MAX_UNITS`, :data:`MAX_ACTIVATION`
-    (one layer's output), :data:`MAX_PATCH_NUMBERS` (one convolution's patch matrix, per image) and
-    :data:`MAX_PARAMS`.
+    (one layer's output), :data:`MAX_PATCH_NUMBERS` (one convolution's patch matrix, per image),
+    :data:`MAX_PARAMS` and :data:`MAX_MULTIPLY_ADDS` (one image's forward pass).
 
     Raises:
         ValueError: anything wrong, naming the layer and the bad value.
     """
+    return _checked(spec)[0]
+
+
+def _checked(spec) -> tuple[list[tuple[int, ...]], ForwardCost]:
+    """:func:`validate_spec`'s checks; the shapes and the :class:`ForwardCost`."""
     if not isinstance(spec, list) or not spec:
         raise ValueError(f"spec must be a non-empty list of layer configs, got {type(spec).__name__}")
     if len(spec) > MAX_LAYERS:
         raise ValueError(f"spec has {len(spec)} layers, over the limit of MAX_LAYERS={MAX_LAYERS}")
     shape: tuple[int, ...] = INPUT_SHAPE
-    shapes, names, params = [], set(), 0
+    shapes, names, params, multiply_adds, numbers, largest_patches = [], set(), 0, 0, int(np.prod(INPUT_SHAPE)), 0
     for index, layer in enumerate(spec):
         if not isinstance(layer, dict):
             raise ValueError(f"spec[{index}] must be a dict, got {str(layer)[:80]}")
@@ -212,15 +295,22 @@ def validate_spec(spec) -> list[tuple[int, ...]]:
                 raise ValueError(f"layer {name!r} (conv2d) gathers {shape[0]}x{shape[1]} windows of {kh}x{kw}x"
                                  f"{in_shape[-1]} = {patches:,} numbers per image, over the limit of "
                                  f"MAX_PATCH_NUMBERS={MAX_PATCH_NUMBERS:,}")
+            multiply_adds += patches * shape[-1]
+            largest_patches = max(largest_patches, patches)
         elif kind == "dense":
             params += in_shape[0] * shape[0] + shape[0]
+            multiply_adds += in_shape[0] * shape[0]
         if params > MAX_PARAMS:
             raise ValueError(f"the model up to layer {name!r} has {params:,} weights, over the limit of "
                              f"MAX_PARAMS={MAX_PARAMS:,}")
+        if multiply_adds > MAX_MULTIPLY_ADDS:
+            raise ValueError(f"the model up to layer {name!r} needs {multiply_adds:,} multiply-adds per image, over "
+                             f"the limit of MAX_MULTIPLY_ADDS={MAX_MULTIPLY_ADDS:,}")
+        numbers += cells
         shapes.append(shape)
     if shapes[-1] != (NUM_CLASSES,):
         raise ValueError(f"the last layer must output {NUM_CLASSES} class scores, got shape {shapes[-1]}")
-    return shapes
+    return shapes, ForwardCost(multiply_adds, numbers + largest_patches)
 
 
 def _output_shape(kind: str, cfg: dict, shape: tuple[int, ...], name: str) -> tuple[int, ...]:
@@ -304,6 +394,7 @@ class ScratchCNN(tf.Module):
             followed by a 2x2 max pooling that :func:`convviz.layers.can_fuse_conv_pool` accepts is one
             :class:`convviz.layers.ConvPool` block (named ``"conv1+pool1"``) that owns the two layers.
         output_shapes: dict ``name -> shape`` without the batch axis.
+        cost: the spec's :class:`ForwardCost` per image (multiply-adds, working numbers).
         seed: the initialisation seed.
 
     Call:
@@ -322,7 +413,7 @@ class ScratchCNN(tf.Module):
         super().__init__(name="scratch_cnn")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise ValueError(f"seed must be an integer >= 0 or None, got seed={seed!r}")
-        shapes = validate_spec(spec)
+        shapes, self.cost = _checked(spec)
         # Kept as JSON text: tf.Module would wrap a plain list/dict attribute in its tracking wrappers.
         self._spec_json = json.dumps(spec)
         self.seed = seed
@@ -434,7 +525,8 @@ class ScratchCNN(tf.Module):
 
         Args:
             images: ``(batch, 28, 28)`` (or ``(batch, 28, 28, 1)``) floats in [0, 1].
-            batch_size: images per forward pass (memory), >= 1.
+            batch_size: images per forward pass (memory), >= 1; cut to fit :data:`MAX_PASS_NUMBERS`
+                (:func:`images_per_pass`).
 
         Returns:
             float32 ``(batch, 10)``.
@@ -443,7 +535,7 @@ class ScratchCNN(tf.Module):
             ValueError: a wrong shape or non-finite values.
         """
         x = _as_input(images)
-        batch_size = positive_int(batch_size, "batch_size")
+        batch_size = images_per_pass(self.cost, batch_size)
         parts = [self._logits(tf.constant(x[i: i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 

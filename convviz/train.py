@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from convviz.config import TrainConfig, check_run_length
+from convviz.model import check_training_batch
 from convviz.tensor_ops import log_softmax, softmax
 
 __all__ = ["Adam", "History", "TrainConfig", "TrainingJob", "cross_entropy", "evaluate", "make_step", "prepare_data",
@@ -261,10 +262,13 @@ def train(model, data, config: TrainConfig, on_batch=None, stop_event=None, hist
         The :class:`History`, with status ``"finished"`` or ``"stopped"``.
 
     Raises:
-        ValueError: bad data or config.
+        ValueError: bad data or config, or a batch over :data:`convviz.model.MAX_STEP_NUMBERS`
+            (:func:`convviz.model.check_training_batch`), before anything is allocated.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if hasattr(model, "spec"):  # a ScratchCNN (tests also train bare tf.Modules)
+        check_training_batch(model.spec, config.batch_size)
     (x_train, y_train), (x_test, y_test) = prepare_data(data)
     history = history if history is not None else History()
     n = len(x_train)

@@ -251,3 +251,86 @@ def test_get_layer_and_set_weights(tmp_path, small_model, digits):
             other.set_weights(bad)
         after = other.weights()
         assert all(np.array_equal(before[k], after[k]) for k in before)  # nothing assigned
+
+
+# --- what one image costs (#15 kind 2: a legal spec must not cost gigabytes per pass or minutes per digit) ---
+
+_HEAVY_SPEC = [  # the breaker's legal 20 MB model: 3.9 G multiply-adds and 21 MB per digit
+    {"type": "conv2d", "name": "conv1", "filters": 1024, "kernel_size": 1, "activation": "relu"},
+    {"type": "conv2d", "name": "conv2", "filters": 1024, "kernel_size": 2, "padding": "same", "activation": "relu"},
+    {"type": "conv2d", "name": "conv3", "filters": 740, "kernel_size": 1, "activation": "relu"},
+    {"type": "maxpool2d", "name": "pool1", "pool_size": 27},
+    {"type": "flatten", "name": "flatten"},
+    {"type": "dense", "name": "dense", "units": 10},
+]
+
+
+def test_forward_cost_counts_by_hand():
+    from convviz.model import ForwardCost, forward_cost
+    # seed 32/64 k3: conv1 26x26 windows of 3x3x1 to 32; conv2 24x24 windows of 3x3x32 to 64; dense 36,864 -> 10
+    macs = 26 * 26 * 9 * 32 + 24 * 24 * 9 * 32 * 64 + 36_864 * 10
+    numbers = 784 + 26 * 26 * 32 + 24 * 24 * 64 + 36_864 + 10 + 24 * 24 * 9 * 32
+    assert forward_cost(make_spec("seed", (32, 64), 3)) == ForwardCost(macs, numbers) == (11_180_160, 262_042)
+
+
+@pytest.mark.parametrize("spec, words", [
+    (_HEAVY_SPEC, "the model up to layer 'conv2' needs 3,289,137,152 multiply-adds per image, over the limit of MAX_MULTIPLY_ADDS"),
+    ([{"type": "conv2d", "name": "c", "filters": 1024, "kernel_size": 1},
+      {"type": "conv2d", "name": "d", "filters": 1024, "kernel_size": 1},
+      {"type": "conv2d", "name": "e", "filters": 300, "kernel_size": 1},
+      {"type": "flatten", "name": "f"}, {"type": "dense", "name": "o", "units": 10}],
+     "the model up to layer 'e' needs 1,063,731,200 multiply-adds per image"),
+])
+def test_a_spec_costing_too_much_per_image_is_refused_before_anything_is_built(spec, words):
+    from convviz.model import MAX_MULTIPLY_ADDS
+    with pytest.raises(ValueError) as info:
+        ScratchCNN(spec)
+    assert words in str(info.value) and f"{MAX_MULTIPLY_ADDS:,}" in str(info.value)
+
+
+def test_the_train_pages_largest_architecture_is_within_the_cost_limits():
+    from convviz.model import MAX_MULTIPLY_ADDS, forward_cost
+    for preset in ("seed", "fast"):
+        for k in (1, 3, 5, 7, 9):
+            assert forward_cost(make_spec(preset, (128, 128), k)).multiply_adds <= MAX_MULTIPLY_ADDS
+    assert forward_cost(make_spec("seed", (256, 256), 7)).multiply_adds == 828_810_240  # a run's largest settings
+
+
+def test_inference_passes_are_cut_to_the_pass_limit(monkeypatch):
+    import convviz.model as model_module
+    from convviz.model import images_per_pass
+    model = ScratchCNN(make_spec("seed", (4, 8), 3), seed=0)
+    per_image = model.cost.numbers
+    monkeypatch.setattr(model_module, "MAX_PASS_NUMBERS", per_image * 7 + 3)
+    assert images_per_pass(model.cost, 1000) == 7 and images_per_pass(model.cost, 5) == 5
+    sizes = []
+    original = model._logits
+
+    def counting(x):
+        sizes.append(int(x.shape[0]))
+        return original(x)
+
+    x = np.random.default_rng(0).random((30, 28, 28)).astype(np.float32)
+    expected = np.concatenate([model._logits(x[i:i + 1, :, :, None]).numpy() for i in range(30)])
+    monkeypatch.setattr(model, "_logits", counting)
+    got = model.logits(x)  # the default batch of 1000 is cut to 7
+    assert sizes == [7, 7, 7, 7, 2]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_training_batch_over_the_step_limit_is_refused_with_the_largest_that_fits():
+    from convviz.config import TrainConfig
+    from convviz.model import check_training_batch
+    from convviz.train import train
+    spec = make_spec("seed", (128, 128), 7)
+    with pytest.raises(ValueError) as info:
+        check_training_batch(spec, 512)
+    assert str(info.value) == ("a training batch of 512 digits through this architecture holds 887,763,968 numbers "
+                               "per step (about 3.3 GiB before the gradients), over MAX_STEP_NUMBERS=268,435,456: "
+                               "use a batch of at most 154")
+    check_training_batch(spec, 154)
+    check_training_batch(spec, 128)
+    check_training_batch(make_spec("seed", (32, 64), 3), 1024)
+    tiny = ((np.zeros((4, 28, 28), np.uint8), np.arange(4) % 10), (np.zeros((2, 28, 28), np.uint8), np.arange(2)))
+    with pytest.raises(ValueError, match="use a batch of at most 154"):  # before any step runs
+        train(ScratchCNN(spec, seed=0), tiny, TrainConfig(epochs=1, batch_size=512))

@@ -169,3 +169,23 @@ def test_live_kernel_grid_is_redrawn_at_most_every_kernel_refresh_s(monkeypatch)
     run.state = "stopped"  # an ended run shows its last kernels at once
     run.first_kernel = [[[[0.75]]]]
     assert panel._kernel_figure(run).data[0].z[0][0] == 0.75
+
+
+def test_a_batch_too_large_for_the_architecture_is_refused_before_the_cluster_is_asked(monkeypatch, runs_dir):
+    """#15 kind 2: the page's own largest settings (seed, 128/128, kernel 7, batch 512) would hold ~10 GB a step."""
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "not-a-scheduler")  # no cluster: the check needs none
+    at = _page(epochs=1, batch=512)
+    at.radio(key="train_preset").set_value("seed")
+    at.number_input(key="train_filters1").set_value(128)
+    at.number_input(key="train_filters2").set_value(128)
+    at.select_slider(key="train_kernel").set_value(7)
+    rerun(at)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert any("a training batch of 512 digits" in e and "use a batch of at most 154" in e for e in errors), errors
+    assert ui.RUN_KEY not in at.session_state and not list(runs_dir.rglob("*.npz"))
+    at.select_slider(key="train_batch").set_value(128)  # a batch that fits gets past the check, to the cluster
+    rerun(at)
+    at.button(key="train_start").click().run()
+    assert not any("a training batch" in e.value for e in at.error), [e.value for e in at.error]

@@ -242,6 +242,13 @@ def start_run(settings: dict, dataset: str) -> str | None:
     run = current_run()
     if run is not None and run.active:
         return "A training run is already going in this session: stop it first."
+    from convviz.model import check_training_batch, make_spec  # TensorFlow: imported once a run starts
+
+    try:  # before the cluster is asked for anything
+        check_training_batch(make_spec(settings["preset"], settings["filters"], settings["kernel_size"]),
+                             settings["batch_size"])
+    except ValueError as exc:
+        return f"These settings do not work: {exc}"
     manager, problem = get_manager()
     if problem:
         return problem

@@ -209,3 +209,18 @@ def test_an_oversized_drawing_is_used_but_not_kept(monkeypatch):
     at = _away_and_back(at)
     assert not _predictions(at) and any("Draw a digit" in i.value for i in at.info)
     assert _canvas_data(at)["initialDrawing"]["objects"] == []
+
+
+def test_a_drawing_survives_a_look_at_the_upload(small_model):
+    """"Upload a photo" hides the canvas (Streamlit drops its state); back to "Draw", the drawing is there again."""
+    at = _page(small_model)
+    state = canvas_state(strokes.render(strokes.canvas_paths(1)))
+    at.session_state["draw_canvas_0"] = state
+    rerun(at)
+    before = _predictions(at)
+    assert len(before) == 1
+    rerun(at.radio(key="draw_source").set_value("Upload a photo"))
+    assert not _predictions(at)
+    rerun(at.radio(key="draw_source").set_value("Draw"))
+    assert _predictions(at) == before
+    assert _canvas_data(at)["initialDrawing"]["objects"] == state["drawing"]["raw"]["objects"]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .test_pages import (LOAD_TIMEOUT, assert_no_errors, canvas_ink, clear_canvas, draw_digit, open_page,
+from .test_pages import (LOAD_TIMEOUT, assert_no_errors, canvas_ink, clear_canvas, draw_and_predict, open_page,
                          sidebar_link, wait_for_ink, wait_for_ink_box, wait_for_run)  # skips without Playwright
 
 from playwright.sync_api import Page, expect  # noqa: E402  (importable: test_pages skipped the module otherwise)
@@ -34,14 +34,7 @@ def _away_and_back(page: Page) -> None:
 def test_a_drawing_and_its_prediction_are_kept_across_pages_until_clear(page: Page):
     open_page(page, "/Draw", "Draw")
     expect(page.get_by_text("Draw a digit on the canvas")).to_be_visible(timeout=LOAD_TIMEOUT)
-    width, height = draw_digit(page, 7)
-    ink = wait_for_ink(page, lambda n: n > 1000)
-    assert ink > 1000, f"drawing a 7 left only {ink} white pixels on the canvas"
-    wait_for_ink_box(page, width, height)
-    prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: \d"))
-    expect(prediction).to_be_visible(timeout=LOAD_TIMEOUT)
-    wait_for_run(page)
-    said = prediction.inner_text()
+    ink, said, (width, height) = draw_and_predict(page, 7)
 
     _away_and_back(page)
     back = wait_for_ink(page, lambda n: abs(n - ink) <= 0.02 * ink)

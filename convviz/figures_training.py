@@ -46,7 +46,15 @@ def thinned(n: int, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
 
 
-def metric_figure(snapshot: dict, metric: str, smoothing: float = 0.9, height: int = 320) -> go.Figure:
+_MARGIN = {"l": 50, "r": 10, "t": 40, "b": 100}
+"""The curves' margins, pixels: the bottom one holds the tick labels, the "epoch" title and two legend rows."""
+_TITLE_STANDOFF_PX = 6
+"""Pixels between the x tick labels and the "epoch" title."""
+_LEGEND_TOP_PX = 52
+"""Pixels from the plot's bottom edge down to the legend's top: below the tick labels (~18) and the title (~20)."""
+
+
+def metric_figure(snapshot: dict, metric: str, smoothing: float = 0.9, height: int = 360) -> go.Figure:
     """Training curve of one metric: per batch (raw and smoothed) and on the test set per epoch.
 
     The x axis is in epochs: batch ``i`` (1-based) of the run sits at ``i / batches_per_epoch``,
@@ -81,16 +89,20 @@ def metric_figure(snapshot: dict, metric: str, smoothing: float = 0.9, height: i
     fig.add_trace(go.Scatter(x=x, y=per_batch, mode="lines", name="training batch", line={"color": _RAW, "width": 1},
                              hovertemplate="epoch %{x:.2f}<br>batch value %{y:.4f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=x, y=smoothed, mode="lines",
-                             name="training (smoothed)", line={"color": _SMOOTH, "width": 2.5},
+                             name="smoothed", line={"color": _SMOOTH, "width": 2.5},
                              hovertemplate="epoch %{x:.2f}<br>smoothed %{y:.4f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=np.arange(1, len(per_epoch) + 1), y=per_epoch, mode="lines+markers",
                              name="test set (per epoch)", line={"color": _TEST, "width": 2},
                              marker={"size": 10, "symbol": "diamond"},
                              hovertemplate="after epoch %{x}<br>test %{y:.4f}<extra></extra>"))
     epochs = max(1, int(snapshot.get("epochs") or 1))
-    fig.update_layout(title=title, height=height, margin={"l": 50, "r": 10, "t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.25}, uirevision=metric)
-    fig.update_xaxes(title_text="epoch", range=[0, epochs * 1.02])
+    # The legend hangs from a line below the "epoch" title (anchored at its top, so a legend that wraps into a
+    # second row on a narrow column grows downwards, into the bottom margin kept for it, never onto the title).
+    plot_height = max(1, height - _MARGIN["t"] - _MARGIN["b"])
+    fig.update_layout(title=title, height=height, margin=_MARGIN, uirevision=metric,
+                      legend={"orientation": "h", "yanchor": "top", "y": -_LEGEND_TOP_PX / plot_height,
+                              "x": 0, "xanchor": "left"})
+    fig.update_xaxes(title_text="epoch", title_standoff=_TITLE_STANDOFF_PX, range=[0, epochs * 1.02])
     if yrange is not None:
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
     else:

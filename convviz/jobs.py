@@ -59,6 +59,8 @@ __all__ = [
 MAX_JOBS_ENV = "CONVVIZ_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
 SCHEDULER_ENV = "CONVVIZ_DASK_SCHEDULER"
+HTTP_ADDRESS = "127.0.0.1:0"
+"""Where the embedded cluster's scheduler serves its HTTP routes (no dashboard): loopback, a free port."""
 
 
 def max_jobs() -> tuple[int, str | None]:
@@ -238,9 +240,12 @@ class JobManager:
             _guard_spawn_from_scripts()
             # allowed-failures 0: a task whose worker died is reported (KilledWorker), never run again.
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                # No dashboard, but the scheduler still serves its HTTP routes (health, metrics), on 8787 when
+                # no address is given, with a "Port 8787 is already in use" warning when another cluster has it
+                # (dask/distributed#8136, #7207): a free port on loopback instead; dashboard=False stays.
                 cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-                                       silence_logs=40, preload=["convviz.jobs"])
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": HTTP_ADDRESS},
+                                       env={"TF_CPP_MIN_LOG_LEVEL": "2"}, silence_logs=40, preload=["convviz.jobs"])
             try:
                 return cluster, Client(cluster, set_as_default=False)
             except Exception:

@@ -2,7 +2,7 @@
 
 Starts its own headless Streamlit server on a free loopback port (or uses ``--url``), opens each
 page in Debian's Chromium, brings it to the state worth showing (the Draw page gets a "7" drawn on
-its canvas, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
+its canvas, and once more after a visit to the Convolution page, the Train page a short run on the bundled sample, the Convolution and Stacked Channels
 pages are shot mid-play, the Convolution page also in its Transposed mode, the Train page's downloads under a short saved run, the Backpropagation page three
 times: at a dK step, at a dX step both ways, and with its "Learn a kernel" demo played to the end, and the Train
 page once more with a runs folder holding a folder, a link out of it and a run "from the future" next to a good
@@ -123,6 +123,18 @@ def shoot_draw(page):
         page.mouse.up()
     page.wait_for_timeout(1500)  # the canvas sends its image, the script reruns
     settle(page, 1500)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+
+
+def shoot_draw_back(page):
+    """Draw a 7, visit the Convolution page through the sidebar and come back: the drawing and its prediction kept."""
+    shoot_draw(page)
+    for name, path in (("Convolution", "/Convolution"), ("Draw", "/Draw")):
+        page.locator("[data-testid=stSidebarNav] a").filter(has_text=re.compile(rf"^\s*{name}\s*$")).click()
+        page.wait_for_url(re.compile(re.escape(path) + "$"), timeout=TIMEOUT)
+        settle(page, 1500)
+    page.get_by_role("heading", name=re.compile(r"^Prediction: \d")).wait_for(timeout=TIMEOUT)
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(300)
 
@@ -311,6 +323,7 @@ PAGES = {  # name -> (url path, how to prepare it)
     "train_export": (f"/Train?learner={EXPORT_LEARNER}", shoot_train_export),
     "train_odd_files": (f"/Train?learner={ODD_LEARNER}", shoot_train_odd_files),
     "draw": ("/Draw", shoot_draw),
+    "draw_back": ("/Draw", shoot_draw_back),
     "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
     "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
     "backprop_learn": ("/Backpropagation", shoot_backprop_learn),

@@ -46,3 +46,33 @@ def test_a_learner_key_in_the_home_address_is_kept_when_the_learner_moves_on(mon
     at.switch_page("app_pages/4_Draw.py")
     rerun(at)
     assert at.session_state["_learner"] == "bookmark0key1"
+
+
+def _first_page(path: str) -> "AppTest":
+    """The app opened at ``path`` (a page's own address, not Home), run once."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.switch_page(path)
+    return rerun(at)
+
+
+def test_the_training_cluster_starts_whatever_page_is_opened_first(monkeypatch, tmp_path):
+    """/Convolution or /Draw first: the cluster is asked to start (in the background) once the page is drawn,
+    not only on Home or Train; with a malformed CONVVIZ_DASK_SCHEDULER nothing is started and the page still works."""
+    from convviz import jobs
+
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv(jobs.SCHEDULER_ENV, raising=False)
+    started = []
+    monkeypatch.setattr(jobs.JobManager, "ensure_started", lambda self: started.append(self.embedded))
+    for path, heading in (("app_pages/1_Convolution.py", "## Convolution, one window at a time"),
+                          ("app_pages/4_Draw.py", "## Draw a digit and ask the network")):
+        started.clear()
+        at = _first_page(path)
+        assert [m.value for m in at.markdown][0] == heading
+        assert started == [True], path  # the embedded cluster, asked once per run (it starts once per server)
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "not-a-scheduler")
+    started.clear()
+    at = _first_page("app_pages/1_Convolution.py")
+    assert [m.value for m in at.markdown][0] == "## Convolution, one window at a time" and started == []

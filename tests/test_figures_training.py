@@ -84,3 +84,17 @@ def test_confusion_matrix_and_figure():
         ft.confusion_figure(np.zeros((2, 3)))
 
 
+
+
+@pytest.mark.parametrize("height", [300, 360, 480])
+def test_the_legend_hangs_below_the_epoch_title_with_room_for_two_rows(height):
+    """The legend used to sit at y=-0.25 anchored at its bottom: wrapped into two rows at 1280x800 it grew upwards
+    over the "epoch" title. Now its top is below the tick labels and the title, and two rows fit in the margin."""
+    fig = ft.metric_figure(_snapshot(), "loss", height=height)
+    layout = fig.layout
+    plot_px = height - layout.margin.t - layout.margin.b
+    top_px = -layout.legend.y * plot_px  # pixels below the plot's bottom edge
+    assert layout.legend.yanchor == "top" and layout.legend.orientation == "h"
+    assert top_px >= 18 + layout.xaxis.title.standoff + 20 + 4  # tick labels, standoff, "epoch" (12 px font), a gap
+    assert top_px + 2 * 20 <= layout.margin.b  # two rows of the legend stay inside the figure
+    assert [trace.name for trace in fig.data] == ["training batch", "smoothed", "test set (per epoch)"]

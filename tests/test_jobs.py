@@ -220,3 +220,42 @@ def test_the_worker_preload_lowers_priority_and_gives_tensorflow_one_thread():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.split()[1] == "2"
 
+
+
+def _port_warnings(start):
+    """The "Port ... is already in use" warnings raised while ``start()`` runs, with 8787 held busy."""
+    import socket
+    import warnings
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))  # another cluster's dashboard (if 8787 is busy already, so much the better)
+        holder.listen()
+    except OSError:
+        pass
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start()
+    finally:
+        holder.close()
+    return [str(w.message) for w in caught if "already in use" in str(w.message)]
+
+
+def test_starting_the_embedded_cluster_warns_of_no_busy_port():
+    """dashboard_address=None still serves the scheduler's HTTP routes on 8787 (dask/distributed#8136): the
+    embedded cluster asks for a free loopback port instead, so a second cluster on the machine warns of nothing."""
+    from distributed import LocalCluster
+
+    def plain():  # what dashboard_address=None alone does: the warning this test must be able to see
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None).close()
+
+    assert any("8787" in message for message in _port_warnings(plain))
+    manager = jobs.JobManager(n_workers=1, niceness=0)
+    try:
+        assert _port_warnings(lambda: manager.wait_ready(120)) == []
+        assert manager.status[0] == "ready", manager.status
+        http = manager._cluster.scheduler.http_server
+        assert http.address == "127.0.0.1" and http.port != 8787
+    finally:
+        manager.close()

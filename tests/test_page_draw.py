@@ -133,3 +133,94 @@ def test_a_model_whose_output_is_not_a_number_gets_an_error_not_a_made_up_class(
     assert at.session_state["top"] == -1
     assert "output is not a number" in at.error[0].value
     assert not any("Prediction:" in m.value for m in at.markdown)
+
+
+def _canvas_data(at) -> dict:
+    """What the page sent its canvas component this run (``initialDrawing`` and the pen settings)."""
+    import json
+
+    def find(node):
+        for child in getattr(node, "children", {}).values():
+            if type(child).__name__ == "UnknownElement" and child.type == "bidi_component":
+                return child
+            found = find(child)
+            if found is not None:
+                return found
+        return None
+
+    return json.loads(find(at._tree).proto.json)  # AppTest has no public view of a custom component
+
+
+def _app_at_draw(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from apptest_helpers import APP
+
+    monkeypatch.setenv("CONVVIZ_DASK_SCHEDULER", "not-a-scheduler")  # no cluster needed here
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.switch_page("app_pages/4_Draw.py")
+    return rerun(at)
+
+
+def _away_and_back(at):
+    at.switch_page("app_pages/1_Convolution.py")
+    rerun(at)
+    assert "draw_canvas_0" not in at.session_state and "draw_canvas_1" not in at.session_state  # Streamlit dropped it
+    at.switch_page("app_pages/4_Draw.py")
+    return rerun(at)
+
+
+def test_a_drawing_and_its_prediction_survive_leaving_the_page_until_clear(monkeypatch):
+    """Kind 5 of #15: the learner's drawing is not lost by visiting another page; the canvas comes back with its
+    strokes, the prediction with it; Clear still clears, also across pages."""
+    at = _app_at_draw(monkeypatch)
+    assert _canvas_data(at)["initialDrawing"] == {"objects": [], "background": "#000000"}
+    state = canvas_state(strokes.render(strokes.canvas_paths(7)))
+    state["drawing"]["raw"] = {"version": "6.0", "objects": [{"type": "Path", "path": [["M", 40, 40], ["L", 90, 200]]}]}
+    at.session_state["draw_canvas_0"] = state
+    rerun(at)
+    before = _predictions(at)
+    assert len(before) == 1
+    assert _canvas_data(at)["initialDrawing"]["objects"] == []  # fixed while mounted: the client is never redrawn
+
+    at = _away_and_back(at)
+    assert _predictions(at) == before and not at.info  # the same prediction, no "Draw a digit" prompt
+    assert _canvas_data(at)["initialDrawing"]["objects"] == state["drawing"]["raw"]["objects"]  # the strokes again
+    assert any("draw_chart_stages" in i for i in _chart_ids(at))
+
+    at.button(key="draw_clear").click().run()
+    assert not _predictions(at) and any("Draw a digit" in i.value for i in at.info)
+    assert _canvas_data(at)["initialDrawing"]["objects"] == []
+    at = _away_and_back(at)
+    assert not _predictions(at) and _canvas_data(at)["initialDrawing"]["objects"] == []
+
+
+def test_an_oversized_drawing_is_used_but_not_kept(monkeypatch):
+    """A client's drawing JSON over MAX_KEPT_DRAWING_CHARS still gets its prediction, but is not stored to be sent
+    back: after leaving the page the canvas starts empty, with the prompt (nothing breaks)."""
+    from convviz.ui.drawing import MAX_KEPT_DRAWING_CHARS
+
+    at = _app_at_draw(monkeypatch)
+    state = canvas_state(strokes.render(strokes.canvas_paths(4)))
+    state["drawing"]["raw"] = {"objects": [{"type": "Path", "note": "x" * MAX_KEPT_DRAWING_CHARS}]}
+    at.session_state["draw_canvas_0"] = state
+    rerun(at)
+    assert len(_predictions(at)) == 1
+    at = _away_and_back(at)
+    assert not _predictions(at) and any("Draw a digit" in i.value for i in at.info)
+    assert _canvas_data(at)["initialDrawing"]["objects"] == []
+
+
+def test_a_drawing_survives_a_look_at_the_upload(small_model):
+    """"Upload a photo" hides the canvas (Streamlit drops its state); back to "Draw", the drawing is there again."""
+    at = _page(small_model)
+    state = canvas_state(strokes.render(strokes.canvas_paths(1)))
+    at.session_state["draw_canvas_0"] = state
+    rerun(at)
+    before = _predictions(at)
+    assert len(before) == 1
+    rerun(at.radio(key="draw_source").set_value("Upload a photo"))
+    assert not _predictions(at)
+    rerun(at.radio(key="draw_source").set_value("Draw"))
+    assert _predictions(at) == before
+    assert _canvas_data(at)["initialDrawing"]["objects"] == state["drawing"]["raw"]["objects"]

@@ -112,3 +112,52 @@ def test_a_run_keras_cannot_express_offers_its_weights_only(runs, served):
     buttons = {b.proto.id.split("export_run_")[-1]: b for b in at.get("download_button") if "export_run_" in b.proto.id}
     assert not buttons["npz"].proto.disabled and buttons["py"].proto.disabled and buttons["keras"].proto.disabled
     assert served[f"convviz_{run_id}.npz"]
+
+
+def _stopped_mid_epoch(store, epochs_done, batch, bpe=10):
+    """A run saved as a stop writes it: ``epochs_done`` finished epochs, then ``batch`` of ``bpe`` batches kept."""
+    from convviz.model import ScratchCNN, make_spec
+    from convviz.ui import training as ui
+
+    model = ScratchCNN(make_spec("fast", filters=(4, 8)), seed=0)
+    config = {"preset": "fast", "filters": [4, 8], "kernel_size": 3, "epochs": 3, "batch_size": 512,
+              "learning_rate": 1e-3, "seed": 0}
+    steps = bpe * epochs_done + batch
+    history = {"batch_loss": [2.3 - 0.01 * i for i in range(steps)],
+               "batch_accuracy": [0.1 + 0.005 * i for i in range(steps)],
+               "epoch_test_loss": [0.9] * epochs_done, "epoch_test_accuracy": [0.8] * epochs_done,
+               "epoch": epochs_done, "batch": batch, "batches_per_epoch": bpe, "epochs": 3,
+               "samples_per_second": 100.0, "elapsed_s": 5.0, "eta_s": 0.0, "status": "stopped", "error": None,
+               "final_test_loss": 0.7, "final_test_accuracy": 0.75}
+    run_id = store.new_run_id("fast")
+    store.save(run_id, model, preset="fast", dataset=ui.SAMPLE_LABEL, config=config, history=history)
+    return run_id
+
+
+@pytest.mark.parametrize("epochs_done, batch, said", [(0, 3, "after 3 of 10 batches of epoch 1"),
+                                                      (2, 7, "after 7 of 10 batches of epoch 3"),
+                                                      (2, 10, "after epoch 2")])
+def test_a_run_stopped_mid_epoch_is_named_by_what_its_file_holds(runs, epochs_done, batch, said):
+    """One fact, one wording: the downloads, the saved-runs list and the Draw page's model name what the checkpoint
+    holds (the batches kept of the epoch it stopped in), never "after epoch 0" for weights trained 3 batches."""
+    from convviz.ui import training as ui
+
+    run_id = _stopped_mid_epoch(runs, epochs_done, batch)
+    at = _page()
+    take_home = [m.value for m in at.markdown if m.value.startswith("**Take ")]
+    assert take_home and f"(its weights {said})" in take_home[0], take_home
+    assert any(f"Weights saved {said}, last at" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert f"weights {said}, 75.00% test accuracy" in ui.draw_description(runs.record(run_id))
+    text = " ".join(e.value for e in [*at.markdown, *at.caption] if isinstance(e.value, str))
+    assert "after epoch 0" not in text and ("epoch(s) saved" not in text)
+
+
+def test_weights_when_words_each_state():
+    from convviz.ui.training import weights_when
+
+    assert weights_when({"epoch": 0, "batch": 0, "batches_per_epoch": 469}) == "before any training"
+    assert weights_when({"epoch": 0, "batch": 312, "batches_per_epoch": 469}) == "after 312 of 469 batches of epoch 1"
+    assert weights_when({"epoch": 1, "batch": 469, "batches_per_epoch": 469}) == "after epoch 1"
+    assert weights_when({"epoch": 1, "batch": 0, "batches_per_epoch": 469}) == "after epoch 1"
+    assert weights_when({"epoch": 4, "batch": 1200, "batches_per_epoch": 1200}) == "after epoch 4"
+    assert weights_when({"epoch": 3}) == "after epoch 3"  # an older file without batch counts

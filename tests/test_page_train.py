@@ -89,6 +89,10 @@ def test_train_start_grow_stop_results(runs_dir):
     results = next(c.value for c in at.caption if "test digits, " in c.value)
     assert results.endswith(f"with the final weights: loss {record.history['final_test_loss']:.3f}, "
                             f"accuracy {accuracy}."), results
+    # what the weights file holds, one wording (a stop comes mid-epoch: "after 7 of 10 batches of epoch 1")
+    held = ui.weights_when(record.history)
+    assert results.startswith(f"Weights saved {held}. ") and "after epoch 0" not in results, results
+    assert f"the model (its weights {held}) and the charts are kept" in _progress_text(at)
     row = at.dataframe[0].value.iloc[0]
     assert row["Run"] == "Run 1" and row["Run id"] == run_id and row["Test accuracy"] == accuracy
     assert row["Status"] == "stopped"

@@ -233,7 +233,7 @@ def choose_model() -> Choice | None:
     chosen = st.selectbox(
         "Model", options, key=MODEL_KEY,
         format_func=lambda o: "The shipped model (convviz/models/default.npz)" if o == SHIPPED else
-        f"{printable(by_id[o].name)} · {by_id[o].preset} · {by_id[o].epochs_done} epoch(s) · "
+        f"{printable(by_id[o].name)} · {by_id[o].preset} · weights {tr.weights_when(by_id[o].history)} · "
         f"{'—' if by_id[o].test_accuracy is None else f'{by_id[o].test_accuracy:.2%}'} · {o}",
         help="The shipped model, or one of your saved runs (Train page) as its checkpoint is now.")
     if chosen == SHIPPED:

@@ -24,6 +24,14 @@ CANVAS_SIZE = 280
 """Side of the drawing canvas, pixels (10x MNIST's 28)."""
 
 _NONCE_KEY = "_draw_canvas_nonce"
+_DRAWING_KEY = "_draw_drawing"
+"""``st.session_state`` key of the last drawing read from the canvas: ``(json_data, PNG bytes)``, kept when the
+learner leaves the page (Streamlit then drops the canvas's own widget state)."""
+_INITIAL_KEY = "_draw_canvas_initial"
+"""``st.session_state`` key of the drawing the canvas was last mounted with (its ``initial_drawing``)."""
+MAX_KEPT_DRAWING_CHARS = 2_000_000
+"""A drawing's Fabric.js JSON (``json_data``) longer than this is not kept across pages (a digit's strokes take
+tens of kilobytes; only a crafted client sends more)."""
 
 
 def canvas_key() -> str:
@@ -32,12 +40,36 @@ def canvas_key() -> str:
 
 
 def clear_canvas() -> None:
-    """Empty the canvas (a new key gives a fresh component)."""
+    """Empty the canvas (a new key gives a fresh component) and forget the kept drawing."""
     st.session_state[_NONCE_KEY] = st.session_state.get(_NONCE_KEY, 0) + 1
+    st.session_state.pop(_DRAWING_KEY, None)
+    st.session_state.pop(_INITIAL_KEY, None)
+
+
+def _keep_drawing(json_data, data: bytes) -> None:
+    """Remember the drawing just read (its strokes for the canvas, its PNG for the prediction), within the limit."""
+    import json
+
+    kept = st.session_state.get(_DRAWING_KEY)
+    if kept is not None and kept[1] == data:
+        return
+    try:
+        size = len(json.dumps(json_data))
+    except (TypeError, ValueError, RecursionError):
+        size = MAX_KEPT_DRAWING_CHARS + 1
+    if isinstance(json_data, dict) and size <= MAX_KEPT_DRAWING_CHARS:
+        st.session_state[_DRAWING_KEY] = (json_data, data)
+    else:
+        st.session_state.pop(_DRAWING_KEY, None)
 
 
 def canvas_image(stroke_width: int) -> np.ndarray | None:
     """Show the 280x280 canvas (white strokes on black); its RGBA image, or None before any drawing.
+
+    The drawing survives leaving the page: the last one read is kept in the session (:data:`_DRAWING_KEY`); when
+    the canvas is mounted again (its widget state gone), it starts from those strokes (``initial_drawing``, fixed
+    for as long as the canvas stays mounted, so the client never redraws under the pen), and until its client sends
+    a new image the kept PNG stands for it. :func:`clear_canvas` forgets it.
 
     Args:
         stroke_width: pen width, pixels.
@@ -47,20 +79,29 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
     """
     from streamlit_drawable_canvas import st_canvas
 
+    key = canvas_key()
+    kept = st.session_state.get(_DRAWING_KEY)
+    if key not in st.session_state:  # the canvas is mounted afresh (first visit, or back from another page)
+        st.session_state[_INITIAL_KEY] = kept[0] if kept is not None else None
+    initial = st.session_state.get(_INITIAL_KEY)
     result = st_canvas(stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
                        height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
-                       key=canvas_key())
+                       initial_drawing=initial, key=key)
     try:
         data = result.image_bytes  # the PNG its client sent: untrusted, decoded with our checks
     except (ValueError, TypeError, binascii.Error):  # not a base64 data URL: treat as nothing drawn
         return None
+    if not data and kept is not None and initial is kept[0]:  # remounted with the kept strokes, nothing sent yet
+        data = kept[1]
     if not data:
         return None
     try:
-        return decode_canvas(data, max_side=4 * CANVAS_SIZE)  # the canvas at up to 4 device pixels per pixel
+        image = decode_canvas(data, max_side=4 * CANVAS_SIZE)  # the canvas at up to 4 device pixels per pixel
     except ValueError as exc:
         st.warning(f"The drawing could not be read ({exc}); press Clear and draw again.")
         return None
+    _keep_drawing(result.json_data, data)
+    return image
 
 
 def uploaded_stages() -> tuple[DigitStages | None, str | None]:

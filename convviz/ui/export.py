@@ -22,6 +22,7 @@ import streamlit as st
 
 from convviz import export
 from convviz.ui.text import md
+from convviz.ui.training import weights_when
 
 _HOW_TO = ("Keep the weights (.npz) next to the script: `python {stem}_keras.py --image digit.png` predicts a picture "
            "of a digit, and the script's docstring shows how to use the model in your own code; the .keras file is "
@@ -111,7 +112,7 @@ def run_downloads(record) -> None:
     Args:
         record: a :class:`convviz.runs.RunRecord`.
     """
-    st.markdown(f"**Take {md(record.name)} home** (its weights after epoch {record.epochs_done})")
+    st.markdown(f"**Take {md(record.name)} home** (its weights {weights_when(record.history)})")
     number = f"run{record.number}_" if record.number is not None else ""
     downloads("run", record.path, f"convviz_{number}{record.run_id}", record.name, f"run {record.run_id}")
 

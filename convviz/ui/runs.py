@@ -217,7 +217,7 @@ def past_runs(busy: bool) -> None:
     record = by_id[chosen]
     status = tr.live_status(record.run_id, record.status)
     st.caption(f"{md(record.name)}, saved as {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
-               f"{md(_DATASETS.get(record.dataset, record.dataset))}. {record.epochs_done} epoch(s) saved, last at "
+               f"{md(_DATASETS.get(record.dataset, record.dataset))}. Weights saved {tr.weights_when(record.history)}, last at "
                f"{_when(record.updated)}; status **{status}**"
                + (" (the server stopped while it trained: resume it from its last saved epoch)."
                   if status == "interrupted" else "."))

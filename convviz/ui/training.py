@@ -318,14 +318,39 @@ def describe_settings(s: dict) -> str:
     return ", ".join(parts)
 
 
+def weights_when(history: dict) -> str:
+    """What a saved run's weights file holds, in words, from its history's ``epoch``, ``batch`` and
+    ``batches_per_epoch`` (a checkpoint is written after every epoch and when the run stops, maybe mid-epoch).
+
+    The one wording of a run's state wherever the Train, Draw and Filter atlas pages name it (downloads, the
+    saved-runs list, the model pickers).
+
+    Args:
+        history: a saved run's history (:func:`convviz.run_metadata.check_history`'s output).
+
+    Returns:
+        ``"after epoch 2"``, ``"after 312 of 469 batches of epoch 1"`` (stopped in epoch 1, whose batches were
+        kept), or ``"before any training"``.
+
+    Example:
+        >>> weights_when({"epoch": 0, "batch": 312, "batches_per_epoch": 469})
+        'after 312 of 469 batches of epoch 1'
+        >>> weights_when({"epoch": 2, "batch": 469, "batches_per_epoch": 469})
+        'after epoch 2'
+    """
+    epoch, batch, per_epoch = (int(history.get(key) or 0) for key in ("epoch", "batch", "batches_per_epoch"))
+    if 0 < batch < per_epoch:  # stopped in the middle of epoch + 1 (after a finished epoch, batch == per_epoch)
+        return f"after {batch:,} of {per_epoch:,} batches of epoch {epoch + 1}"
+    return f"after epoch {epoch}" if epoch else "before any training"
+
 
 def draw_description(record) -> str:
-    """How the Draw page names a saved run's model: its name, id, preset, dataset, epochs and accuracy."""
+    """How the Draw page names a saved run's model: its name, id, preset, dataset, weights' state and accuracy."""
     dataset = "full MNIST" if record.dataset == FULL_LABEL else (
         "bundled sample" if record.dataset == SAMPLE_LABEL else record.dataset)
     accuracy = "—" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
     return (f"{md(record.name)} (saved as {record.run_id}; {record.preset} preset, {md(dataset)}, "
-            f"{record.epochs_done} epoch(s), {accuracy} test accuracy)")
+            f"weights {weights_when(record.history)}, {accuracy} test accuracy)")
 
 
 def use_on_draw(run_id: str) -> str | None:

@@ -21,7 +21,7 @@ from convviz import jobs, metrics
 from convviz.jobs import FULL_LABEL, SAMPLE_LABEL
 from convviz.ui.text import md
 from convviz.ui.training import (DRAW_MODEL_KEY, current_run, describe_settings, full_mnist, get_manager, get_sample,
-                                 get_store, use_on_draw)
+                                 get_store, use_on_draw, weights_when)
 
 _EPOCH_RERUN_S = 30.0
 """While a run trains, the whole page (test-set results) refreshes for a new epoch at most this often, seconds."""
@@ -72,7 +72,7 @@ def _progress_text(run: jobs.RunState) -> str:
         if steps == 0 and not snap.get("epoch"):
             return "Stopped before it started training"
         return (f"Stopped after {steps:,} batches (epoch {epoch}, batch {batch}/{bpe}) in "
-                f"{_duration(snap['elapsed_s'])}; the model and charts are kept")
+                f"{_duration(snap['elapsed_s'])}; the model (its weights {weights_when(snap)}) and the charts are kept")
     if run.state == "interrupted":
         return "Interrupted before it started"
     return "Training failed"
@@ -226,7 +226,8 @@ def show_results(run: jobs.RunState) -> None:
     loss = history["final_test_loss"] if final else history["epoch_test_loss"][-1]
     accuracy = record.test_accuracy if final else history["epoch_test_accuracy"][-1]
     when = "with the final weights" if final else f"after epoch {record.epochs_done}"
-    st.caption(f"{len(y_test):,} test digits, {when}: loss {loss:.3f}, accuracy {accuracy:.2%}.")
+    saved = f"Weights saved {weights_when(history)}. " if final else ""  # a stop may come mid-epoch: say so
+    st.caption(f"{saved}{len(y_test):,} test digits, {when}: loss {loss:.3f}, accuracy {accuracy:.2%}.")
     st.plotly_chart(ft.confusion_figure(metrics.confusion_matrix(y_test, predicted)), key="train_chart_confusion")
     mistakes = metrics.misclassified(y_test, predicted, probabilities, limit=24)
     st.markdown(f"**Misclassified test digits** ({int((predicted != y_test).sum()):,} in all; "

@@ -498,6 +498,22 @@ def wait_for_ink_box(page: Page, width: float, height: float, tolerance: float =
         })""", arg=[width, height, tolerance], timeout=60_000)
 
 
+def draw_and_predict(page: Page, digit: int) -> tuple[int, str, tuple[float, float]]:
+    """Draw ``digit`` (:func:`draw_digit`) and wait until the whole drawing arrived and its prediction is shown.
+
+    Returns:
+        ``(white pixels on the canvas, the "Prediction: …" heading's text, the ink box (width, height))``.
+    """
+    width, height = draw_digit(page, digit)
+    ink = wait_for_ink(page, lambda n: n > 1000)
+    assert ink > 1000, f"drawing a {digit} left only {ink} white pixels on the canvas"
+    wait_for_ink_box(page, width, height)
+    prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: \d"))
+    expect(prediction).to_be_visible(timeout=LOAD_TIMEOUT)
+    wait_for_run(page)
+    return ink, prediction.inner_text(), (width, height)
+
+
 def clear_canvas(page: Page) -> None:
     """Press Clear and wait until the canvas and the prediction are gone."""
     page.get_by_role("button", name="Clear", exact=True).click()
@@ -520,14 +536,8 @@ def test_draw_digits_are_classified_and_clear_empties_the_canvas(page: Page):
     assert canvas_ink(page) == 0
     predicted = {}
     for digit in DRAWN_DIGITS:
-        width, height = draw_digit(page, digit)
-        ink = wait_for_ink(page, lambda n: n > 1000)
-        assert ink > 1000, f"drawing a {digit} left only {ink} white pixels on the canvas"
-        wait_for_ink_box(page, width, height)
-        prediction = page.get_by_role("heading", name=re.compile(r"^Prediction: \d"))
-        expect(prediction).to_be_visible(timeout=LOAD_TIMEOUT)
-        wait_for_run(page)
+        _, said, _ = draw_and_predict(page, digit)
         assert_no_errors(page)
-        predicted[digit] = int(re.match(r"Prediction: (\d)", prediction.inner_text()).group(1))
+        predicted[digit] = int(re.match(r"Prediction: (\d)", said).group(1))
         clear_canvas(page)
     assert predicted == {d: d for d in DRAWN_DIGITS}, f"drawn -> predicted: {predicted}"

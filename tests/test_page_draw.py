@@ -224,3 +224,27 @@ def test_a_drawing_survives_a_look_at_the_upload(small_model):
     rerun(at.radio(key="draw_source").set_value("Draw"))
     assert _predictions(at) == before
     assert _canvas_data(at)["initialDrawing"]["objects"] == state["drawing"]["raw"]["objects"]
+
+
+@pytest.mark.parametrize("crafted", [
+    {"drawing": "x"}, {"drawing": [1, 2]}, {"drawing": {"data": 5}}, {"drawing": {"data": ["a"]}},
+    {"drawing": {"data": {"a": 1}}}, {"backgroundFit": {}}, {"backgroundFit": 5}, {"backgroundFit": "x"},
+], ids=["drawing_str", "drawing_list", "data_int", "data_list", "data_dict", "fit_empty", "fit_int", "fit_str"])
+def test_a_crafted_canvas_state_resets_the_canvas_to_the_kept_drawing(monkeypatch, crafted):
+    """#15 kind 6 (the breaker's K1): valid JSON of a shape no canvas sends made the canvas component raise
+    (AttributeError, KeyError, TypeError) in the page run. Now: a toast, a fresh canvas that starts from the
+    learner's last drawing, and the same prediction."""
+    at = _app_at_draw(monkeypatch)
+    state = canvas_state(strokes.render(strokes.canvas_paths(7)))
+    state["drawing"]["raw"] = {"version": "6.0", "objects": [{"type": "Path", "path": [["M", 40, 40], ["L", 90, 200]]}]}
+    at.session_state["draw_canvas_0"] = state
+    rerun(at)
+    before = _predictions(at)
+    assert len(before) == 1
+    at.session_state["draw_canvas_0"] = crafted
+    rerun(at)
+    assert any("reset to your last drawing" in t.value for t in at.toast), [t.value for t in at.toast]
+    assert _predictions(at) == before and not at.error and not at.warning
+    assert _canvas_data(at)["initialDrawing"]["objects"] == state["drawing"]["raw"]["objects"]
+    rerun(at)  # the next run goes on without a toast
+    assert not at.toast and _predictions(at) == before

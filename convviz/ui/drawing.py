@@ -29,6 +29,8 @@ _DRAWING_KEY = "_draw_drawing"
 learner leaves the page (Streamlit then drops the canvas's own widget state)."""
 _INITIAL_KEY = "_draw_canvas_initial"
 """``st.session_state`` key of the drawing the canvas was last mounted with (its ``initial_drawing``)."""
+_REFUSED_KEY = "_draw_canvas_refused"
+"""``st.session_state`` flag: the last run refused the canvas's state (a toast says so)."""
 MAX_KEPT_DRAWING_CHARS = 2_000_000
 """A drawing's Fabric.js JSON (``json_data``) longer than this is not kept across pages (a digit's strokes take
 tens of kilobytes; only a crafted client sends more)."""
@@ -79,18 +81,25 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
     """
     from streamlit_drawable_canvas import st_canvas
 
+    if st.session_state.pop(_REFUSED_KEY, False):
+        st.toast("The drawing canvas sent a value no canvas sends; it was reset to your last drawing.")
     key = canvas_key()
     kept = st.session_state.get(_DRAWING_KEY)
     if key not in st.session_state:  # the canvas is mounted afresh (first visit, or back from another page)
         st.session_state[_INITIAL_KEY] = kept[0] if kept is not None else None
     initial = st.session_state.get(_INITIAL_KEY)
-    result = st_canvas(stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
-                       height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
-                       initial_drawing=initial, key=key)
+    try:  # the component indexes the state its client sent without checking it: a crafted one raises in here
+        result = st_canvas(stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
+                           height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
+                           initial_drawing=initial, key=key)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # {"backgroundFit": 5}, ...
+        _remount_after_crafted_state(exc)  # reruns the page
     try:
         data = result.image_bytes  # the PNG its client sent: untrusted, decoded with our checks
     except (ValueError, TypeError, binascii.Error):  # not a base64 data URL: treat as nothing drawn
         return None
+    except AttributeError as exc:  # "data" that is no text ({"drawing": {"data": 5}})
+        _remount_after_crafted_state(exc)
     if not data and kept is not None and initial is kept[0]:  # remounted with the kept strokes, nothing sent yet
         data = kept[1]
     if not data:
@@ -102,6 +111,21 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
         return None
     _keep_drawing(result.json_data, data)
     return image
+
+
+def _remount_after_crafted_state(exc: Exception) -> None:
+    """A canvas state of the wrong shape (only a crafted client sends one): log it, and run the page again with a
+    fresh canvas (a new key: Streamlit drops the old key's state) that starts from the kept drawing; that run
+    shows a toast saying so."""
+    import logging
+
+    logging.getLogger(__name__).warning("refused a drawing-canvas state the client sent (%s: %s)",
+                                        type(exc).__name__, str(exc)[:200])
+    kept = st.session_state.get(_DRAWING_KEY)
+    st.session_state[_NONCE_KEY] = st.session_state.get(_NONCE_KEY, 0) + 1
+    st.session_state[_INITIAL_KEY] = kept[0] if kept is not None else None
+    st.session_state[_REFUSED_KEY] = True
+    st.rerun()
 
 
 def uploaded_stages() -> tuple[DigitStages | None, str | None]:

@@ -76,3 +76,19 @@ def get_tensorflow():
 
     freeze_long_lived()
     return tf
+
+
+@st.cache_data(show_spinner="Reading the picture…", max_entries=8)
+def decoded_upload(data: bytes, mode: str, max_side: int):
+    """:func:`convviz.images.decode_upload` of an uploaded file, cached per file content, mode and size, so the
+    page's reruns (a slider moved) do not decode a large picture again (a 5000x5000 PNG: about 0.5 s).
+
+    Returns:
+        uint8 ``(height, width, 1 or 3)``, longer side at most ``max_side`` pixels.
+
+    Raises:
+        ValueError: the upload is refused; the message says why (refusals are not cached).
+    """
+    from convviz.images import decode_upload
+
+    return decode_upload(data, mode, max_side=max_side)

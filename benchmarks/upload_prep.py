@@ -16,7 +16,8 @@ For each image kind (built here, in memory) and each upload path it runs what th
 modules from a temporary folder; "now" is this checkout's. Each (kind, path, version) runs in its own Python
 process, so the peak resident memory it reports (``VmHWM`` of ``/proc/self/status`` after the runs minus before
 them, MB) is its own.
-Times are the median of ``--repeats`` runs (wall clock, seconds). The two versions run interleaved, kind by kind:
+Times are the median of ``--repeats`` runs: wall clock and CPU (``process_time``, steadier on a busy machine),
+seconds. The two versions run interleaved, kind by kind:
 timings on this shared machine drift, so compare the two columns of one row. An image over the documented pixel
 limit (:data:`convviz.images.MAX_PIXELS`) is refused before decoding; its row shows how long the refusal took.
 """
@@ -93,16 +94,18 @@ def high_water_kb():  # VmHWM: this process's peak resident memory (ru_maxrss wo
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 before = high_water_kb()
-times, outcome = [], "accepted"
+times, cpu, outcome = [], [], "accepted"
 for _ in range(int(repeats)):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     try:
         digit = once()
     except ValueError as exc:
         outcome = "refused"
     times.append(time.perf_counter() - start)
+    cpu.append(time.process_time() - start_cpu)
 peak = high_water_kb() - before
-print(json.dumps({"s": statistics.median(times), "mb": peak / 1024, "outcome": outcome}))
+print(json.dumps({"s": statistics.median(times), "cpu": statistics.median(cpu), "mb": peak / 1024,
+                  "outcome": outcome}))
 """
 
 
@@ -123,14 +126,15 @@ def main() -> None:
                                   check=True).stdout
             Path(tmp, name).write_text(text)
         folders = {"main": tmp, "now": str(ROOT / "convviz")}
-        print(f"{'image':32} {'page':8} {'main s':>7} {'now s':>7} {'main MB':>8} {'now MB':>7}  outcome")
+        print(f"{'image':30} {'page':8} {'main s':>7} {'now s':>7} {'main CPU':>8} {'now CPU':>7} {'main MB':>8} "
+              f"{'now MB':>7}  outcome")
         for kind, data in make_images().items():
             for page in ("stacked", "draw"):
                 got = {v: measure(v, folder, kind, page, data, args.repeats) for v, folder in folders.items()}
                 outcome = got["now"]["outcome"] + ("" if got["now"]["outcome"] == got["main"]["outcome"]
                                                    else f" (main: {got['main']['outcome']})")
-                print(f"{kind:32} {page:8} {got['main']['s']:7.3f} {got['now']['s']:7.3f} "
-                      f"{got['main']['mb']:8.0f} {got['now']['mb']:7.0f}  {outcome}", flush=True)
+                print(f"{kind:30} {page:8} {got['main']['s']:7.3f} {got['now']['s']:7.3f} {got['main']['cpu']:8.3f} "
+                      f"{got['now']['cpu']:7.3f} {got['main']['mb']:8.0f} {got['now']['mb']:7.0f}  {outcome}", flush=True)
 
 
 if __name__ == "__main__":

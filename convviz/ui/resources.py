@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from convviz.ui.runtime import freeze_long_lived
+from convviz.ui.text import md
 
 
 @st.cache_resource(show_spinner="Loading the bundled MNIST sample…")
@@ -57,7 +58,7 @@ def sample_or_message():
     try:
         return get_sample(), None
     except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
-        return None, f"The bundled MNIST sample is not available ({exc}), so real digits cannot be shown."
+        return None, f"The bundled MNIST sample is not available ({md(exc)}), so real digits cannot be shown."
 
 
 def model_or_message():
@@ -65,7 +66,7 @@ def model_or_message():
     try:
         return get_default_model(), None
     except (FileNotFoundError, ValueError, OSError, ImportError) as exc:
-        return None, (f"The shipped model is not available ({exc}). Train one on the Train page, "
+        return None, (f"The shipped model is not available ({md(exc)}). Train one on the Train page, "
                       "or run `python -m convviz.train` to create it.")
 
 

@@ -315,10 +315,11 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         number_input(column, name, 1, limit, int(size), 1, key=f"{prefix}_{key}", name=f"{label} {name}",
                      on_change=_on_resize, args=(prefix, limit, label),
                      help=f"1 to {limit}. Shrinking hides rows or columns; growing brings them back.")
-    p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
-    p1.selectbox(f"{label} preset", presets, key=f"{prefix}_preset", on_change=load_preset)
-    p2.button("Reload", key=f"{prefix}_reload", on_click=load_preset, help="Load the chosen preset again "
-              "(a new random draw or digit).")
+    # The button under the picker, not beside it: beside it, a 5x5 kernel's column (about 150 px at 1280x800)
+    # cut its label to "Rel…", and the picker's too.
+    st.selectbox(f"{label} preset", presets, key=f"{prefix}_preset", on_change=load_preset)
+    st.button("Reload", key=f"{prefix}_reload", on_click=load_preset, icon=":material/refresh:",
+              help="Load the chosen preset again (a new random draw or digit).")
     if ss.get(f"{prefix}_preset_error"):
         st.warning(ss[f"{prefix}_preset_error"])
 

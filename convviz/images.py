@@ -29,7 +29,9 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 """Largest accepted upload, bytes (5 MB)."""
 
 MAX_PIXELS = 25_000_000
-"""Largest accepted image, width x height pixels (about 5000 x 5000)."""
+"""Largest image decoded, width x height pixels (about 5000 x 5000). A JPEG decoded at a reduced scale (when a
+``max_side`` asks for a small picture, libjpeg decodes at 1/2, 1/4 or 1/8) counts at that scale: an 8000 x 8000
+JPEG shrunk to 280 is decoded as 1000 x 1000. Pillow refuses any image declared over 89 Mpixels first."""
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "MPO")
 """Pillow format names accepted. ``MPO`` is a JPEG with a multi-picture segment, as many phone cameras write
@@ -76,17 +78,18 @@ def _open_checked(data: bytes, max_side: int | None, refuse_side: int | None = N
             w, h = img.size
             if w < 1 or h < 1:
                 raise _Refused(f"the uploaded image has no pixels ({w}x{h}); choose another image")
-            if w * h > MAX_PIXELS:
+            if fmt in ("JPEG", "MPO") and (max_side is not None or draft_mode == "L"):
+                # decode at 1/2, 1/4 or 1/8 scale when that is enough, and to grayscale when that is asked for;
+                # before the pixel count, which limits what is decoded (a 48-Mpixel phone photo is 6 Mpixels at 1/2)
+                img.draft("L" if draft_mode == "L" and img.mode == "RGB" else img.mode,
+                          (max_side, max_side) if max_side is not None else img.size)
+            if img.size[0] * img.size[1] > MAX_PIXELS:
                 raise _Refused(
                     f"the uploaded image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,} "
                     "(it may be a decompression bomb); upload a smaller image"
                 )
             if refuse_side is not None and max(w, h) > refuse_side:
                 raise _Refused(f"the drawing is {w}x{h} pixels, larger than the canvas (at most {refuse_side} a side)")
-            if fmt in ("JPEG", "MPO") and (max_side is not None or draft_mode == "L"):
-                # decode at 1/2, 1/4 or 1/8 scale when that is enough, and to grayscale when that is asked for
-                img.draft("L" if draft_mode == "L" and img.mode == "RGB" else img.mode,
-                          (max_side, max_side) if max_side is not None else img.size)
             img.load()
     except _Refused:
         raise

@@ -126,3 +126,26 @@ def test_a_large_rgba_png_is_never_copied_at_full_size_as_floats():
     tracemalloc.stop()
     assert out.shape == (280, 280, 1) and out.max() == 255
     assert peak < 5_000_000  # numpy/Python allocations, bytes; a full-size uint8 copy would be 25-100 MB
+
+
+def test_a_large_jpeg_counts_the_pixels_it_is_decoded_at():
+    """An 8000x8000 JPEG (a 64-Mpixel photo) was refused as over 25 Mpixels though it is decoded at 1/8 scale for
+    a 280 or 560 px picture; it is accepted then, and refused when it would be decoded whole."""
+    from PIL import ImageDraw
+
+    from convviz.images import MAX_PIXELS
+
+    img = Image.new("L", (8000, 8000), 240)
+    ImageDraw.Draw(img).line([(2000, 1500), (6000, 1500), (3500, 6500)], fill=20, width=600)
+    data = _jpeg(img.convert("RGB"))
+    for side in (280, 560):
+        got = decode_upload(data, "L", max_side=side)
+        assert got.shape == (side, side, 1) and got.min() < 60 and got.max() > 200
+        digit = prepare_photo(got)[0].image
+        assert digit.max() == 1.0 and digit[:, :4].max() == 0  # the 7 inverted, centred
+    with pytest.raises(ValueError, match=f"8000x8000 = 64,000,000 pixels, over the limit of {MAX_PIXELS:,}"):
+        decode_upload(data, "L")
+    big_png = io.BytesIO()
+    Image.new("1", (6000, 6000)).save(big_png, "PNG")
+    with pytest.raises(ValueError, match="decompression bomb"):  # a PNG is always decoded whole
+        decode_upload(big_png.getvalue(), "L", max_side=280)

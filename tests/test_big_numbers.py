@@ -21,8 +21,10 @@ BIG = [
     ("int_60_digits", int("9" * 60), "is too large (an integer of 60 digits)"),
     ("int_1e20", 10**20, "is too large (1e+20)"),
     ("text_60_digits", "1" * 60, "is too large (a number of 60 digits)"),
-    ("text_400_digits", "9" * 400, "is too large (a number of 400 digits)"),
-    ("text_minus_80_digits", "-" + "8" * 80, "is too large (a number of 80 digits)"),
+    ("text_400_digits", "9" * 400, "is too long (400 characters, at most 64; write it shorter) and too large (a "
+                                   "number of 400 digits)"),
+    ("text_minus_80_digits", "-" + "8" * 80, "is too long (81 characters, at most 64; write it shorter) and too "
+                                             "large (a number of 80 digits)"),
     ("text_1e400", "1e400", "is infinite as a float, so too large ('1e400')"),
 ]
 
@@ -56,7 +58,8 @@ def test_a_number_box_refuses_a_huge_integer_without_raising():
 
 @pytest.mark.parametrize("raw, message", [(10**400, "is too large (an integer of 401 digits)"),
                                           (int("1" * 60), "is too large (an integer of 60 digits)"),
-                                          ("9" * 400, "is too large (a number of 400 digits)")],
+                                          ("9" * 400, "is too long (400 characters, at most 64; write it shorter) "
+                                                      "and too large (a number of 400 digits)")],
                          ids=["json_int_10_400", "json_int_60_digits", "typed_400_digits"])
 def test_the_page_says_too_large_and_keeps_the_cell(raw, message):
     """As the editor's client sends it: a JSON number is a Python int of any size once parsed."""

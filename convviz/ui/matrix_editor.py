@@ -71,7 +71,9 @@ def parse_cell(raw, where: str) -> float:
     text = raw.strip().replace("−", "-") if isinstance(raw, str) else None
     if text is not None and len(text) > _MAX_CELL_TEXT:
         if _DIGITS.fullmatch(text) and len(text.lstrip("+-").lstrip("0")) > 10:  # 10**400 pasted: past 1e9
-            raise ValueError(too_large.format(_shown(raw)))
+            raise ValueError(f"{where} is too long ({len(text):,} characters, at most {_MAX_CELL_TEXT}; write it "
+                             f"shorter) and too large ({_shown(raw)}): use numbers between {-MAX_CELL:g} and "
+                             f"{MAX_CELL:g}")
         raise ValueError(f"{where} is too long ({len(text):,} characters, at most {_MAX_CELL_TEXT}; write it "
                          "shorter, e.g. 1.5e-7)")
     try:

@@ -107,6 +107,41 @@ def shoot_stacked_channels(page):
     shoot_mid_play(page, "stack_fig_steps", "Window (row 2, column 1)")
 
 
+def large_upload_png() -> bytes:
+    """A 5000x5000 RGBA PNG (25 Mpixels, the upload limit): a white 7 on a transparent sheet, about 100 kB."""
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    sheet = Image.new("RGBA", (5000, 5000), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(sheet)
+    pen.line([(1300, 1100), (3700, 1100), (2200, 4000)], fill=(255, 255, 255, 255), width=420)
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(sheet)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def shoot_stacked_upload(page):
+    """After a 5000x5000 RGBA upload (issue #15, kind 3): the picture decoded shrunk, its 64 feature maps."""
+    settle(page)
+    page.locator(".st-key-stack_source").get_by_text("Upload an image").click()
+    settle(page)
+    page.locator(".st-key-stack_upload input[type=file]").set_input_files(
+        {"name": "seven-5000x5000.png", "mimeType": "image/png", "buffer": large_upload_png()})
+    page.get_by_text("Input upload").first.wait_for(timeout=TIMEOUT)
+    settle(page)
+    scroll_under_header(page.get_by_text("2 · Many filters"), margin=10)
+
+
+def shoot_backprop_editors(page):
+    """The input, kernel and target editors open: every button label whole at 1280x800 (issue #15)."""
+    settle(page)
+    page.get_by_text("Edit the input, the kernel and the loss").click()
+    settle(page)
+    scroll_under_header(page.locator("[data-testid=stExpander]").first, margin=10)
+
+
 def shoot_draw(page):
     """Draw a 7 on the canvas and wait for the prediction."""
     settle(page)
@@ -319,6 +354,7 @@ PAGES = {  # name -> (url path, how to prepare it)
     "convolution": ("/Convolution", shoot_convolution),
     "transposed": ("/Convolution", shoot_transposed),
     "stacked_channels": ("/Stacked_Channels", shoot_stacked_channels),
+    "stacked_upload": ("/Stacked_Channels", shoot_stacked_upload),
     "train": ("/Train", shoot_train),
     "train_export": (f"/Train?learner={EXPORT_LEARNER}", shoot_train_export),
     "train_odd_files": (f"/Train?learner={ODD_LEARNER}", shoot_train_odd_files),
@@ -327,6 +363,7 @@ PAGES = {  # name -> (url path, how to prepare it)
     "backprop_dk": ("/Backpropagation", shoot_backprop_dk),
     "backprop_dx": ("/Backpropagation", shoot_backprop_dx),
     "backprop_learn": ("/Backpropagation", shoot_backprop_learn),
+    "backprop_editors": ("/Backpropagation", shoot_backprop_editors),
     "atlas": ("/Filter_Atlas", shoot_atlas),
     "atlas_classes": ("/Filter_Atlas", shoot_atlas_classes),
 }

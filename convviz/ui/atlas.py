@@ -286,14 +286,14 @@ def atlas_or_progress(choice: Choice):
         except FileNotFoundError:
             pass
         except ValueError as exc:
-            note = f"The atlas saved for this model could not be used, so it is computed again: {exc}"
+            note = f"The atlas saved for this model could not be used, so it is computed again: {md(exc)}"
         if atlas is not None:
             holder.put(key, atlas)
             return atlas
         digits, source = _test_digits()
         job = holder.start(key, choice.model, choice.cache_path, digits, source, note)
     if job.error:
-        st.error(f"The atlas could not be computed: {job.error}")
+        st.error(f"The atlas could not be computed: {md(job.error)}")
         st.button("Try again", key=RETRY_KEY, on_click=holder.forget, args=(key,))
         return None
     if job.atlas is not None:

@@ -135,7 +135,7 @@ def uploaded_stages() -> tuple[DigitStages | None, str | None]:
         ``(stages, note)``: the :class:`DigitStages` and a note on inversion, or ``(None, None)``
         when nothing is uploaded. A bad file shows an error on the page and returns ``(None, None)``.
     """
-    from convviz.images import decode_upload
+    from convviz.ui.resources import decoded_upload
 
     upload = st.file_uploader("A photo or scan of one digit (PNG or JPEG, up to 5 MB)", type=["png", "jpg", "jpeg"],
                               key="draw_upload",
@@ -143,7 +143,7 @@ def uploaded_stages() -> tuple[DigitStages | None, str | None]:
     if upload is None:
         return None, None
     try:
-        pixels = decode_upload(upload.getvalue(), mode="L", max_side=PHOTO_SIDE)
+        pixels = decoded_upload(upload.getvalue(), "L", PHOTO_SIDE)
     except ValueError as exc:
         st.error(f"Could not use '{md(upload.name)}': {exc}")
         return None, None

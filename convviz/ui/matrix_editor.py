@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +29,21 @@ MIN_CELL = 1e-300
 """Smallest magnitude accepted in a matrix cell other than 0. Closer to 0, a number is stored inexactly or not at
 all (``1e-400`` would silently become 0), so such a cell is refused with a message instead."""
 
-_MAX_CELL_TEXT = 64  # characters: longer text in a cell is not a number
+_MAX_CELL_TEXT = 64  # characters: longer text in a cell is refused (a run of digits as too large, else too long)
+_DIGITS = re.compile(r"[-+]?[0-9]+")
+
+
+def _shown(raw, value: float | None = None) -> str:
+    """A cell's value as a message shows it: a huge integer by its size in digits (``str`` of an integer over 4,300
+    digits raises), else ``value`` when given (``1e+20``), else its first 40 characters, quoted."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 130:
+        size = abs(raw)
+        digits = int((size.bit_length() - 1) * math.log10(2)) + 1  # exact but for the next power of 10
+        return f"an integer of {digits + (size >= 10**digits):,} digits"
+    digits = raw.strip().replace("−", "-").lstrip("+-").lstrip("0") if isinstance(raw, str) else ""
+    if len(digits) > 40 and _DIGITS.fullmatch(digits):
+        return f"a number of {len(digits):,} digits"
+    return f"{value:g}" if value is not None else repr(str(raw)[:40])
 
 
 def parse_cell(raw, where: str) -> float:
@@ -41,31 +57,40 @@ def parse_cell(raw, where: str) -> float:
         The number, finite and within ±:data:`MAX_CELL`; 0 or at least :data:`MIN_CELL` away from 0.
 
     Raises:
-        ValueError: blank, longer than 64 characters, not a number, NaN, infinite, past :data:`MAX_CELL`, or closer to 0 than
-            :data:`MIN_CELL` (it would not be stored as typed: ``1e-400`` would become 0), e.g.
-            ``"Input cell (row 2, column 3) is not a number ('abc')"``.
+        ValueError: blank, longer than 64 characters, not a number, NaN, infinite, past :data:`MAX_CELL` (a huge
+            integer too, typed or sent as a number: ``"... is too large (an integer of 401 digits): use numbers
+            between -1e+09 and 1e+09 ..."``), or closer to 0 than :data:`MIN_CELL` (it would not be stored as typed:
+            ``1e-400`` would become 0), e.g. ``"Input cell (row 2, column 3) is not a number ('abc')"``.
     """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise ValueError(f"{where} is blank")
     if isinstance(raw, bool) or not isinstance(raw, str | int | float | np.integer | np.floating):
-        raise ValueError(f"{where} is not a number ({str(raw)[:40]!r})")
-    if isinstance(raw, str) and len(raw.strip()) > _MAX_CELL_TEXT:
-        raise ValueError(f"{where} is too long ({len(raw.strip()):,} characters, at most {_MAX_CELL_TEXT}; write it "
+        raise ValueError(f"{where} is not a number ({_shown(raw)})")
+    too_large = (f"{where} is too large ({{}}): use numbers between {-MAX_CELL:g} and {MAX_CELL:g} (larger ones "
+                 "overflow the sums)")
+    text = raw.strip().replace("−", "-") if isinstance(raw, str) else None
+    if text is not None and len(text) > _MAX_CELL_TEXT:
+        if _DIGITS.fullmatch(text) and len(text.lstrip("+-").lstrip("0")) > 10:  # 10**400 pasted: past 1e9
+            raise ValueError(f"{where} is too long ({len(text):,} characters, at most {_MAX_CELL_TEXT}; write it "
+                             f"shorter) and too large ({_shown(raw)}): use numbers between {-MAX_CELL:g} and "
+                             f"{MAX_CELL:g}")
+        raise ValueError(f"{where} is too long ({len(text):,} characters, at most {_MAX_CELL_TEXT}; write it "
                          "shorter, e.g. 1.5e-7)")
     try:
-        if isinstance(raw, str):
-            value = float(raw.strip().replace("−", "-"))
-        else:
-            value = float(raw)
-    except (ValueError, OverflowError):
-        raise ValueError(f"{where} is not a number ({str(raw)[:40]!r})") from None
+        value = float(text if text is not None else raw)
+    except OverflowError:  # an integer past a float's range: 10**400 sent as a JSON number
+        raise ValueError(too_large.format(_shown(raw))) from None
+    except ValueError:
+        raise ValueError(f"{where} is not a number ({_shown(raw)})") from None
     if np.isnan(value):
         raise ValueError(f"{where} is blank or not a number (NaN)")
     if np.isinf(value):
-        raise ValueError(f"{where} is infinite ({str(raw)[:40]!r}): type a finite number")
+        if isinstance(raw, str) and "inf" not in raw.lower():  # "1e400", a finite number past a float's range
+            raise ValueError(f"{where} is infinite as a float, so too large ({_shown(raw)}): use numbers between "
+                             f"{-MAX_CELL:g} and {MAX_CELL:g}")
+        raise ValueError(f"{where} is infinite ({_shown(raw)}): type a finite number")
     if abs(value) > MAX_CELL:
-        raise ValueError(f"{where} is too large ({value:g}): use numbers between {-MAX_CELL:g} and {MAX_CELL:g} "
-                         "(larger ones overflow the sums)")
+        raise ValueError(too_large.format(_shown(raw, value)))
     if abs(value) < MIN_CELL and (value != 0 or _nonzero_digits(raw)):
         raise ValueError(f"{where} is too close to 0 ({str(raw)[:40]!r}): a number nearer to 0 than {MIN_CELL:g} "
                          "is not kept as typed (1e-400 would become 0); type 0, or a number at least "
@@ -292,10 +317,11 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
         number_input(column, name, 1, limit, int(size), 1, key=f"{prefix}_{key}", name=f"{label} {name}",
                      on_change=_on_resize, args=(prefix, limit, label),
                      help=f"1 to {limit}. Shrinking hides rows or columns; growing brings them back.")
-    p1, p2 = st.columns([3, 1], vertical_alignment="bottom")
-    p1.selectbox(f"{label} preset", presets, key=f"{prefix}_preset", on_change=load_preset)
-    p2.button("Reload", key=f"{prefix}_reload", on_click=load_preset, help="Load the chosen preset again "
-              "(a new random draw or digit).")
+    # The button under the picker, not beside it: beside it, a 5x5 kernel's column (about 150 px at 1280x800)
+    # cut its label to "Rel…", and the picker's too.
+    st.selectbox(f"{label} preset", presets, key=f"{prefix}_preset", on_change=load_preset)
+    st.button("Reload", key=f"{prefix}_reload", on_click=load_preset, icon=":material/refresh:",
+              help="Load the chosen preset again (a new random draw or digit).")
     if ss.get(f"{prefix}_preset_error"):
         st.warning(ss[f"{prefix}_preset_error"])
 

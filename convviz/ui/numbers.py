@@ -45,7 +45,7 @@ def number_problem(value, min_value, max_value, whole: bool) -> str | None:
     Returns:
         ``"empty or out of range"``, ``"not a whole number"``, or None.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         return "empty or out of range"
     low = -LARGEST_WHOLE if whole and min_value is None else min_value
     high = LARGEST_WHOLE if whole and max_value is None else max_value
@@ -54,6 +54,14 @@ def number_problem(value, min_value, max_value, whole: bool) -> str | None:
     if whole and value != int(value):
         return "not a whole number"
     return None
+
+
+def _finite(value: int | float) -> bool:
+    """Whether ``value`` is a finite float or an int within a float's range (``math.isfinite(10**400)`` raises)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _what_to_type(min_value, max_value, whole: bool) -> str:

@@ -192,7 +192,7 @@ def past_runs(busy: bool) -> None:
     store = tr.get_store()
     tr.keep_learner_in_address()
     st.subheader("Saved runs")
-    st.caption(f"Every run is saved in `{store.root}` after each epoch and when it stops, so a closed tab, "
+    st.caption(f"Every run is saved in this server's runs folder after each epoch and when it stops, so a closed tab, "
                "a restart or a crash loses at most the epoch in progress. These are your runs only: they are "
                f"kept under your learner key `{store.root.name}`, which is in this page's address "
                f"(`?{tr.LEARNER_PARAM}={store.root.name}`): bookmark it to find them again.")

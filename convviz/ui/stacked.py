@@ -62,8 +62,8 @@ def real_input_picker(prefix: str) -> tuple[np.ndarray | None, str]:
         ``(image, description)``; ``image`` is None when nothing usable was given,
         and a message on the page says why.
     """
-    from convviz.images import MAX_UPLOAD_BYTES, decode_upload
-    from convviz.ui.resources import sample_or_message
+    from convviz.images import MAX_UPLOAD_BYTES
+    from convviz.ui.resources import decoded_upload, sample_or_message
 
     source = st.radio("Real input", ["Digit from the bundled sample", "Upload an image"], key=f"{prefix}_source")
     if source == "Upload an image":
@@ -74,8 +74,7 @@ def real_input_picker(prefix: str) -> tuple[np.ndarray | None, str]:
             st.info("Choose a PNG or JPEG file to use it as the input.")
             return None, ""
         try:
-            image = decode_upload(upload.getvalue(), "L" if color.startswith("Gray") else "RGB",
-                                  max_side=UPLOAD_SIDE)
+            image = decoded_upload(upload.getvalue(), "L" if color.startswith("Gray") else "RGB", UPLOAD_SIDE)
         except ValueError as exc:
             st.error(f"Cannot use '{md(upload.name)}': {exc}")
             return None, ""

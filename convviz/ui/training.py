@@ -29,7 +29,7 @@ import streamlit as st
 
 from convviz import jobs
 from convviz.jobs import DEFAULT_MAX_JOBS, FULL_LABEL, MAX_JOBS_ENV, SAMPLE_LABEL, SCHEDULER_ENV, max_jobs
-from convviz.ui.text import md
+from convviz.ui.text import md, without_server_paths
 
 __all__ = ["DEFAULT_MAX_JOBS", "FULL_LABEL", "MAX_JOBS_ENV", "SAMPLE_LABEL", "SCHEDULER_ENV", "max_jobs"]
 
@@ -114,8 +114,9 @@ def _full_mnist_holder() -> _FullMNIST:
 
 def full_mnist():
     """``(data, None)`` with the full MNIST, or ``(None, why)``; loaded once per server (a failure is
-    retried after 5 minutes, so a file put in place later is found)."""
-    return _full_mnist_holder().get()
+    retried after 5 minutes, so a file put in place later is found); ``why`` names files without their folders."""
+    data, why = _full_mnist_holder().get()
+    return data, (None if why is None else without_server_paths(why))
 
 
 def get_sample():
@@ -257,7 +258,7 @@ def start_run(settings: dict, dataset: str) -> str | None:
     except ValueError as exc:
         return f"These settings do not work: {exc}"
     except OSError as exc:
-        return f"The runs folder cannot be written ({exc}); check {get_store().root}."
+        return f"The runs folder cannot be written ({md(exc)}); check that this server may write to it."
     st.session_state[RUN_KEY] = run_id
     return None
 

@@ -8,17 +8,30 @@ send what no browser would: text where a number box expects a number, ``{"edited
 later run of every page of that session raises again: the learner sees only Streamlit's error box until the tab
 is reloaded, losing what was typed.
 
-:func:`install` (called when :mod:`convviz.ui` is imported, i.e. by every page) wraps that one method: a value
-its deserializer refuses reads as "no value sent", so the widget keeps the value it had (Streamlit reads the
-session's previous value, as for a widget the browser sent nothing for; the next run's start drops the unreadable
-value), and the widget's key is noted for this script run's thread. A value the deserializer lets through but the widget cannot write back (an option index out of
-range: ``WStates.get_serialized`` raises while the widget registers) puts the widget back to its default, noted
-the same way. :func:`announce_refused` (called by ``app.py`` after the page ran) shows a toast naming them and
-logs each refusal on the server.
+:func:`install` (called when :mod:`convviz.ui` is imported, i.e. by every page) wraps three methods of
+Streamlit's ``WStates`` (the widget values of a session):
+
+* ``__getitem__`` (the read above): a value its deserializer refuses reads as "no value sent", so the widget keeps
+  the value it had (Streamlit reads the session's previous value, as for a widget the browser sent nothing for; the
+  next run's start drops the unreadable value).
+* ``get_serialized``: a value the deserializer lets through but the widget cannot write back (an option index out
+  of range: it raises while the widget registers) puts the widget back to its default.
+* ``set_widget_from_proto`` (where a sent value is stored, before the run): a value sent under an id that no
+  widget can have (Streamlit's ids start ``$$ID``; ``""`` or ``"foo"`` were taken for a key of
+  ``st.session_state``, and reading them in ``SessionState.filtered_state`` raised ``KeyError`` in the page's
+  first widget call) is not stored.
+
+Each refusal notes the widget's key for this script run's thread; :func:`announce_refused` (called by ``app.py``
+after the page ran) shows a toast naming them and logs each refusal on the server.
 
 Number boxes have their own, finer guard (:mod:`convviz.ui.numbers`: NaN, infinities, out-of-range values);
-this one is for what cannot be deserialized at all. The method is a private Streamlit name:
-``requirements.txt`` pins Streamlit and ``tests/test_hostile.py`` fails if a new version moves it.
+this one is for what cannot be deserialized at all. The methods are private Streamlit names:
+``requirements.txt`` pins Streamlit and ``tests/test_hostile.py`` fails if a new version moves them.
+
+Tried and answered without this module (``tests/e2e/test_crafted_messages.py``): an unknown page hash, the same
+widget twice in one message, 50,000 unknown widget ids, a widget state with no value, odd ``?learner=`` values
+(NUL, newline, 100,000 characters, repeated, undecodable). A rerun of a fragment id that does not exist is
+dropped by Streamlit with a warning in the server log (no run follows: only the sending client waits).
 """
 
 from __future__ import annotations
@@ -61,7 +74,8 @@ def install() -> bool:
 
     Returns:
         True when it is wrapped after the call; False (with a warning in the server log) when this Streamlit has
-        no ``WStates.__getitem__``, in which case nothing is changed.
+        no ``WStates.__getitem__``, in which case nothing is changed (a missing ``get_serialized`` or
+        ``set_widget_from_proto`` raises ``AttributeError``; ``tests/test_hostile.py`` checks all three).
     """
     import importlib
 
@@ -98,9 +112,19 @@ def install() -> bool:
             self.states[key] = module.Serialized(module.WidgetStateProto(id=key))
             return None
 
+    original_store = states.set_widget_from_proto
+    is_element_id = importlib.import_module("streamlit.runtime.state.common").is_element_id
+
+    def store_widget_value(self, widget_state):
+        if not is_element_id(widget_state.id):  # no widget has this id: it would pass for a session_state key
+            _note(widget_state.id or "(no id)", ValueError(f"not a widget id: {widget_state.id[:80]!r}"))
+            return None
+        return original_store(self, widget_state)
+
     read_widget_value.convviz = True
     states.__getitem__ = read_widget_value
     states.get_serialized = serialize_widget_value
+    states.set_widget_from_proto = store_widget_value
     return True
 
 

@@ -81,12 +81,22 @@ CASES = [  # (page, the widget's key, proto field, value)
 ]
 
 
-async def _crafted_then_plain(base_url, page, key, field, value):
+async def _opened(base_url, page):
+    """A session on ``page`` after one plain run: ``(client, that run)``."""
     client = Client(base_url)
     await client.open()
     try:
         first = await client.run(page)
         assert not first["exceptions"], first["exceptions"]
+    except BaseException:
+        client.close()
+        raise
+    return client, first
+
+
+async def _crafted_then_plain(base_url, page, key, field, value):
+    client, first = await _opened(base_url, page)
+    try:
         ids = [i for i in first["ids"] if i.endswith("-" + key) or f"-{key}_" in i]
         assert ids, f"no widget {key!r} on {page}: {first['ids'][:20]}"
         crafted = await client.run(page, {ids[0]: (field, value)})
@@ -109,3 +119,45 @@ def test_a_crafted_widget_value_is_refused_and_the_session_goes_on(base_url, pag
         assert run["finished"] is not None
     assert "toast" in crafted["kinds"], crafted["kinds"]  # the learner is told the value was ignored
     assert "toast" not in plain["kinds"]  # once
+
+
+async def _sent_then_plain(base_url, page, pick_id, field, value):
+    """One run of ``page``, one with ``value`` sent under the id ``pick_id(ids of the first run)``, one plain."""
+    client, first = await _opened(base_url, page)
+    try:
+        return await client.run(page, {pick_id(first["ids"]): (field, value)}), await client.run(page)
+    finally:
+        client.close()
+
+
+def _sent_and_answered(page, pick_id, field, value, base_url):
+    # Its own thread and event loop, as above.
+    with ThreadPoolExecutor(1) as pool:
+        crafted, plain = pool.submit(asyncio.run, _sent_then_plain(base_url, page, pick_id, field, value)).result()
+    for name, run in (("crafted", crafted), ("next", plain)):
+        assert run["exceptions"] == [], f"{name} run: {run['exceptions']}"
+        assert run["finished"] is not None
+    return crafted, plain
+
+
+NON_WIDGET_IDS = [("", "int_value", 1), ("foo", "string_value", "x"), ("conv_x_current", "string_value", "[[1e308]]")]
+
+
+@pytest.mark.parametrize("widget_id, field, value", NON_WIDGET_IDS, ids=["empty", "foo", "a_session_key"])
+def test_a_value_under_an_id_no_widget_has_is_refused(base_url, widget_id, field, value):
+    """It passed for a key of st.session_state and made the page's first widget call raise KeyError (the learner
+    saw an error box for that run); the guard does not store it (convviz/ui/widget_guard.py)."""
+    crafted, plain = _sent_and_answered("Convolution", lambda ids: widget_id, field, value, base_url)
+    assert "toast" in crafted["kinds"] and "toast" not in plain["kinds"]
+
+
+@pytest.mark.parametrize("edit", ['{"edited_rows": {"0": {"1": 1' + "0" * 400 + "}}}",
+                                  '{"edited_rows": {"0": {"1": ' + "9" * 5000 + "}}}",
+                                  '{"edited_rows": {}, "added_rows": [{"1": 3}], "deleted_rows": ["a", 999999, -1]}'],
+                         ids=["json_int_401_digits", "json_int_5000_digits", "added_and_odd_deleted_rows"])
+def test_a_huge_json_number_or_odd_rows_in_a_matrix_edit(base_url, edit):
+    """A 401-digit JSON number reaches the cell check (said too large, not "not a number"); one of 5,000 digits is
+    past what Python's JSON reader takes (refused by the guard, with the toast); odd row lists are ignored."""
+    crafted, _ = _sent_and_answered("Convolution", lambda ids: next(i for i in ids if "-conv_x_editor" in i),
+                                    "string_value", edit, base_url)
+    assert ("toast" in crafted["kinds"]) == ("9" * 5000 in edit)

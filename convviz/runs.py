@@ -13,8 +13,22 @@ Everything read back from a run's metadata is validated like user input
 (:func:`check_settings`, :func:`check_history`, owned by :mod:`convviz.run_metadata` and importable from here):
 types, ranges, finite numbers, list lengths that agree; a file that fails is skipped, never shown half-read.
 
+A run's per-batch history (two numbers a batch, up to :data:`MAX_HISTORY_BATCHES` batches) is kept as two
+float64 members (:data:`HISTORY_MEMBERS`) beside a small metadata JSON of at most :data:`MAX_RUN_METADATA_CHARS`
+characters: listing runs reads only the metadata (checked from its ``.npy`` header before it is read), and the
+per-batch values are read, with numpy, when one run is opened (:meth:`RunStore.record`). Files written before this
+(the whole history in the metadata JSON) stay readable.
+
+A checkpoint written for a training job (``while_exists``: its job record) never brings back a run the learner
+deleted, whatever the order of the two (:class:`RunDeletedError`). Temporary files a killed process left behind
+are removed when the folder is listed (:meth:`RunStore.remove_stale_temporaries`).
+
 The folder is ``$CONVVIZ_RUNS_DIR`` when set, else ``~/.convviz/runs``.
 Nothing here imports Streamlit.
+
+Size: one class, :class:`RunStore`, whose reads, writes and deletions of one folder keep one set of promises
+(nothing followed out of the folder, no folder deleted, a deleted run stays deleted); split, each half would
+have to re-check the other's.
 """
 
 from __future__ import annotations
@@ -24,21 +38,53 @@ import re
 import secrets
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, parse_json, read_npz
 from convviz.run_metadata import (HISTORY_STATUSES, MAX_CLOCK_SKEW_S, MAX_EPOCHS, MAX_HISTORY_BATCHES,
                                   MAX_METADATA_VALUES, check_history, check_settings, check_text, check_time,
                                   check_timestamp_text, value_problem)
 
-__all__ = ["HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS", "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES",
-           "RUNS_DIR_ENV", "RunRecord", "RunStore", "SkippedFile", "check_history", "check_settings", "check_time",
-           "check_timestamp_text", "default_runs_dir", "remove_entry"]
+__all__ = ["HISTORY_MEMBERS", "HISTORY_STATUSES", "LIST_LIMITS", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS",
+           "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES", "MAX_RUN_METADATA_CHARS", "RUNS_DIR_ENV", "RunDeletedError",
+           "RunRecord", "RunStore", "STALE_TMP_AGE_S", "SkippedFile", "TMP_NAME_RE", "check_history", "check_settings",
+           "check_time", "check_timestamp_text", "default_runs_dir", "remove_entry"]
 
 RUNS_DIR_ENV = "CONVVIZ_RUNS_DIR"
 _RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}")  # [0-9], not \d: no other scripts' digits
+
+HISTORY_MEMBERS = {"batch_loss": "history_batch_loss", "batch_accuracy": "history_batch_accuracy"}
+"""The history's per-batch lists and the checkpoint members (1-D float64) that hold them."""
+_BATCHES_IN_MEMBERS = "members"  # metadata["batch_history"] of a file whose per-batch values are members
+
+MAX_RUN_METADATA_CHARS = 600_000
+"""Longest metadata JSON of a run whose per-batch history is in :data:`HISTORY_MEMBERS` (every file written now),
+characters. Derived from the most a real run writes there, with ``json.dumps``' defaults: two test values per epoch
+for at most :data:`MAX_EPOCHS` epochs, each at most 24 characters and its ``", "`` (2 x 10,000 x 26 = 520,000); an
+error message of at most 4,000 characters, 12 each when escaped (48,000); the name (64), dataset (200) and
+timestamps, the settings and the keys (under 10,000): 578,000 at most (``tests/test_runs_store.py`` builds that
+run). The runs list refuses more from the member's ``.npy`` header, before a character is read."""
+
+LIST_LIMITS = replace(MODEL_LIMITS, text_chars_by_member=MODEL_LIMITS.text_chars_by_member
+                      + (("metadata", MAX_RUN_METADATA_CHARS),))
+"""What :meth:`RunStore.list_runs` reads of a run file: :data:`convviz.npzfile.MODEL_LIMITS`, with the metadata
+member held to :data:`MAX_RUN_METADATA_CHARS`."""
+
+STALE_TMP_AGE_S = 3600.0
+"""A temporary file (:data:`TMP_NAME_RE`) unchanged for this many seconds was left by a process that died while
+writing it (a live writer writes a checkpoint in seconds, and its writes move the file's modification time)."""
+TMP_NAME_RE = re.compile(r"\.[^/\x00]+\.[a-z0-9_]{8}\.tmp")
+"""Names of the temporary files ConvViz's atomic writes use: ``.<name>.<8 random letters or digits>.tmp``
+(:func:`convviz.npzfile.write_npz`, :func:`convviz.job_files.write_json`)."""
+
+
+class RunDeletedError(FileNotFoundError):
+    """The run was deleted (its job record is gone) before or while a checkpoint was written for it; nothing of
+    that checkpoint is left (:meth:`RunStore.save` with ``while_exists``)."""
 
 
 def default_runs_dir() -> Path:
@@ -134,6 +180,34 @@ def remove_entry(path) -> bool:
         return False
 
 
+def _batch_values(arrays: dict) -> dict:
+    """The per-batch lists from a checkpoint's :data:`HISTORY_MEMBERS`, checked with numpy (no Python loop over
+    the values): 1-D floats, at most :data:`MAX_HISTORY_BATCHES`, finite, losses >= 0, accuracies in [0, 1], as
+    many of each."""
+    out = {}
+    for key, member in HISTORY_MEMBERS.items():
+        values = arrays.get(member)
+        if values is None:
+            raise ValueError(f"the member {member!r} (its per-batch {key}) is missing")
+        if values.ndim != 1 or values.dtype.kind != "f":
+            raise ValueError(f"the member {member!r} must be a 1-D array of floats, got {values.dtype} "
+                             f"{values.shape}")
+        if values.size > MAX_HISTORY_BATCHES:
+            raise ValueError(f"the member {member!r} has {values.size:,} values, over the limit of "
+                             f"MAX_HISTORY_BATCHES={MAX_HISTORY_BATCHES:,}")
+        high = 1.0 if key == "batch_accuracy" else np.inf
+        bad = ~(np.isfinite(values) & (values >= 0.0) & (values <= high))
+        if bad.any():
+            index = int(np.argmax(bad))
+            raise ValueError(f"the member {member!r} must hold finite numbers from 0 to {high:g}, got "
+                             f"{values[index]!r} at batch {index}")
+        out[key] = values.astype(np.float64).tolist()
+    if len(out["batch_loss"]) != len(out["batch_accuracy"]):
+        raise ValueError(f"its history has {len(out['batch_loss'])} batch losses but {len(out['batch_accuracy'])} "
+                         "batch accuracies")
+    return out
+
+
 class RunStore:
     """The runs folder: create run ids, write checkpoints, list, load and delete runs.
 
@@ -227,7 +301,7 @@ class RunStore:
         return self.path(run_id).with_name(f".{run_id}.atlas.npz")
 
     def save(self, run_id: str, model, *, preset: str, dataset: str, config: dict, history: dict,
-             created: str | None = None, name: str | None = None) -> Path:
+             created: str | None = None, name: str | None = None, while_exists=None) -> Path:
         """Write (or atomically replace) the checkpoint of ``run_id``.
 
         Args:
@@ -235,9 +309,14 @@ class RunStore:
             model: the :class:`convviz.model.ScratchCNN` (weights as they are now).
             preset, dataset: labels shown in the runs list.
             config: the run's settings (JSON-serialisable dict).
-            history: a history snapshot (JSON-serialisable dict).
+            history: a history snapshot (JSON-serialisable dict); its per-batch lists are written as the
+                :data:`HISTORY_MEMBERS` arrays, the rest as metadata.
             created: the run's start time (kept from the first checkpoint when None).
             name: the run's name (``"Run 3"``); the run id when None.
+            while_exists: a file (the run's job record, :meth:`convviz.job_files.JobFiles.job_path`) whose absence
+                means the learner deleted the run: checked before the write and again after it, and :meth:`delete`
+                removes it first, so whichever order a save and a delete run in, a deleted run stays deleted (what
+                this save put at the run's path is removed). None: no such check.
 
         Returns:
             The checkpoint path.
@@ -246,36 +325,61 @@ class RunStore:
 
         Raises:
             ValueError: a malformed run id, a folder at the run's path, or a history with NaN/infinity (not JSON).
+            RunDeletedError: (a ``FileNotFoundError``) ``while_exists`` is gone: the run was deleted; nothing of
+                this checkpoint is left.
             OSError: the folder cannot be written.
         """
         path = self.path(run_id)
-        if os.path.lexists(path) and stat.S_ISDIR(os.lstat(path).st_mode):
+        try:
+            folder = stat.S_ISDIR(os.lstat(path).st_mode)
+        except FileNotFoundError:  # also when a delete removes it meanwhile
+            folder = False
+        if folder:
             raise ValueError(f"cannot save run {run_id}: {str(path)!r} is a folder ({_FOLDER_NOTE})")
         if created is None:
             created = _utc_now()
         metadata = {
             "kind": "convviz-run", "run_id": run_id, "created": created, "updated": _utc_now(),
             "preset": preset, "dataset": dataset, "config": dict(config),
-            "history": {k: v for k, v in history.items()},
+            "history": {k: v for k, v in history.items() if k not in HISTORY_MEMBERS},
+            "batch_history": _BATCHES_IN_MEMBERS,
         }
+        batches = {member: np.asarray(history.get(key, []), dtype=np.float64).reshape(-1)
+                   for key, member in HISTORY_MEMBERS.items()}
         if name is not None:
             metadata["name"] = str(name)
+        self._check_not_deleted(run_id, while_exists)
         self.root.mkdir(parents=True, exist_ok=True)
-        return model.save(path, metadata=metadata)
+        written = model.save(path, metadata=metadata, history=batches)
+        try:
+            self._check_not_deleted(run_id, while_exists)
+        except RunDeletedError:
+            remove_entry(path)  # the delete ran meanwhile: what this save put back goes too
+            raise
+        return written
+
+    @staticmethod
+    def _check_not_deleted(run_id: str, while_exists) -> None:
+        if while_exists is not None and not os.path.lexists(while_exists):
+            raise RunDeletedError(f"run {run_id} was deleted (its job record {Path(while_exists).name!r} is gone); "
+                                  "its checkpoint was not written")
 
     def list_runs(self, read=None) -> tuple[list[RunRecord], list[SkippedFile]]:
         """Every readable run, newest first, and a :class:`SkippedFile` for each other ``.npz`` in the folder.
 
         Only ``*.npz`` files whose names are run ids can be runs; temporary files
-        (``.name.tmp``) are ignored silently. A folder, pipe or link out of the folder with such a name is
+        (``.name.tmp``) are ignored silently, and those a killed process left are removed
+        (:meth:`remove_stale_temporaries`). A folder, pipe or link out of the folder with such a name is
         skipped with its reason (:meth:`entry_problem`) and never opened. Reading is metadata only (within
-        :data:`convviz.npzfile.MODEL_LIMITS`); :meth:`load` checks the weights. Whatever goes
+        :data:`LIST_LIMITS`: a metadata member over :data:`MAX_RUN_METADATA_CHARS` is skipped from its header);
+        the records' per-batch lists are empty (:meth:`record` reads them); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
         type, no memory for it) skips that file only.
 
         Args:
-            read: ``callable(path) -> RunRecord`` used for each file instead of :meth:`read_record` (the Train page
-                passes one that caches the record per file version); it raises as :meth:`read_record` does.
+            read: ``callable(path) -> RunRecord`` used for each file instead of ``read_record(path, batches=False)``
+                (the Train page passes one that caches the record per file version); it raises as
+                :meth:`read_record` does.
 
         Returns:
             ``(records, skipped)``.
@@ -289,6 +393,8 @@ class RunStore:
         self.check_root()
         if not self.root.is_dir():
             raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
+        self.remove_stale_temporaries()
+        read = read or (lambda p: self.read_record(p, batches=False))
         for path in sorted(self.root.glob("*.npz")):
             if path.name.startswith("."):
                 continue
@@ -299,7 +405,7 @@ class RunStore:
                                            "ConvViz wrote", deletable=not os.path.isdir(path)))
                 continue
             try:
-                records.append((read or self.read_record)(path))
+                records.append(read(path))
             except (ValueError, OSError) as exc:
                 if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
                     continue  # deleted meanwhile (another tab's Delete): nothing to warn about
@@ -310,11 +416,18 @@ class RunStore:
         records.sort(key=lambda r: r.run_id, reverse=True)
         return records, skipped
 
-    def read_record(self, path: Path) -> RunRecord:
+    def read_record(self, path: Path, batches: bool = True) -> RunRecord:
         """The record of the run file at ``path`` in this folder (metadata only), as :meth:`list_runs` reads it.
 
+        Args:
+            path: the file.
+            batches: read the per-batch history too (:data:`HISTORY_MEMBERS`, checked with numpy); False (the
+                runs list) reads the metadata member only, within :data:`LIST_LIMITS`, and gives empty
+                per-batch lists for a file that keeps them in members.
+
         Raises:
-            ValueError: not a run file name, no file (:meth:`entry_problem`), or metadata that fails a check.
+            ValueError: not a run file name, no file (:meth:`entry_problem`), metadata over its limit or failing a
+                check, or per-batch members that are missing or fail a check.
             OSError: the file cannot be read.
         """
         path = Path(path)
@@ -323,17 +436,29 @@ class RunStore:
         problem = self.entry_problem(path)
         if problem:
             raise ValueError(problem)
-        arrays = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS)
+        keys = ["metadata", *HISTORY_MEMBERS.values()] if batches else ["metadata"]
+        arrays = read_npz(path, "run", keys=keys, limits=MODEL_LIMITS if batches else LIST_LIMITS)
         if "metadata" not in arrays:
             raise ValueError("no run metadata (a plain model file?)")
         meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS,
                           max_values=MAX_METADATA_VALUES)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
+        in_members = meta.get("batch_history") == _BATCHES_IN_MEMBERS
+        if in_members:
+            chars = len(arrays["metadata"].item())  # read within MODEL_LIMITS when batches=True
+            if chars > MAX_RUN_METADATA_CHARS:
+                raise ValueError(f"its metadata has {chars:,} characters, over the limit of "
+                                 f"MAX_RUN_METADATA_CHARS={MAX_RUN_METADATA_CHARS:,}")
         missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
         if missing:
             raise ValueError(f"metadata is incomplete (no {', '.join(missing)})")
-        history = check_history(meta.get("history") or {}, "metadata['history']")
+        saved = meta.get("history") or {}
+        if in_members and isinstance(saved, dict):
+            saved = {k: v for k, v in saved.items() if k not in HISTORY_MEMBERS}
+        history = check_history(saved, "metadata['history']")
+        if in_members and batches:
+            history.update(_batch_values(arrays))
         config = check_settings(meta["config"], "metadata['config']")
         accuracies = history["epoch_test_accuracy"]
         final = history.get("final_test_accuracy")
@@ -426,7 +551,8 @@ class RunStore:
         """Remove the run's checkpoint file, its job files (``<run id>.job.json``, ``.progress.json``,
         ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`) and its atlas (:meth:`atlas_path`); nothing else in
         the folder is touched. A link is removed itself, never what it leads to; a folder is never removed
-        (:func:`remove_entry`).
+        (:func:`remove_entry`). The job record goes first: a checkpoint being written meanwhile (:meth:`save` with
+        ``while_exists``) then removes what it wrote, so the run stays deleted.
 
         Raises:
             FileNotFoundError: no such run.
@@ -438,7 +564,40 @@ class RunStore:
         if stat.S_ISDIR(os.lstat(path).st_mode):
             raise ValueError(f"run {run_id!r}: {str(path)!r} is a folder, not a run file; it was not deleted "
                              f"({_FOLDER_NOTE})")
+        remove_entry(path.with_suffix(".job.json"))
         remove_entry(path)
-        for extra in [path.with_suffix(s) for s in (".job.json", ".progress.json", ".stop")] + \
+        for extra in [path.with_suffix(s) for s in (".progress.json", ".stop")] + \
                 [self.atlas_path(run_id)] + list(self.root.glob(f"{run_id}.*.claim")):
             remove_entry(extra)  # a folder with such a name is left as it is
+
+    def remove_stale_temporaries(self, max_age_s: float = STALE_TMP_AGE_S, now: float | None = None) -> list[str]:
+        """Remove the temporary files a killed process left in this folder; :meth:`list_runs` calls it.
+
+        Only regular files (never a link, a folder, a pipe: ``lstat``, nothing followed) whose names match
+        :data:`TMP_NAME_RE` and that were not modified for ``max_age_s`` seconds (a live writer's file is newer)
+        are removed. Anything that cannot be removed (permissions, gone meanwhile) is left, silently.
+
+        Args:
+            max_age_s: seconds since the last modification (:data:`STALE_TMP_AGE_S`).
+            now: the present (seconds since 1970); the clock when None.
+
+        Returns:
+            The names removed.
+        """
+        now = time.time() if now is None else now
+        removed = []
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return removed
+        for entry in entries:
+            if not TMP_NAME_RE.fullmatch(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > max_age_s:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except OSError:
+                continue
+        return removed

@@ -453,10 +453,7 @@ class RunStore:
         missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
         if missing:
             raise ValueError(f"metadata is incomplete (no {', '.join(missing)})")
-        saved = meta.get("history") or {}
-        if in_members and isinstance(saved, dict):
-            saved = {k: v for k, v in saved.items() if k not in HISTORY_MEMBERS}
-        history = check_history(saved, "metadata['history']")
+        history = check_history(meta.get("history") or {}, "metadata['history']")
         if in_members and batches:
             history.update(_batch_values(arrays))
         config = check_settings(meta["config"], "metadata['config']")

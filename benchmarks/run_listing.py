@@ -16,8 +16,9 @@ For each it prints, side by side, the seconds and the peak memory (``tracemalloc
 * ``before``: each file read as ``list_runs`` read it before this change (the metadata member whole, within
   ``MODEL_LIMITS``, parsed and checked: ``RunStore.read_record(path, batches=True)``, which for a file without
   history members is that same code path);
-* ``after``: ``RunStore.list_runs()`` now (the metadata member within ``LIST_LIMITS``, refused from its header past
-  ``MAX_RUN_METADATA_CHARS``; no per-batch values read).
+* ``after``: ``RunStore.list_runs()`` now (the metadata member read piece by piece, refused once more than
+  ``MAX_RUN_METADATA_CHARS`` is held; no per-batch member read; a file written before has its per-batch lists checked
+  as they stream by and not kept: the ``older file`` row).
 
 Then the Train page's first load (AppTest, a fresh session, Streamlit's caches cleared, TensorFlow already imported
 by a warm-up render; no Dask cluster) with the 50 x 7,500 run written before and now, in a fresh process each,
@@ -201,6 +202,9 @@ def main(codes: list) -> None:
                   f"{len(result['records'])} / {skipped}")
             if case == "run_50x7500":
                 pages = {"now": store.root.parent, "before": old.root.parent}
+                after_s, after_mb = _measure(lambda: result.update(zip(("records", "skipped"), old.list_runs())))
+                print(f"{'  older file':<12} {'':>9} {'':>10} {after_s:>8.3f} {after_mb:>9.2f}  "
+                      f"{len(result['records'])} / {len(result['skipped'])} (the same run written before, listed now)")
         warm = root / "30_runs"  # the warm-up render: imports TensorFlow and Streamlit's page machinery
         for label, folder in (("before", pages["before"]), ("now", pages["now"])):
             for code in codes:

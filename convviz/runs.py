@@ -33,23 +33,26 @@ have to re-check the other's.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import secrets
 import stat
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, parse_json, read_npz
+from convviz.npzfile import (MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, member_names, parse_json, read_npz,
+                             text_member_pieces)
 from convviz.run_metadata import (HISTORY_STATUSES, MAX_CLOCK_SKEW_S, MAX_EPOCHS, MAX_HISTORY_BATCHES,
-                                  MAX_METADATA_VALUES, check_history, check_settings, check_text, check_time,
-                                  check_timestamp_text, value_problem)
+                                  MAX_METADATA_VALUES, as_float, check_history, check_settings, check_text,
+                                  check_time, check_timestamp_text, value_problem)
 
-__all__ = ["HISTORY_MEMBERS", "HISTORY_STATUSES", "LIST_LIMITS", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS",
+__all__ = ["HISTORY_MEMBERS", "HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS",
            "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES", "MAX_RUN_METADATA_CHARS", "RUNS_DIR_ENV", "RunDeletedError",
            "RunRecord", "RunStore", "STALE_TMP_AGE_S", "SkippedFile", "TMP_NAME_RE", "check_history", "check_settings",
            "check_time", "check_timestamp_text", "default_runs_dir", "remove_entry"]
@@ -67,12 +70,7 @@ characters. Derived from the most a real run writes there, with ``json.dumps``' 
 for at most :data:`MAX_EPOCHS` epochs, each at most 24 characters and its ``", "`` (2 x 10,000 x 26 = 520,000); an
 error message of at most 4,000 characters, 12 each when escaped (48,000); the name (64), dataset (200) and
 timestamps, the settings and the keys (under 10,000): 578,000 at most (``tests/test_runs_store.py`` builds that
-run). The runs list refuses more from the member's ``.npy`` header, before a character is read."""
-
-LIST_LIMITS = replace(MODEL_LIMITS, text_chars_by_member=MODEL_LIMITS.text_chars_by_member
-                      + (("metadata", MAX_RUN_METADATA_CHARS),))
-"""What :meth:`RunStore.list_runs` reads of a run file: :data:`convviz.npzfile.MODEL_LIMITS`, with the metadata
-member held to :data:`MAX_RUN_METADATA_CHARS`."""
+run). The runs list reads a metadata member piece by piece and refuses it once it has read more."""
 
 STALE_TMP_AGE_S = 3600.0
 """A temporary file (:data:`TMP_NAME_RE`) unchanged for this many seconds was left by a process that died while
@@ -178,6 +176,111 @@ def remove_entry(path) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+_BATCH_LIST_KEYS = {f'"{key}": [': key for key in HISTORY_MEMBERS}  # as json.dumps wrote them
+_MAX_NUMBER_CHARS = 10_000  # one number of a per-batch list, as text: more is no number a run wrote
+
+
+def _check_batch_text(text: str, key: str) -> int:
+    """How many numbers the comma-separated ``text`` (part of the per-batch list ``key``) holds, each checked as
+    :func:`check_history` checks it (with its messages), with numpy while they are plain."""
+    if not text.strip():
+        return 0
+    high = 1.0 if key == "batch_accuracy" else math.inf
+    try:
+        numbers = np.fromstring(text, dtype=np.float64, sep=",")
+        plain = numbers.size == text.count(",") + 1 and \
+            bool(np.all(np.isfinite(numbers) & (numbers >= 0) & (numbers <= high)))
+    except ValueError:
+        plain = False
+    if plain:
+        return int(numbers.size)
+    where, expected = "metadata['history']", f"a number from 0 to {high:g}"
+    for token in text.split(","):  # the first value that is not such a number, named as check_history names it
+        try:
+            value = json.loads(token)
+        except ValueError:
+            raise value_problem(where, key, expected, token.strip()) from None
+        if not 0 <= as_float(value, where, key, expected) <= high:
+            raise value_problem(where, key, expected, value)
+    return text.count(",") + 1
+
+
+def _list_metadata(path: Path, skip_batch_lists: bool) -> str | None:
+    """A run file's metadata text as the runs list reads it: piece by piece, at most :data:`MAX_RUN_METADATA_CHARS`
+    characters held. ``skip_batch_lists`` (a file written before :data:`HISTORY_MEMBERS`): its per-batch lists'
+    values are checked as they stream by (as :func:`check_history` checks them) but not kept
+    (``"batch_loss": [...]`` becomes ``"batch_loss": []``) nor counted in that limit.
+
+    One algorithm: a scan over the streamed text that copies everything but the per-batch lists; what is copied is
+    held to :data:`MAX_RUN_METADATA_CHARS`, so metadata padded with spaces, keys or long strings is refused after
+    reading that much (the member's declared length is checked first, within :data:`convviz.npzfile.MODEL_LIMITS`);
+    all the text's commas at most :data:`MAX_METADATA_VALUES`, each list at most :data:`MAX_HISTORY_BATCHES`, as
+    many losses as accuracies.
+
+    Returns:
+        The text (None: no metadata member).
+
+    Raises:
+        ValueError: the copied text over :data:`MAX_RUN_METADATA_CHARS`, a per-batch value that is not a number in
+            its range, a list not closed, more values than the limits; or as :func:`convviz.npzfile.read_npz`.
+    """
+    kept, kept_chars, commas, counts, carry, found = [], 0, 0, dict.fromkeys(HISTORY_MEMBERS, 0), "", False
+    inside, partial = None, ""  # the per-batch list being skipped; its last value, cut by the end of a piece
+    keys = _BATCH_LIST_KEYS if skip_batch_lists else {}
+    longest = max((len(key) for key in keys), default=0)
+    for piece in text_member_pieces(path, "run", "metadata", MODEL_LIMITS):
+        found, buf, pos, carry = True, carry + piece, 0, ""
+        while pos < len(buf):
+            if inside:
+                end = buf.find("]", pos)
+                segment = partial + (buf[pos:] if end < 0 else buf[pos:end])
+                cut = len(segment) if end >= 0 else segment.rfind(",") + 1
+                partial = segment[cut:]
+                if len(partial) > _MAX_NUMBER_CHARS:
+                    raise value_problem("metadata['history']", inside, "a number", f"{partial[:40]}…")
+                commas += segment.count(",", 0, cut)
+                counts[inside] += _check_batch_text(segment[:cut].rstrip(","), inside) if end >= 0 else \
+                    _check_batch_text(segment[:cut - 1], inside) if cut else 0
+                if end < 0:
+                    break
+                inside, pos = None, end
+                continue
+            hits = [(at, name) for key, name in keys.items() if (at := buf.find(key, pos)) >= 0]
+            if hits:
+                at, name = min(hits)
+                stop = buf.index("[", at) + 1
+                kept.append(buf[pos:stop])
+                kept_chars, pos, inside = kept_chars + stop - pos, stop, name
+            else:
+                cut = max(pos, len(buf) - longest)  # a key may start in this tail and end in the next piece
+                kept.append(buf[pos:cut])
+                kept_chars, carry = kept_chars + cut - pos, buf[cut:]
+                break
+            if kept_chars > MAX_RUN_METADATA_CHARS:
+                break
+        if kept_chars > MAX_RUN_METADATA_CHARS:
+            raise ValueError(f"its metadata has more than {MAX_RUN_METADATA_CHARS:,} characters"
+                             + (" besides its per-batch values" if skip_batch_lists else "")
+                             + f", over the limit of MAX_RUN_METADATA_CHARS={MAX_RUN_METADATA_CHARS:,} for a run's "
+                             "metadata")
+    if not found:
+        return None
+    if inside:
+        raise ValueError(f"its metadata's list {inside!r} is not closed (not valid JSON)")
+    commas += sum(part.count(",") for part in kept) + carry.count(",")
+    if commas > MAX_METADATA_VALUES:
+        raise ValueError(f"its metadata holds up to {commas:,} values (counted as commas), over the limit of "
+                         f"{MAX_METADATA_VALUES:,}")
+    for name, count in counts.items():
+        if count > MAX_HISTORY_BATCHES:
+            raise ValueError(f"metadata['history'][{name!r}] has {count:,} values, over the limit of "
+                             f"MAX_HISTORY_BATCHES={MAX_HISTORY_BATCHES:,}")
+    if counts["batch_loss"] != counts["batch_accuracy"]:
+        raise ValueError(f"metadata['history'] has {counts['batch_loss']} batch losses but "
+                         f"{counts['batch_accuracy']} batch accuracies")
+    return "".join(kept) + carry
 
 
 def _batch_values(arrays: dict) -> dict:
@@ -371,8 +474,9 @@ class RunStore:
         (``.name.tmp``) are ignored silently, and those a killed process left are removed
         (:meth:`remove_stale_temporaries`). A folder, pipe or link out of the folder with such a name is
         skipped with its reason (:meth:`entry_problem`) and never opened. Reading is metadata only (within
-        :data:`LIST_LIMITS`: a metadata member over :data:`MAX_RUN_METADATA_CHARS` is skipped from its header);
-        the records' per-batch lists are empty (:meth:`record` reads them); :meth:`load` checks the weights. Whatever goes
+        :data:`MAX_RUN_METADATA_CHARS`, read piece by piece; a file written before :data:`HISTORY_MEMBERS` has its
+        per-batch lists skipped as they stream by); the records' per-batch lists are empty (:meth:`record` reads
+        them); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
         type, no memory for it) skips that file only.
 
@@ -422,8 +526,8 @@ class RunStore:
         Args:
             path: the file.
             batches: read the per-batch history too (:data:`HISTORY_MEMBERS`, checked with numpy); False (the
-                runs list) reads the metadata member only, within :data:`LIST_LIMITS`, and gives empty
-                per-batch lists for a file that keeps them in members.
+                runs list) reads the metadata member only, piece by piece, at most :data:`MAX_RUN_METADATA_CHARS`
+                held, and gives empty per-batch lists (an older file's are skipped as they stream by).
 
         Raises:
             ValueError: not a run file name, no file (:meth:`entry_problem`), metadata over its limit or failing a
@@ -436,17 +540,20 @@ class RunStore:
         problem = self.entry_problem(path)
         if problem:
             raise ValueError(problem)
-        keys = ["metadata", *HISTORY_MEMBERS.values()] if batches else ["metadata"]
-        arrays = read_npz(path, "run", keys=keys, limits=MODEL_LIMITS if batches else LIST_LIMITS)
-        if "metadata" not in arrays:
+        if batches:
+            arrays = read_npz(path, "run", keys=["metadata", *HISTORY_MEMBERS.values()], limits=MODEL_LIMITS)
+            text = arrays.get("metadata")
+        else:  # streamed; a file written before the members has its per-batch lists skipped as they go by
+            text = _list_metadata(path, skip_batch_lists=not set(HISTORY_MEMBERS.values()) & set(member_names(
+                path, "run")))
+        if text is None:
             raise ValueError("no run metadata (a plain model file?)")
-        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS,
-                          max_values=MAX_METADATA_VALUES)
+        meta = parse_json(text, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
         in_members = meta.get("batch_history") == _BATCHES_IN_MEMBERS
         if in_members:
-            chars = len(arrays["metadata"].item())  # read within MODEL_LIMITS when batches=True
+            chars = len(str(text))  # read within MODEL_LIMITS when batches=True
             if chars > MAX_RUN_METADATA_CHARS:
                 raise ValueError(f"its metadata has {chars:,} characters, over the limit of "
                                  f"MAX_RUN_METADATA_CHARS={MAX_RUN_METADATA_CHARS:,}")

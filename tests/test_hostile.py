@@ -153,11 +153,9 @@ def _bad_runs(store: RunStore) -> dict[str, str]:
     members = _members(store.path(GOOD_RUN))
     members["metadata.npy"] = _npy_header_only((), "<U25000000")
     _write_zip(huge, members)
-    # the runs list holds the metadata member to MAX_RUN_METADATA_CHARS from its header (#15 kind 2, legal sizes
-    # that are slow); opening the file (RunStore.record) still applies MAX_METADATA_CHARS, asserted below
-    expected[huge.name] = "declares 25,000,000 characters of text, over the limit of 600,000"
+    expected[huge.name] = "declares 25,000,000 characters of text, over the limit of 24,000,000"
     with pytest.raises(ValueError, match="declares 25,000,000 characters of text, over the limit of 24,000,000"):
-        store.record("20260101-000000-fast-b00007")
+        store.record("20260101-000000-fast-b00007")  # opening it says the same as the list
     store.path("20260101-000000-fast-b00008").write_bytes(b"PK\x03\x04 garbage")
     expected["20260101-000000-fast-b00008.npz"] = "not a .npz archive"
     return expected
@@ -874,14 +872,13 @@ def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypa
     big = 2_300_000
     _with_metadata(store, "20260101-000000-fast-a00009",
                    lambda m: dict(m, history=dict(m["history"], batch_loss=[0.5] * big, batch_accuracy=[0.9] * big)))
-    with pytest.raises(ValueError) as opened:  # opening it: its values are counted before they are parsed
+    with pytest.raises(ValueError) as opened:  # opening it: its values are counted before they are parsed too
         store.record("20260101-000000-fast-a00009")
     assert "holds up to 4,600," in str(opened.value) and \
         "values (counted as commas), over the limit of 1,030,000" in str(opened.value)
     at = _train_page(monkeypatch, tmp_path)
     (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
-    # the list refuses it earlier still, from the metadata member's header (#15 kind 2: MAX_RUN_METADATA_CHARS)
-    assert md("declares 23,000,692 characters of text, over the limit of 600,000") in warning
+    assert "holds up to 4,600," in warning and md("values (counted as commas), over the limit of 1,030,000") in warning
     assert list(at.dataframe[0].value["Run id"]) == [GOOD_RUN]
 
 

@@ -75,6 +75,16 @@ def _with_metadata_text(store, run_id, text: str) -> Path:
     return _rewrite(store.path(run_id), members)
 
 
+def _list_traced(store):
+    """``store.list_runs()`` and the peak of memory it allocated (bytes, tracemalloc)."""
+    tracemalloc.start()
+    try:
+        records, skipped = store.list_runs()
+        return records, skipped, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 # --------------------------------------------------------------------------- kind 2: legal sizes that were slow
 def test_the_metadata_limit_holds_the_largest_metadata_a_real_run_writes(tmp_path):
     """MAX_RUN_METADATA_CHARS is derived from a real run: the most test values (MAX_EPOCHS epochs, each value
@@ -103,12 +113,7 @@ def test_a_long_run_keeps_its_batches_in_members_and_the_list_reads_none_of_them
     members = _members(path)
     assert {f"{m}.npy" for m in HISTORY_MEMBERS.values()} <= set(members)
     assert len(members["metadata.npy"]) < 20_000 and "batch_loss" not in _metadata(path)["history"]
-    tracemalloc.start()
-    try:
-        records, skipped = store.list_runs()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    records, skipped, peak = _list_traced(store)
     assert skipped == [] and peak < 5 * 2**20, peak
     (listed,) = records
     assert listed.history["batch_loss"] == [] and listed.epochs_done == 50 and listed.test_accuracy == 0.6
@@ -119,10 +124,12 @@ def test_a_long_run_keeps_its_batches_in_members_and_the_list_reads_none_of_them
     assert metadata["batch_history"] == "members" and load_model(path).spec == model.spec
 
 
+@pytest.mark.parametrize("older", [False, True])
 @pytest.mark.parametrize("case", ["padded", "many_keys", "long_string"])
-def test_metadata_padded_to_the_old_limit_is_refused_from_its_header(tmp_path, case):
+def test_metadata_padded_to_the_old_limit_is_refused_after_the_limit_is_read(tmp_path, case, older):
     """Metadata within the old 24,000,000-character limit but far over what a real run writes: refused by the
-    runs list from the member's header (nothing parsed, little memory), named with the limit; the good run lists."""
+    runs list once it has read MAX_RUN_METADATA_CHARS of it (nothing parsed, little memory), named with the limit;
+    the good run lists. Both layouts: per-batch values in members, and the older one (all in the metadata)."""
     store = RunStore(tmp_path)
     _save(store)
     meta = _metadata(store.path(GOOD))
@@ -137,17 +144,17 @@ def test_metadata_padded_to_the_old_limit_is_refused_from_its_header(tmp_path, c
     else:
         text = json.dumps(dict(meta, notes="x" * size))
     _with_metadata_text(store, bad, text)
-    tracemalloc.start()
-    try:
-        records, skipped = store.list_runs()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    if older:
+        members = _members(store.path(bad))
+        for member in HISTORY_MEMBERS.values():
+            del members[f"{member}.npy"]
+        _rewrite(store.path(bad), members)
+    records, skipped, peak = _list_traced(store)
     assert [r.run_id for r in records] == [GOOD]
     (item,) = skipped
     assert item.name == f"{bad}.npz" and item.deletable
-    assert f"characters of text, over the limit of {MAX_RUN_METADATA_CHARS:,}" in item.reason
-    assert peak < 5 * 2**20, peak
+    assert f"over the limit of MAX_RUN_METADATA_CHARS={MAX_RUN_METADATA_CHARS:,} for a run's metadata" in item.reason
+    assert peak < 8 * 2**20, peak
 
 
 def test_an_older_run_file_with_its_history_in_the_metadata_is_still_read(tmp_path):
@@ -169,7 +176,8 @@ def test_an_older_run_file_with_its_history_in_the_metadata_is_still_read(tmp_pa
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m: m.pop("history_batch_loss.npy"), "the member 'history_batch_loss' (its per-batch batch_loss) is missing"),
+    (lambda m: m.pop("history_batch_loss.npy"),
+     "the member 'history_batch_loss' (its per-batch batch_loss) is missing"),
     (lambda m: m.update({"history_batch_loss.npy": _npy(np.array([1.0, np.nan, 2.0]))}),
      "must hold finite numbers from 0 to inf, got np.float64(nan) at batch 1"),
     (lambda m: m.update({"history_batch_accuracy.npy": _npy(np.array([0.1, 0.2, 1.5]))}),
@@ -395,3 +403,53 @@ def test_a_write_killed_midway_leaves_a_file_the_next_listing_cleans(tmp_path):
     old = time.time() - STALE_TMP_AGE_S - 1
     os.utime(left, (old, old))
     assert store.list_runs() == ([], []) and not left.exists()
+
+
+def test_an_older_long_run_is_listed_without_holding_its_history(tmp_path):
+    """A 50 x 7,500 run written before the members (11 MB of JSON in its metadata): listed from its metadata read
+    piece by piece, its per-batch values checked as they stream by but never held; opened, they are all there."""
+    store = RunStore(tmp_path)
+    history = _history(batches=375_000, epochs_done=50, epochs=50)
+    path = _save(store, history=history)
+    members = _members(path)
+    meta = _metadata(path)
+    meta.pop("batch_history")
+    for key, member in HISTORY_MEMBERS.items():
+        del members[f"{member}.npy"]
+        meta["history"][key] = history[key]
+    members["metadata.npy"] = _npy(np.array(json.dumps(meta)))
+    _rewrite(path, members)
+    records, skipped, peak = _list_traced(store)
+    assert skipped == [] and peak < 8 * 2**20, peak
+    assert records[0].history["batch_loss"] == [] and records[0].epochs_done == 50
+    assert store.record(GOOD).history["batch_loss"] == history["batch_loss"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("-1.0", "metadata['history']['batch_loss'] must be a number from 0 to inf, got -1.0"),
+    ('"abc"', "metadata['history']['batch_loss'] must be a number from 0 to inf, got abc"),
+    ("1" + "0" * 400, "too large for a float"),
+    ("[1]", "metadata['history']['batch_loss'] must be a number from 0 to inf, got [1"),
+    ("1" * 20_000, "metadata['history']['batch_loss'] must be a number from 0 to inf, got 1111"),
+], ids=["negative", "text", "huge_integer", "nested_list", "20000_digits"])
+def test_an_older_run_with_a_bad_batch_value_is_one_warning(tmp_path, value, message):
+    """The values skipped while the list streams are checked as check_history checks them, with its messages,
+    wherever the value falls in a piece."""
+    store = RunStore(tmp_path)
+    history = _history(batches=200_000)
+    _save(store, history=history)
+    members = _members(store.path(GOOD))
+    meta = _metadata(store.path(GOOD))
+    meta.pop("batch_history")
+    bad = "20260101-000000-fast-d00001"
+    meta["run_id"] = bad
+    for key, member in HISTORY_MEMBERS.items():
+        del members[f"{member}.npy"]
+        meta["history"][key] = history[key]
+    text = json.dumps(meta).replace(f"{history['batch_loss'][150_000]},", f"{value},", 1)
+    members["metadata.npy"] = _npy(np.array(text))
+    _rewrite(store.path(bad), members)
+    records, skipped = store.list_runs()
+    assert [r.run_id for r in records] == [GOOD]
+    (item,) = skipped
+    assert message in item.reason, item.reason

@@ -14,9 +14,9 @@ Each case is a learner folder built in a temporary folder: one small good run be
 For each it prints, side by side, the seconds and the peak memory (``tracemalloc``, MB) of
 
 * ``before``: each file read as ``list_runs`` read it before this change (the metadata member whole, within
-  ``MODEL_LIMITS``, parsed and checked: ``RunStore.read_record(path, batches=True)``, which for a file without
-  history members is that same code path);
-* ``after``: ``RunStore.list_runs()`` now (the metadata member read piece by piece, refused once more than
+  ``MODEL_LIMITS``, parsed and checked; the 50 x 7,500 run in the layout written before);
+* ``after``: ``RunStore.list_runs(batches=False)`` now, as the Train page's table reads (the metadata member read
+  piece by piece, refused once more than
   ``MAX_RUN_METADATA_CHARS`` is held; no per-batch member read; a file written before has its per-batch lists checked
   as they stream by and not kept: the ``older file`` row).
 
@@ -133,9 +133,17 @@ def _measure(action) -> tuple[float, float]:
 
 
 def _before(store) -> None:
+    """What ``list_runs`` did with each file before this change: the metadata member read whole (within
+    ``MODEL_LIMITS``), its values counted, parsed, and the history and settings checked."""
+    from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, parse_json, read_npz
+    from convviz.runs import MAX_METADATA_VALUES, check_history, check_settings
+
     for path in sorted(store.root.glob("*.npz")):
         try:
-            store.read_record(path, batches=True)
+            text = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS)["metadata"]
+            meta = parse_json(text, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
+            check_history(meta.get("history") or {}, "metadata['history']")
+            check_settings(meta["config"], "metadata['config']")
         except ValueError:
             pass
 
@@ -196,13 +204,15 @@ def main(codes: list) -> None:
             store, old = _folder(root, case)
             before_s, before_mb = _measure(lambda: _before(old))
             result = {}
-            after_s, after_mb = _measure(lambda: result.update(zip(("records", "skipped"), store.list_runs())))
+            after_s, after_mb = _measure(lambda: result.update(zip(("records", "skipped"),
+                                                                   store.list_runs(batches=False))))
             skipped = "; ".join(s.reason.split(": ", 1)[-1][:70] for s in result["skipped"]) or "-"
             print(f"{case:<12} {before_s:>9.2f} {before_mb:>10.1f} {after_s:>8.3f} {after_mb:>9.2f}  "
                   f"{len(result['records'])} / {skipped}")
             if case == "run_50x7500":
                 pages = {"now": store.root.parent, "before": old.root.parent}
-                after_s, after_mb = _measure(lambda: result.update(zip(("records", "skipped"), old.list_runs())))
+                after_s, after_mb = _measure(lambda: result.update(zip(("records", "skipped"),
+                                                                       old.list_runs(batches=False))))
                 print(f"{'  older file':<12} {'':>9} {'':>10} {after_s:>8.3f} {after_mb:>9.2f}  "
                       f"{len(result['records'])} / {len(result['skipped'])} (the same run written before, listed now)")
         warm = root / "30_runs"  # the warm-up render: imports TensorFlow and Streamlit's page machinery

@@ -288,7 +288,7 @@ class JobFiles:
             record = self.read_job(run_id) or {}
             if isinstance(record.get("number"), int):
                 numbers.append(record["number"])
-        records, _ = self.store.list_runs()
+        records, _ = self.store.list_runs(batches=False)
         numbers += [r.number for r in records if r.number is not None]
         return max(numbers) + 1
 

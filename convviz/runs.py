@@ -467,23 +467,24 @@ class RunStore:
             raise RunDeletedError(f"run {run_id} was deleted (its job record {Path(while_exists).name!r} is gone); "
                                   "its checkpoint was not written")
 
-    def list_runs(self, read=None) -> tuple[list[RunRecord], list[SkippedFile]]:
+    def list_runs(self, read=None, batches: bool = True) -> tuple[list[RunRecord], list[SkippedFile]]:
         """Every readable run, newest first, and a :class:`SkippedFile` for each other ``.npz`` in the folder.
 
         Only ``*.npz`` files whose names are run ids can be runs; temporary files
         (``.name.tmp``) are ignored silently, and those a killed process left are removed
         (:meth:`remove_stale_temporaries`). A folder, pipe or link out of the folder with such a name is
-        skipped with its reason (:meth:`entry_problem`) and never opened. Reading is metadata only (within
-        :data:`MAX_RUN_METADATA_CHARS`, read piece by piece; a file written before :data:`HISTORY_MEMBERS` has its
-        per-batch lists skipped as they stream by); the records' per-batch lists are empty (:meth:`record` reads
-        them); :meth:`load` checks the weights. Whatever goes
+        skipped with its reason (:meth:`entry_problem`) and never opened. Each file's metadata is read piece by
+        piece, at most :data:`MAX_RUN_METADATA_CHARS` held (a file written before :data:`HISTORY_MEMBERS` has its
+        per-batch lists checked as they stream by); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
         type, no memory for it) skips that file only.
 
         Args:
-            read: ``callable(path) -> RunRecord`` used for each file instead of ``read_record(path, batches=False)``
-                (the Train page passes one that caches the record per file version); it raises as
-                :meth:`read_record` does.
+            read: ``callable(path) -> RunRecord`` used for each file instead of ``read_record(path, batches)``
+                (the Train page passes one that caches the record per file version, without the per-batch
+                values); it raises as :meth:`read_record` does.
+            batches: the records' per-batch lists too (:meth:`read_record`); False for a list that does not show
+                them (the Train page's table, the atlas page's choice): an older file's are then never held.
 
         Returns:
             ``(records, skipped)``.
@@ -498,7 +499,7 @@ class RunStore:
         if not self.root.is_dir():
             raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
         self.remove_stale_temporaries()
-        read = read or (lambda p: self.read_record(p, batches=False))
+        read = read or (lambda p: self.read_record(p, batches=batches))
         for path in sorted(self.root.glob("*.npz")):
             if path.name.startswith("."):
                 continue
@@ -540,23 +541,20 @@ class RunStore:
         problem = self.entry_problem(path)
         if problem:
             raise ValueError(problem)
-        if batches:
-            arrays = read_npz(path, "run", keys=["metadata", *HISTORY_MEMBERS.values()], limits=MODEL_LIMITS)
-            text = arrays.get("metadata")
-        else:  # streamed; a file written before the members has its per-batch lists skipped as they go by
-            text = _list_metadata(path, skip_batch_lists=not set(HISTORY_MEMBERS.values()) & set(member_names(
-                path, "run")))
+        has_members = bool(set(HISTORY_MEMBERS.values()) & set(member_names(path, "run")))
+        # streamed first, whatever is asked: metadata padded past MAX_RUN_METADATA_CHARS is refused cheaply
+        text = _list_metadata(path, skip_batch_lists=not has_members)
+        arrays = {}
+        if batches and has_members:
+            arrays = read_npz(path, "run", keys=list(HISTORY_MEMBERS.values()), limits=MODEL_LIMITS)
+        elif batches and text is not None:  # written before the members: its history is all in the metadata
+            text = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS).get("metadata")
         if text is None:
             raise ValueError("no run metadata (a plain model file?)")
         meta = parse_json(text, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
         in_members = meta.get("batch_history") == _BATCHES_IN_MEMBERS
-        if in_members:
-            chars = len(str(text))  # read within MODEL_LIMITS when batches=True
-            if chars > MAX_RUN_METADATA_CHARS:
-                raise ValueError(f"its metadata has {chars:,} characters, over the limit of "
-                                 f"MAX_RUN_METADATA_CHARS={MAX_RUN_METADATA_CHARS:,}")
         missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
         if missing:
             raise ValueError(f"metadata is incomplete (no {', '.join(missing)})")

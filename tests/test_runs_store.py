@@ -76,10 +76,10 @@ def _with_metadata_text(store, run_id, text: str) -> Path:
 
 
 def _list_traced(store):
-    """``store.list_runs()`` and the peak of memory it allocated (bytes, tracemalloc)."""
+    """``store.list_runs(batches=False)`` (the Train page's table) and the peak of memory it allocated (bytes)."""
     tracemalloc.start()
     try:
-        records, skipped = store.list_runs()
+        records, skipped = store.list_runs(batches=False)
         return records, skipped, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

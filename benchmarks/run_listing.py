@@ -21,7 +21,8 @@ For each it prints, side by side, the seconds and the peak memory (``tracemalloc
   as they stream by and not kept: the ``older file`` row).
 
 Then the Train page's first load (AppTest, a fresh session, Streamlit's caches cleared, TensorFlow already imported
-by a warm-up render; no Dask cluster) with the 50 x 7,500 run written before and now, in a fresh process each,
+by a warm-up render; no Dask cluster) with the 50 x 7,500 run (the newest, so the run shown, curves and all) written
+before and now, in a fresh process each,
 with this checkout's code and with each checkout named on the command line (``python benchmarks/run_listing.py
 /tmp/main`` after ``git archive main | tar -x -C /tmp/main``: the code before this change).
 """
@@ -44,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 LEARNER = "benchlearner2"
 GOOD = "20260102-000000-fast-a00001"
 BAD = "20260101-000000-fast-b00001"
+LONG = "20260103-000000-fast-a00002"  # the newest: the run the Train page shows first
 CONFIG = {"preset": "fast", "filters": [2, 4], "kernel_size": 3, "epochs": 50, "batch_size": 8,
           "learning_rate": 0.001, "seed": 0}
 
@@ -159,11 +161,11 @@ def _folder(root: Path, case: str):
     _save(store, GOOD, _history(3, 1))
     if case == "run_50x7500":
         history = _history(375_000, 50)
-        _save(store, BAD, history)
+        _save(store, LONG, history)
         old = RunStore(root / "old" / LEARNER)
         _save(old, GOOD, _history(3, 1))
-        _save(old, BAD, history)
-        _old_layout(old.path(BAD), BAD)  # the same run as written before
+        _save(old, LONG, history)
+        _old_layout(old.path(LONG), LONG)  # the same run as written before
         return store, old
     _bad_metadata(store, case)
     return store, store

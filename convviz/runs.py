@@ -544,11 +544,11 @@ class RunStore:
         has_members = bool(set(HISTORY_MEMBERS.values()) & set(member_names(path, "run")))
         # streamed first, whatever is asked: metadata padded past MAX_RUN_METADATA_CHARS is refused cheaply
         text = _list_metadata(path, skip_batch_lists=not has_members)
-        arrays = {}
+        arrays, whole = {}, None
         if batches and has_members:
             arrays = read_npz(path, "run", keys=list(HISTORY_MEMBERS.values()), limits=MODEL_LIMITS)
         elif batches and text is not None:  # written before the members: its history is all in the metadata
-            text = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS).get("metadata")
+            whole = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS).get("metadata")
         if text is None:
             raise ValueError("no run metadata (a plain model file?)")
         meta = parse_json(text, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
@@ -561,6 +561,12 @@ class RunStore:
         history = check_history(meta.get("history") or {}, "metadata['history']")
         if in_members and batches:
             history.update(_batch_values(arrays))
+        elif whole is not None:
+            saved = parse_json(whole, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
+            saved = saved.get("history") if isinstance(saved, dict) else None
+            for key in HISTORY_MEMBERS:  # a list skipped by _list_metadata was checked there as it streamed by
+                if not history[key] and isinstance(saved, dict) and isinstance(saved.get(key), list):
+                    history[key] = np.asarray(saved[key], dtype=np.float64).tolist()
         config = check_settings(meta["config"], "metadata['config']")
         accuracies = history["epoch_test_accuracy"]
         final = history.get("final_test_accuracy")

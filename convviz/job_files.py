@@ -217,9 +217,31 @@ class JobFiles:
         """The progress record, checked like user input, or None (none yet, or invalid: see ``problems``)."""
         return _read_record(self.progress_path(run_id), "progress record", _check_progress, problems)
 
-    def write_progress(self, run_id: str, progress: dict) -> None:
-        """Replace the progress record atomically."""
-        write_json(self.progress_path(run_id), progress)
+    def write_progress(self, run_id: str, progress: dict) -> bool:
+        """Replace the progress record atomically, unless the run was deleted.
+
+        Returns:
+            True when written; False when the run's job record is gone (the learner deleted the run): nothing is
+            left, also when the delete ran during the write (the job record goes first, see
+            :meth:`convviz.runs.RunStore.delete`).
+        """
+        path = self.progress_path(run_id)
+        if not os.path.lexists(self.job_path(run_id)):
+            return False
+        write_json(path, progress)
+        if not os.path.lexists(self.job_path(run_id)):
+            remove_entry(path)
+            return False
+        return True
+
+    def save_checkpoint(self, run_id: str, model, **labels) -> Path:
+        """The worker's checkpoint: :meth:`convviz.runs.RunStore.save` while the run's job record exists.
+
+        Raises:
+            convviz.runs.RunDeletedError: the learner deleted the run (before or during the write); nothing of
+                the checkpoint is left.
+        """
+        return self.store.save(run_id, model, while_exists=self.job_path(run_id), **labels)
 
     def request_stop(self, run_id: str) -> None:
         """Create the stop file ``<run id>.stop`` (any web server sharing the runs root may).
@@ -266,7 +288,7 @@ class JobFiles:
             record = self.read_job(run_id) or {}
             if isinstance(record.get("number"), int):
                 numbers.append(record["number"])
-        records, _ = self.store.list_runs()
+        records, _ = self.store.list_runs(batches=False)
         numbers += [r.number for r in records if r.number is not None]
         return max(numbers) + 1
 

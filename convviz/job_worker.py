@@ -16,6 +16,7 @@ import threading
 import time
 
 from convviz.job_files import ENDED, JobFiles, empty_history
+from convviz.runs import RunDeletedError
 
 __all__ = [
     "FULL_LABEL", "SAMPLE_LABEL", "WORKER_NICENESS", "WORKER_TF_THREADS", "dask_setup", "load_dataset",
@@ -222,6 +223,7 @@ def _train(files: JobFiles, run_id: str, job: dict, reporter: _Reporter) -> tupl
         model = ScratchCNN.from_preset(settings["preset"], seed=int(settings["seed"]),
                                        filters=tuple(settings["filters"]), kernel_size=int(settings["kernel_size"]))
     labels = {"preset": settings["preset"], "dataset": dataset, "config": settings}
+    deleted = []
 
     def checkpoint(model, history):
         if history["status"] in ("stopped", "finished"):
@@ -230,7 +232,12 @@ def _train(files: JobFiles, run_id: str, job: dict, reporter: _Reporter) -> tupl
             else:  # stopped in the middle of an epoch: these weights have not been evaluated yet
                 loss, accuracy, _, _ = evaluate(model, x_test, y_test)
             history = dict(history, final_test_loss=loss, final_test_accuracy=accuracy)
-        files.store.save(run_id, model, created=job["created"], history=history, name=job["name"], **labels)
+        try:
+            files.save_checkpoint(run_id, model, created=job["created"], history=history, name=job["name"], **labels)
+        except RunDeletedError as exc:  # the learner deleted the run: stop, leave nothing behind
+            deleted.append(str(exc))
+            training.stop()
+            return
         if history["status"] in ("stopped", "finished"):
             with reporter.lock:
                 reporter.final_history = history
@@ -242,6 +249,8 @@ def _train(files: JobFiles, run_id: str, job: dict, reporter: _Reporter) -> tupl
     while not training.join(timeout=0.2):
         if files.stop_requested(run_id):
             training.stop()
+    if deleted:
+        return "deleted", f"the run was deleted while it trained, so training stopped ({deleted[0]})"
     if training.checkpoint_error:
         return "failed", f"the last checkpoint could not be saved: {training.checkpoint_error}"
     return training.status, training.error

@@ -594,7 +594,7 @@ class ScratchCNN(tf.Module):
         """Number of trainable numbers (weights and biases)."""
         return int(sum(v.size for v in self.weights().values()))
 
-    def save(self, path, metadata: dict | None = None) -> Path:
+    def save(self, path, metadata: dict | None = None, history: dict | None = None) -> Path:
         """Write the spec and weights (and optional metadata) to one ``.npz``, atomically.
 
         The file is written under a temporary name in the same directory and
@@ -606,6 +606,8 @@ class ScratchCNN(tf.Module):
             metadata: optional JSON-serialisable dict stored as JSON text under
                 the key ``metadata`` (a training run's settings and history);
                 read back by :func:`load_checkpoint`.
+            history: optional ``{"history_<name>": 1-D float64 array}`` members (a run's per-batch history,
+                :class:`convviz.runs.RunStore`); model loaders skip every ``history_*`` member.
 
         Returns:
             The path written.
@@ -616,6 +618,7 @@ class ScratchCNN(tf.Module):
         arrays = {"format_version": np.array(FORMAT_VERSION), "spec": np.array(json.dumps(self.spec))}
         if metadata is not None:
             arrays["metadata"] = np.array(json.dumps(metadata, allow_nan=False))
+        arrays.update({k: v for k, v in (history or {}).items() if k.startswith("history_")})
         arrays.update(self.weights())
         return write_npz(path, arrays)
 
@@ -692,6 +695,8 @@ def _read_model_file(path) -> tuple[ScratchCNN, object]:
     arrays = read_npz(path, "model", limits=MODEL_LIMITS)
     try:
         metadata_text = arrays.pop("metadata", None)
+        for key in [k for k in arrays if k.startswith("history_")]:  # a run's history (convviz.runs), not weights
+            arrays.pop(key)
         if metadata_text is not None and (metadata_text.shape != () or metadata_text.dtype.kind != "U"):
             raise ValueError("'metadata' must be JSON text")
         version = arrays.pop("format_version", None)

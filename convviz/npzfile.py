@@ -10,6 +10,8 @@ One place for the checks every such file gets, **before** anything is allocated 
   describe a plain array (bool, integer, float or text; no objects, no pickles, at most 8
   dimensions) whose data fits in what the member declares. Only then is the array read, with
   ``allow_pickle=False``. The reader never decompresses more than a member declares.
+* :func:`text_member_pieces` — one text member, checked the same way, decompressed piece by piece as it is
+  consumed (a long text never held whole); :func:`member_names` — the members, none read.
 * :func:`parse_json` / :func:`read_json_file` — JSON text at most ``max_chars`` characters (a
   file at most ``max_bytes`` bytes) and at most ``max_depth`` levels of nesting; ``NaN`` and
   ``Infinity`` are refused.
@@ -20,10 +22,14 @@ each becomes such a ``ValueError``. Nothing here modifies, moves or deletes a fi
 
 The limits (:data:`MODEL_LIMITS` for model files and saved runs, :data:`MNIST_LIMITS` for MNIST
 copies) are documented in ``docs/robustness.md``.
+
+Size: the one guarded reader of outside files: the zip checks, the two ways to read members and the JSON limits
+share their refusals and their limits; split, each part would import the others' private checks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -38,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MAX_JSON_CONTAINERS", "MAX_JSON_DEPTH", "MAX_METADATA_CHARS", "MNIST_LIMITS", "MODEL_LIMITS", "NpzLimits",
-           "entry_kind", "open_regular_file", "parse_json", "read_json_file", "read_npz", "write_npz"]
+           "entry_kind", "member_names", "open_regular_file", "parse_json", "read_json_file", "read_npz",
+           "text_member_pieces", "write_npz"]
 
 _MiB = 1024 * 1024
 MAX_JSON_DEPTH = 16
@@ -293,6 +300,70 @@ def read_npz(path, what: str, keys=None, limits: NpzLimits = MODEL_LIMITS) -> di
         >>> read_npz(DEFAULT_MODEL_PATH, "model", keys=["format_version"])  # doctest: +SKIP
         {'format_version': array(1)}
     """
+    with _checked_members(path, what, keys, limits) as (archive, wanted, _):
+        arrays = {}
+        for key, info in wanted.items():
+            with archive.open(info) as member:
+                arrays[key] = np.lib.format.read_array(member, allow_pickle=False, max_header_size=_MAX_HEADER_BYTES)
+        return arrays
+
+
+def member_names(path, what: str, limits: NpzLimits = MODEL_LIMITS) -> list[str]:
+    """The array names of an ``.npz`` (its members without ``.npy``), after :func:`read_npz`'s checks of the file
+    and its directory; no member is read.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_npz`.
+    """
+    with _checked_members(path, what, [], limits) as (_, _, names):
+        return names
+
+
+def text_member_pieces(path, what: str, name: str, limits: NpzLimits = MODEL_LIMITS, piece_chars: int = 1 << 18):
+    """The 0-d text member ``name`` of an ``.npz``, in pieces of at most ``piece_chars`` characters, so that a long
+    text is never held whole: checked as :func:`read_npz` checks it (file, directory, the member's ``.npy`` header
+    and its declared characters against ``limits``), then decompressed as it is consumed.
+
+    Args:
+        path, what, limits: as :func:`read_npz`.
+        name: the member's array name (e.g. ``"metadata"``).
+        piece_chars: characters per piece.
+
+    Yields:
+        ``str`` pieces; nothing when there is no such member.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`read_npz`; also a member that is not one text value, or whose
+            data ends before its header's length or is not UTF-32 text.
+    """
+    with _checked_members(path, what, [name], limits) as (archive, wanted, _):
+        if name not in wanted:
+            return
+        where = f"{what} file {str(path)!r}"
+        with archive.open(wanted[name]) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(member, _MAX_HEADER_BYTES)
+            if dtype.kind != "U" or shape != ():
+                raise _Refused(f"{where}: member {name!r} must be one text value, got {dtype} {shape}")
+            codec = "utf-32-be" if dtype.byteorder == ">" else "utf-32-le"
+            remaining = dtype.itemsize
+            while remaining:
+                data = member.read(min(remaining, 4 * piece_chars))
+                if not data:
+                    raise _Refused(f"{where}: member {name!r} ends before its {dtype.itemsize // 4:,} characters")
+                remaining -= len(data)
+                yield data.decode(codec, errors="surrogatepass").rstrip("\x00") if not remaining else \
+                    data.decode(codec, errors="surrogatepass")
+
+
+@contextlib.contextmanager
+def _checked_members(path, what: str, keys, limits: NpzLimits):
+    """``(archive, {key: ZipInfo} of the wanted members present, all member names)`` after every check of
+    :func:`read_npz` but the reads; any failure inside, the caller's reads included, is mapped as it documents.
+
+    """
     path = Path(path)
     where = f"{what} file {str(path)!r}"
     try:
@@ -324,12 +395,7 @@ def read_npz(path, what: str, keys=None, limits: NpzLimits = MODEL_LIMITS) -> di
                                    f"{_mb(limits.max_total_bytes)} for a {what} file")
                 for key in wanted:
                     _check_member(archive, by_key[key], where, limits)
-                arrays = {}
-                for key in wanted:
-                    with archive.open(by_key[key]) as member:
-                        arrays[key] = np.lib.format.read_array(member, allow_pickle=False,
-                                                               max_header_size=_MAX_HEADER_BYTES)
-                return arrays
+                yield archive, {key: by_key[key] for key in wanted}, list(by_key)
     except _Refused:
         raise
     except zipfile.BadZipFile as exc:

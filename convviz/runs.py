@@ -13,12 +13,28 @@ Everything read back from a run's metadata is validated like user input
 (:func:`check_settings`, :func:`check_history`, owned by :mod:`convviz.run_metadata` and importable from here):
 types, ranges, finite numbers, list lengths that agree; a file that fails is skipped, never shown half-read.
 
+A run's per-batch history (two numbers a batch, up to :data:`MAX_HISTORY_BATCHES` batches) is kept as two
+float64 members (:data:`HISTORY_MEMBERS`) beside a small metadata JSON of at most :data:`MAX_RUN_METADATA_CHARS`
+characters: listing runs reads only the metadata (checked from its ``.npy`` header before it is read), and the
+per-batch values are read, with numpy, when one run is opened (:meth:`RunStore.record`). Files written before this
+(the whole history in the metadata JSON) stay readable.
+
+A checkpoint written for a training job (``while_exists``: its job record) never brings back a run the learner
+deleted, whatever the order of the two (:class:`RunDeletedError`). Temporary files a killed process left behind
+are removed when the folder is listed (:meth:`RunStore.remove_stale_temporaries`).
+
 The folder is ``$CONVVIZ_RUNS_DIR`` when set, else ``~/.convviz/runs``.
 Nothing here imports Streamlit.
+
+Size: one class, :class:`RunStore`, whose reads, writes and deletions of one folder keep one set of promises
+(nothing followed out of the folder, no folder deleted, a deleted run stays deleted); split, each half would
+have to re-check the other's.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import secrets
@@ -28,17 +44,45 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from convviz.npzfile import MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, parse_json, read_npz
-from convviz.run_metadata import (HISTORY_STATUSES, MAX_CLOCK_SKEW_S, MAX_EPOCHS, MAX_HISTORY_BATCHES,
-                                  MAX_METADATA_VALUES, check_history, check_settings, check_text, check_time,
-                                  check_timestamp_text, value_problem)
+import numpy as np
 
-__all__ = ["HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS", "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES",
-           "RUNS_DIR_ENV", "RunRecord", "RunStore", "SkippedFile", "check_history", "check_settings", "check_time",
-           "check_timestamp_text", "default_runs_dir", "remove_entry"]
+from convviz.npzfile import (MAX_METADATA_CHARS, MODEL_LIMITS, entry_kind, member_names, parse_json, read_npz,
+                             text_member_pieces)
+from convviz.run_metadata import (HISTORY_STATUSES, MAX_CLOCK_SKEW_S, MAX_EPOCHS, MAX_HISTORY_BATCHES,
+                                  MAX_METADATA_VALUES, as_float, check_history, check_settings, check_text,
+                                  check_time, check_timestamp_text, value_problem)
+
+__all__ = ["HISTORY_MEMBERS", "HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS",
+           "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES", "MAX_RUN_METADATA_CHARS", "RUNS_DIR_ENV", "RunDeletedError",
+           "RunRecord", "RunStore", "STALE_TMP_AGE_S", "SkippedFile", "TMP_NAME_RE", "check_history", "check_settings",
+           "check_time", "check_timestamp_text", "default_runs_dir", "remove_entry"]
 
 RUNS_DIR_ENV = "CONVVIZ_RUNS_DIR"
 _RUN_ID_RE = re.compile(r"[0-9]{8}-[0-9]{6}-[a-z0-9_]{1,16}-[0-9a-f]{6}")  # [0-9], not \d: no other scripts' digits
+
+HISTORY_MEMBERS = {"batch_loss": "history_batch_loss", "batch_accuracy": "history_batch_accuracy"}
+"""The history's per-batch lists and the checkpoint members (1-D float64) that hold them."""
+_BATCHES_IN_MEMBERS = "members"  # metadata["batch_history"] of a file whose per-batch values are members
+
+MAX_RUN_METADATA_CHARS = 600_000
+"""Longest metadata JSON of a run whose per-batch history is in :data:`HISTORY_MEMBERS` (every file written now),
+characters. Derived from the most a real run writes there, with ``json.dumps``' defaults: two test values per epoch
+for at most :data:`MAX_EPOCHS` epochs, each at most 24 characters and its ``", "`` (2 x 10,000 x 26 = 520,000); an
+error message of at most 4,000 characters, 12 each when escaped (48,000); the name (64), dataset (200) and
+timestamps, the settings and the keys (under 10,000): 578,000 at most (``tests/test_runs_store.py`` builds that
+run). The runs list reads a metadata member piece by piece and refuses it once it has read more."""
+
+STALE_TMP_AGE_S = 3600.0
+"""A temporary file (:data:`TMP_NAME_RE`) unchanged for this many seconds was left by a process that died while
+writing it (a live writer writes a checkpoint in seconds, and its writes move the file's modification time)."""
+TMP_NAME_RE = re.compile(r"\.[^/\x00]+\.[a-z0-9_]{8}\.tmp")
+"""Names of the temporary files ConvViz's atomic writes use: ``.<name>.<8 random letters or digits>.tmp``
+(:func:`convviz.npzfile.write_npz`, :func:`convviz.job_files.write_json`)."""
+
+
+class RunDeletedError(FileNotFoundError):
+    """The run was deleted (its job record is gone) before or while a checkpoint was written for it; nothing of
+    that checkpoint is left (:meth:`RunStore.save` with ``while_exists``)."""
 
 
 def default_runs_dir() -> Path:
@@ -134,6 +178,139 @@ def remove_entry(path) -> bool:
         return False
 
 
+_BATCH_LIST_KEYS = {f'"{key}": [': key for key in HISTORY_MEMBERS}  # as json.dumps wrote them
+_MAX_NUMBER_CHARS = 10_000  # one number of a per-batch list, as text: more is no number a run wrote
+
+
+def _check_batch_text(text: str, key: str) -> int:
+    """How many numbers the comma-separated ``text`` (part of the per-batch list ``key``) holds, each checked as
+    :func:`check_history` checks it (with its messages), with numpy while they are plain."""
+    if not text.strip():
+        return 0
+    high = 1.0 if key == "batch_accuracy" else math.inf
+    try:
+        numbers = np.fromstring(text, dtype=np.float64, sep=",")
+        plain = numbers.size == text.count(",") + 1 and \
+            bool(np.all(np.isfinite(numbers) & (numbers >= 0) & (numbers <= high)))
+    except ValueError:
+        plain = False
+    if plain:
+        return int(numbers.size)
+    where, expected = "metadata['history']", f"a number from 0 to {high:g}"
+    for token in text.split(","):  # the first value that is not such a number, named as check_history names it
+        try:
+            value = json.loads(token)
+        except ValueError:
+            raise value_problem(where, key, expected, token.strip()) from None
+        if not 0 <= as_float(value, where, key, expected) <= high:
+            raise value_problem(where, key, expected, value)
+    return text.count(",") + 1
+
+
+def _list_metadata(path: Path, skip_batch_lists: bool) -> str | None:
+    """A run file's metadata text as the runs list reads it: piece by piece, at most :data:`MAX_RUN_METADATA_CHARS`
+    characters held. ``skip_batch_lists`` (a file written before :data:`HISTORY_MEMBERS`): its per-batch lists'
+    values are checked as they stream by (as :func:`check_history` checks them) but not kept
+    (``"batch_loss": [...]`` becomes ``"batch_loss": []``) nor counted in that limit.
+
+    One algorithm: a scan over the streamed text that copies everything but the per-batch lists; what is copied is
+    held to :data:`MAX_RUN_METADATA_CHARS`, so metadata padded with spaces, keys or long strings is refused after
+    reading that much (the member's declared length is checked first, within :data:`convviz.npzfile.MODEL_LIMITS`);
+    all the text's commas at most :data:`MAX_METADATA_VALUES`, each list at most :data:`MAX_HISTORY_BATCHES`, as
+    many losses as accuracies.
+
+    Returns:
+        The text (None: no metadata member).
+
+    Raises:
+        ValueError: the copied text over :data:`MAX_RUN_METADATA_CHARS`, a per-batch value that is not a number in
+            its range, a list not closed, more values than the limits; or as :func:`convviz.npzfile.read_npz`.
+    """
+    kept, kept_chars, commas, counts, carry, found = [], 0, 0, dict.fromkeys(HISTORY_MEMBERS, 0), "", False
+    inside, partial = None, ""  # the per-batch list being skipped; its last value, cut by the end of a piece
+    keys = _BATCH_LIST_KEYS if skip_batch_lists else {}
+    longest = max((len(key) for key in keys), default=0)
+    for piece in text_member_pieces(path, "run", "metadata", MODEL_LIMITS):
+        found, buf, pos, carry = True, carry + piece, 0, ""
+        while pos < len(buf):
+            if inside:
+                end = buf.find("]", pos)
+                segment = partial + (buf[pos:] if end < 0 else buf[pos:end])
+                cut = len(segment) if end >= 0 else segment.rfind(",") + 1
+                partial = segment[cut:]
+                if len(partial) > _MAX_NUMBER_CHARS:
+                    raise value_problem("metadata['history']", inside, "a number", f"{partial[:40]}…")
+                commas += segment.count(",", 0, cut)
+                counts[inside] += _check_batch_text(segment[:cut].rstrip(","), inside) if end >= 0 else \
+                    _check_batch_text(segment[:cut - 1], inside) if cut else 0
+                if end < 0:
+                    break
+                inside, pos = None, end
+                continue
+            hits = [(at, name) for key, name in keys.items() if (at := buf.find(key, pos)) >= 0]
+            if hits:
+                at, name = min(hits)
+                stop = buf.index("[", at) + 1
+                kept.append(buf[pos:stop])
+                kept_chars, pos, inside = kept_chars + stop - pos, stop, name
+            else:
+                cut = max(pos, len(buf) - longest)  # a key may start in this tail and end in the next piece
+                kept.append(buf[pos:cut])
+                kept_chars, carry = kept_chars + cut - pos, buf[cut:]
+                break
+            if kept_chars > MAX_RUN_METADATA_CHARS:
+                break
+        if kept_chars > MAX_RUN_METADATA_CHARS:
+            raise ValueError(f"its metadata has more than {MAX_RUN_METADATA_CHARS:,} characters"
+                             + (" besides its per-batch values" if skip_batch_lists else "")
+                             + f", over the limit of MAX_RUN_METADATA_CHARS={MAX_RUN_METADATA_CHARS:,} for a run's "
+                             "metadata")
+    if not found:
+        return None
+    if inside:
+        raise ValueError(f"its metadata's list {inside!r} is not closed (not valid JSON)")
+    commas += sum(part.count(",") for part in kept) + carry.count(",")
+    if commas > MAX_METADATA_VALUES:
+        raise ValueError(f"its metadata holds up to {commas:,} values (counted as commas), over the limit of "
+                         f"{MAX_METADATA_VALUES:,}")
+    for name, count in counts.items():
+        if count > MAX_HISTORY_BATCHES:
+            raise ValueError(f"metadata['history'][{name!r}] has {count:,} values, over the limit of "
+                             f"MAX_HISTORY_BATCHES={MAX_HISTORY_BATCHES:,}")
+    if counts["batch_loss"] != counts["batch_accuracy"]:
+        raise ValueError(f"metadata['history'] has {counts['batch_loss']} batch losses but "
+                         f"{counts['batch_accuracy']} batch accuracies")
+    return "".join(kept) + carry
+
+
+def _batch_values(arrays: dict) -> dict:
+    """The per-batch lists from a checkpoint's :data:`HISTORY_MEMBERS`, checked with numpy (no Python loop over
+    the values): 1-D floats, at most :data:`MAX_HISTORY_BATCHES`, finite, losses >= 0, accuracies in [0, 1], as
+    many of each."""
+    out = {}
+    for key, member in HISTORY_MEMBERS.items():
+        values = arrays.get(member)
+        if values is None:
+            raise ValueError(f"the member {member!r} (its per-batch {key}) is missing")
+        if values.ndim != 1 or values.dtype.kind != "f":
+            raise ValueError(f"the member {member!r} must be a 1-D array of floats, got {values.dtype} "
+                             f"{values.shape}")
+        if values.size > MAX_HISTORY_BATCHES:
+            raise ValueError(f"the member {member!r} has {values.size:,} values, over the limit of "
+                             f"MAX_HISTORY_BATCHES={MAX_HISTORY_BATCHES:,}")
+        high = 1.0 if key == "batch_accuracy" else np.inf
+        bad = ~(np.isfinite(values) & (values >= 0.0) & (values <= high))
+        if bad.any():
+            index = int(np.argmax(bad))
+            raise ValueError(f"the member {member!r} must hold finite numbers from 0 to {high:g}, got "
+                             f"{values[index]!r} at batch {index}")
+        out[key] = values.astype(np.float64).tolist()
+    if len(out["batch_loss"]) != len(out["batch_accuracy"]):
+        raise ValueError(f"its history has {len(out['batch_loss'])} batch losses but {len(out['batch_accuracy'])} "
+                         "batch accuracies")
+    return out
+
+
 class RunStore:
     """The runs folder: create run ids, write checkpoints, list, load and delete runs.
 
@@ -227,7 +404,7 @@ class RunStore:
         return self.path(run_id).with_name(f".{run_id}.atlas.npz")
 
     def save(self, run_id: str, model, *, preset: str, dataset: str, config: dict, history: dict,
-             created: str | None = None, name: str | None = None) -> Path:
+             created: str | None = None, name: str | None = None, while_exists=None) -> Path:
         """Write (or atomically replace) the checkpoint of ``run_id``.
 
         Args:
@@ -235,9 +412,14 @@ class RunStore:
             model: the :class:`convviz.model.ScratchCNN` (weights as they are now).
             preset, dataset: labels shown in the runs list.
             config: the run's settings (JSON-serialisable dict).
-            history: a history snapshot (JSON-serialisable dict).
+            history: a history snapshot (JSON-serialisable dict); its per-batch lists are written as the
+                :data:`HISTORY_MEMBERS` arrays, the rest as metadata.
             created: the run's start time (kept from the first checkpoint when None).
             name: the run's name (``"Run 3"``); the run id when None.
+            while_exists: a file (the run's job record, :meth:`convviz.job_files.JobFiles.job_path`) whose absence
+                means the learner deleted the run: checked before the write and again after it, and :meth:`delete`
+                removes it first, so whichever order a save and a delete run in, a deleted run stays deleted (what
+                this save put at the run's path is removed). None: no such check.
 
         Returns:
             The checkpoint path.
@@ -246,36 +428,63 @@ class RunStore:
 
         Raises:
             ValueError: a malformed run id, a folder at the run's path, or a history with NaN/infinity (not JSON).
+            RunDeletedError: (a ``FileNotFoundError``) ``while_exists`` is gone: the run was deleted; nothing of
+                this checkpoint is left.
             OSError: the folder cannot be written.
         """
         path = self.path(run_id)
-        if os.path.lexists(path) and stat.S_ISDIR(os.lstat(path).st_mode):
+        try:
+            folder = stat.S_ISDIR(os.lstat(path).st_mode)
+        except FileNotFoundError:  # also when a delete removes it meanwhile
+            folder = False
+        if folder:
             raise ValueError(f"cannot save run {run_id}: {str(path)!r} is a folder ({_FOLDER_NOTE})")
         if created is None:
             created = _utc_now()
         metadata = {
             "kind": "convviz-run", "run_id": run_id, "created": created, "updated": _utc_now(),
             "preset": preset, "dataset": dataset, "config": dict(config),
-            "history": {k: v for k, v in history.items()},
+            "history": {k: v for k, v in history.items() if k not in HISTORY_MEMBERS},
+            "batch_history": _BATCHES_IN_MEMBERS,
         }
+        batches = {member: np.asarray(history.get(key, []), dtype=np.float64).reshape(-1)
+                   for key, member in HISTORY_MEMBERS.items()}
         if name is not None:
             metadata["name"] = str(name)
+        self._check_not_deleted(run_id, while_exists)
         self.root.mkdir(parents=True, exist_ok=True)
-        return model.save(path, metadata=metadata)
+        written = model.save(path, metadata=metadata, history=batches)
+        try:
+            self._check_not_deleted(run_id, while_exists)
+        except RunDeletedError:
+            remove_entry(path)  # the delete ran meanwhile: what this save put back goes too
+            raise
+        return written
 
-    def list_runs(self, read=None) -> tuple[list[RunRecord], list[SkippedFile]]:
+    @staticmethod
+    def _check_not_deleted(run_id: str, while_exists) -> None:
+        if while_exists is not None and not os.path.lexists(while_exists):
+            raise RunDeletedError(f"run {run_id} was deleted (its job record {Path(while_exists).name!r} is gone); "
+                                  "its checkpoint was not written")
+
+    def list_runs(self, read=None, batches: bool = True) -> tuple[list[RunRecord], list[SkippedFile]]:
         """Every readable run, newest first, and a :class:`SkippedFile` for each other ``.npz`` in the folder.
 
         Only ``*.npz`` files whose names are run ids can be runs; temporary files
-        (``.name.tmp``) are ignored silently. A folder, pipe or link out of the folder with such a name is
-        skipped with its reason (:meth:`entry_problem`) and never opened. Reading is metadata only (within
-        :data:`convviz.npzfile.MODEL_LIMITS`); :meth:`load` checks the weights. Whatever goes
+        (``.name.tmp``) are ignored silently, and those a killed process left are removed
+        (:meth:`remove_stale_temporaries`). A folder, pipe or link out of the folder with such a name is
+        skipped with its reason (:meth:`entry_problem`) and never opened. Each file's metadata is read piece by
+        piece, at most :data:`MAX_RUN_METADATA_CHARS` held (a file written before :data:`HISTORY_MEMBERS` has its
+        per-batch lists checked as they stream by); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
         type, no memory for it) skips that file only.
 
         Args:
-            read: ``callable(path) -> RunRecord`` used for each file instead of :meth:`read_record` (the Train page
-                passes one that caches the record per file version); it raises as :meth:`read_record` does.
+            read: ``callable(path) -> RunRecord`` used for each file instead of ``read_record(path, batches)``
+                (the Train page passes one that caches the record per file version, without the per-batch
+                values); it raises as :meth:`read_record` does.
+            batches: the records' per-batch lists too (:meth:`read_record`); False for a list that does not show
+                them (the Train page's table, the atlas page's choice): an older file's are then never held.
 
         Returns:
             ``(records, skipped)``.
@@ -289,6 +498,8 @@ class RunStore:
         self.check_root()
         if not self.root.is_dir():
             raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
+        self.remove_stale_temporaries()
+        read = read or (lambda p: self.read_record(p, batches=batches))
         for path in sorted(self.root.glob("*.npz")):
             if path.name.startswith("."):
                 continue
@@ -299,7 +510,7 @@ class RunStore:
                                            "ConvViz wrote", deletable=not os.path.isdir(path)))
                 continue
             try:
-                records.append((read or self.read_record)(path))
+                records.append(read(path))
             except (ValueError, OSError) as exc:
                 if isinstance(exc, FileNotFoundError) and not os.path.lexists(path):
                     continue  # deleted meanwhile (another tab's Delete): nothing to warn about
@@ -310,11 +521,18 @@ class RunStore:
         records.sort(key=lambda r: r.run_id, reverse=True)
         return records, skipped
 
-    def read_record(self, path: Path) -> RunRecord:
+    def read_record(self, path: Path, batches: bool = True) -> RunRecord:
         """The record of the run file at ``path`` in this folder (metadata only), as :meth:`list_runs` reads it.
 
+        Args:
+            path: the file.
+            batches: read the per-batch history too (:data:`HISTORY_MEMBERS`, checked with numpy); False (the
+                runs list) reads the metadata member only, piece by piece, at most :data:`MAX_RUN_METADATA_CHARS`
+                held, and gives empty per-batch lists (an older file's are skipped as they stream by).
+
         Raises:
-            ValueError: not a run file name, no file (:meth:`entry_problem`), or metadata that fails a check.
+            ValueError: not a run file name, no file (:meth:`entry_problem`), metadata over its limit or failing a
+                check, or per-batch members that are missing or fail a check.
             OSError: the file cannot be read.
         """
         path = Path(path)
@@ -323,17 +541,32 @@ class RunStore:
         problem = self.entry_problem(path)
         if problem:
             raise ValueError(problem)
-        arrays = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS)
-        if "metadata" not in arrays:
+        has_members = bool(set(HISTORY_MEMBERS.values()) & set(member_names(path, "run")))
+        # streamed first, whatever is asked: metadata padded past MAX_RUN_METADATA_CHARS is refused cheaply
+        text = _list_metadata(path, skip_batch_lists=not has_members)
+        arrays, whole = {}, None
+        if batches and has_members:
+            arrays = read_npz(path, "run", keys=list(HISTORY_MEMBERS.values()), limits=MODEL_LIMITS)
+        elif batches and text is not None:  # written before the members: its history is all in the metadata
+            whole = read_npz(path, "run", keys=["metadata"], limits=MODEL_LIMITS).get("metadata")
+        if text is None:
             raise ValueError("no run metadata (a plain model file?)")
-        meta = parse_json(arrays["metadata"], "its metadata", max_chars=MAX_METADATA_CHARS,
-                          max_values=MAX_METADATA_VALUES)
+        meta = parse_json(text, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
         if not isinstance(meta, dict) or meta.get("kind") != "convviz-run" or meta.get("run_id") != path.stem:
             raise ValueError("metadata is not a ConvViz run's")
+        in_members = meta.get("batch_history") == _BATCHES_IN_MEMBERS
         missing = [key for key in ("created", "updated", "preset", "dataset", "config") if key not in meta]
         if missing:
             raise ValueError(f"metadata is incomplete (no {', '.join(missing)})")
         history = check_history(meta.get("history") or {}, "metadata['history']")
+        if in_members and batches:
+            history.update(_batch_values(arrays))
+        elif whole is not None:
+            saved = parse_json(whole, "its metadata", max_chars=MAX_METADATA_CHARS, max_values=MAX_METADATA_VALUES)
+            saved = saved.get("history") if isinstance(saved, dict) else None
+            for key in HISTORY_MEMBERS:  # a list skipped by _list_metadata was checked there as it streamed by
+                if not history[key] and isinstance(saved, dict) and isinstance(saved.get(key), list):
+                    history[key] = np.asarray(saved[key], dtype=np.float64).tolist()
         config = check_settings(meta["config"], "metadata['config']")
         accuracies = history["epoch_test_accuracy"]
         final = history.get("final_test_accuracy")
@@ -426,7 +659,8 @@ class RunStore:
         """Remove the run's checkpoint file, its job files (``<run id>.job.json``, ``.progress.json``,
         ``.stop``, ``.*.claim``; see :mod:`convviz.jobs`) and its atlas (:meth:`atlas_path`); nothing else in
         the folder is touched. A link is removed itself, never what it leads to; a folder is never removed
-        (:func:`remove_entry`).
+        (:func:`remove_entry`). The job record goes first: a checkpoint being written meanwhile (:meth:`save` with
+        ``while_exists``) then removes what it wrote, so the run stays deleted.
 
         Raises:
             FileNotFoundError: no such run.
@@ -438,7 +672,40 @@ class RunStore:
         if stat.S_ISDIR(os.lstat(path).st_mode):
             raise ValueError(f"run {run_id!r}: {str(path)!r} is a folder, not a run file; it was not deleted "
                              f"({_FOLDER_NOTE})")
+        remove_entry(path.with_suffix(".job.json"))
         remove_entry(path)
-        for extra in [path.with_suffix(s) for s in (".job.json", ".progress.json", ".stop")] + \
+        for extra in [path.with_suffix(s) for s in (".progress.json", ".stop")] + \
                 [self.atlas_path(run_id)] + list(self.root.glob(f"{run_id}.*.claim")):
             remove_entry(extra)  # a folder with such a name is left as it is
+
+    def remove_stale_temporaries(self, max_age_s: float = STALE_TMP_AGE_S, now: float | None = None) -> list[str]:
+        """Remove the temporary files a killed process left in this folder; :meth:`list_runs` calls it.
+
+        Only regular files (never a link, a folder, a pipe: ``lstat``, nothing followed) whose names match
+        :data:`TMP_NAME_RE` and that were not modified for ``max_age_s`` seconds (a live writer's file is newer)
+        are removed. Anything that cannot be removed (permissions, gone meanwhile) is left, silently.
+
+        Args:
+            max_age_s: seconds since the last modification (:data:`STALE_TMP_AGE_S`).
+            now: the present (seconds since 1970); the clock when None.
+
+        Returns:
+            The names removed.
+        """
+        now = time.time() if now is None else now
+        removed = []
+        try:
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return removed
+        for entry in entries:
+            if not TMP_NAME_RE.fullmatch(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime > max_age_s:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+            except OSError:
+                continue
+        return removed

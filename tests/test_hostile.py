@@ -100,10 +100,17 @@ def _good_run(store: RunStore, run_id=GOOD_RUN) -> str:
 
 
 def _with_metadata(store: RunStore, run_id: str, change) -> Path:
-    """A copy of the good run as ``run_id`` whose metadata text is ``change(metadata dict)`` (a str or a dict)."""
+    """A copy of the good run as ``run_id`` whose metadata text is ``change(metadata dict)`` (a str or a dict).
+
+    The copy has the older layout (the whole history in the metadata JSON, as files written before the per-batch
+    members), so a change can reach every history value; that layout is still read."""
     members = _members(store.path(GOOD_RUN))
     meta = json.loads(str(np.lib.format.read_array(io.BytesIO(members["metadata.npy"]))))
     meta["run_id"] = run_id
+    if meta.pop("batch_history", None) == "members":
+        for key in ("batch_loss", "batch_accuracy"):
+            values = np.lib.format.read_array(io.BytesIO(members.pop(f"history_{key}.npy")))
+            meta["history"][key] = values.tolist()
     text = change(meta)
     members["metadata.npy"] = _npy(np.array(text if isinstance(text, str) else json.dumps(text)))
     return _write_zip(store.path(run_id), members)
@@ -147,6 +154,8 @@ def _bad_runs(store: RunStore) -> dict[str, str]:
     members["metadata.npy"] = _npy_header_only((), "<U25000000")
     _write_zip(huge, members)
     expected[huge.name] = "declares 25,000,000 characters of text, over the limit of 24,000,000"
+    with pytest.raises(ValueError, match="declares 25,000,000 characters of text, over the limit of 24,000,000"):
+        store.record("20260101-000000-fast-b00007")  # opening it says the same as the list
     store.path("20260101-000000-fast-b00008").write_bytes(b"PK\x03\x04 garbage")
     expected["20260101-000000-fast-b00008.npz"] = "not a .npz archive"
     return expected
@@ -863,6 +872,10 @@ def test_kind4_a_history_too_long_is_refused_before_its_values_are_read(monkeypa
     big = 2_300_000
     _with_metadata(store, "20260101-000000-fast-a00009",
                    lambda m: dict(m, history=dict(m["history"], batch_loss=[0.5] * big, batch_accuracy=[0.9] * big)))
+    with pytest.raises(ValueError) as opened:  # opening it: its values are counted before they are parsed too
+        store.record("20260101-000000-fast-a00009")
+    assert "holds up to 4,600," in str(opened.value) and \
+        "values (counted as commas), over the limit of 1,030,000" in str(opened.value)
     at = _train_page(monkeypatch, tmp_path)
     (warning,) = [w.value for w in at.warning if "A file in the runs folder was skipped" in w.value]
     assert "holds up to 4,600," in warning and md("values (counted as commas), over the limit of 1,030,000") in warning

@@ -219,7 +219,7 @@ def choose_model() -> Choice | None:
 
     store = tr.get_store()
     try:
-        records, skipped = store.list_runs()
+        records, skipped = store.list_runs(batches=False)
     except OSError as exc:
         st.warning(f"Your runs folder {md(repr(str(store.root)))} cannot be read ({md(exc)}); only the shipped model is offered.")
         records, skipped = [], []

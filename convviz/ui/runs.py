@@ -35,29 +35,31 @@ _DATASETS = {tr.SAMPLE_LABEL: "bundled sample", tr.FULL_LABEL: "full MNIST"}
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def _record_of_version(root: str, path: str, version: tuple) -> tuple:
+def _record_of_version(root: str, path: str, version: tuple, batches: bool = False) -> tuple:
     """``(RunRecord, None)`` or ``(None, reason)`` for one version of a run file (``version``: its size, times and
-    inode), shared by every session: a file is read and checked once per change, not on every render (a run of
-    375,000 batches is 7 MB of metadata, over a second to parse and check). Records are never changed by the pages."""
+    inode), shared by every session: a file is read and checked once per change, not on every render. ``batches``:
+    with the per-batch history (the chosen run's charts), else the list's record (metadata only). Records are never
+    changed by the pages."""
     from convviz.runs import RunStore
 
     try:
-        return RunStore(root).read_record(Path(path)), None
+        return RunStore(root).read_record(Path(path), batches=batches), None
     except (ValueError, OSError) as exc:
         return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever one file causes stays with that file (as list_runs does)
         return None, f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
 
 
-def cached_read(store):
+def cached_read(store, batches: bool = False):
     """A ``read`` for :meth:`convviz.runs.RunStore.list_runs` that caches each regular file's record by its version;
-    anything else (a folder, a link, a pipe) is read, that is refused, every time."""
+    anything else (a folder, a link, a pipe) is read, that is refused, every time. ``batches``: records with their
+    per-batch history (:meth:`convviz.runs.RunStore.read_record`)."""
     def read(path: Path):
         info = os.lstat(path)
         if not stat.S_ISREG(info.st_mode):
-            return store.read_record(path)
+            return store.read_record(path, batches=batches)
         record, reason = _record_of_version(str(store.root), str(path),
-                                            (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
+                                            (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino), batches)
         if reason is not None:
             raise ValueError(reason)
         return record
@@ -214,7 +216,11 @@ def past_runs(busy: bool) -> None:
     chosen = st.selectbox("Show a saved run", list(by_id), key="runs_choice",
                           format_func=lambda i: f"{printable(by_id[i].name)} · {_when(by_id[i].created)} · {by_id[i].preset} · "
                                                 f"{_accuracy(by_id[i])} · {i}")
-    record = by_id[chosen]
+    try:  # the list's records have no per-batch values: the chosen run's charts need them
+        record = cached_read(store, batches=True)(by_id[chosen].path)
+    except (ValueError, OSError) as exc:
+        st.warning(f"{md(by_id[chosen].name)} cannot be shown: {md(exc)}")
+        return
     status = tr.live_status(record.run_id, record.status)
     st.caption(f"{md(record.name)}, saved as {record.run_id}: {tr.describe_settings(dict(record.config, preset=record.preset))}, on the "
                f"{md(_DATASETS.get(record.dataset, record.dataset))}. Weights saved {tr.weights_when(record.history)}, last at "

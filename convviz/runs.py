@@ -53,7 +53,7 @@ from convviz.run_metadata import (HISTORY_STATUSES, MAX_CLOCK_SKEW_S, MAX_EPOCHS
                                   check_time, check_timestamp_text, value_problem)
 
 __all__ = ["HISTORY_MEMBERS", "HISTORY_STATUSES", "MAX_CLOCK_SKEW_S", "MAX_EPOCHS",
-           "MAX_HISTORY_BATCHES", "MAX_METADATA_VALUES", "MAX_RUN_METADATA_CHARS", "RUNS_DIR_ENV", "RunDeletedError",
+           "MAX_HISTORY_BATCHES", "MAX_LISTED_FILES", "MAX_METADATA_VALUES", "MAX_RUN_METADATA_CHARS", "RUNS_DIR_ENV", "RunDeletedError",
            "RunRecord", "RunStore", "STALE_TMP_AGE_S", "SkippedFile", "TMP_NAME_RE", "check_history", "check_settings",
            "check_time", "check_timestamp_text", "default_runs_dir", "remove_entry"]
 
@@ -71,6 +71,11 @@ for at most :data:`MAX_EPOCHS` epochs, each at most 24 characters and its ``", "
 error message of at most 4,000 characters, 12 each when escaped (48,000); the name (64), dataset (200) and
 timestamps, the settings and the keys (under 10,000): 578,000 at most (``tests/test_runs_store.py`` builds that
 run). The runs list reads a metadata member piece by piece and refuses it once it has read more."""
+
+MAX_LISTED_FILES = 1000
+"""Most files named as runs (``<run id>.npz``) that one listing of a learner's folder opens: the newest ids (a run id
+starts with its time) are read, each older one is a :class:`SkippedFile` that was not opened (files with other names
+are never opened). A learner who trains a run a minute for a 2-hour lesson has 120."""
 
 STALE_TMP_AGE_S = 3600.0
 """A temporary file (:data:`TMP_NAME_RE`) unchanged for this many seconds was left by a process that died while
@@ -473,7 +478,8 @@ class RunStore:
         Only ``*.npz`` files whose names are run ids can be runs; temporary files
         (``.name.tmp``) are ignored silently, and those a killed process left are removed
         (:meth:`remove_stale_temporaries`). A folder, pipe or link out of the folder with such a name is
-        skipped with its reason (:meth:`entry_problem`) and never opened. Each file's metadata is read piece by
+        skipped with its reason (:meth:`entry_problem`) and never opened. At most :data:`MAX_LISTED_FILES` files
+        are opened, the newest run ids; the older ones are skipped unopened. Each file's metadata is read piece by
         piece, at most :data:`MAX_RUN_METADATA_CHARS` held (a file written before :data:`HISTORY_MEMBERS` has its
         per-batch lists checked as they stream by); :meth:`load` checks the weights. Whatever goes
         wrong reading one file (a damaged archive, metadata nested too deep or of the wrong
@@ -500,8 +506,15 @@ class RunStore:
             raise NotADirectoryError(f"the runs folder {str(self.root)!r} is not a folder")
         self.remove_stale_temporaries()
         read = read or (lambda p: self.read_record(p, batches=batches))
-        for path in sorted(self.root.glob("*.npz")):
-            if path.name.startswith("."):
+        paths = [path for path in sorted(self.root.glob("*.npz")) if not path.name.startswith(".")]
+        named = [path for path in paths if _RUN_ID_RE.fullmatch(path.stem)]  # only these are ever opened
+        unread = set(named[:max(0, len(named) - MAX_LISTED_FILES)])  # the oldest ids, past what one listing opens
+        for path in paths:
+            if path in unread:
+                skipped.append(SkippedFile(path.name, f"not opened: the folder holds {len(named):,} files named as "
+                                           f"runs and at most MAX_LISTED_FILES={MAX_LISTED_FILES:,} (the newest) are "
+                                           "read; delete the runs and files you no longer need",
+                                           deletable=not os.path.isdir(path)))
                 continue
             try:
                 path.name.encode("utf-8")

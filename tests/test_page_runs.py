@@ -209,3 +209,36 @@ def test_resume_with_other_data_shows_the_error(runs):
     rerun(at.button(key="runs_resume").click())
     assert any("same dataset and batch size" in e.value and run_id in e.value for e in at.error)
     assert ui.RUN_KEY not in at.session_state
+
+
+def test_thousands_of_junk_files_share_one_warning_and_one_delete_and_the_good_run_is_listed(runs, monkeypatch):
+    """#15 (the breaker's K4): 3,000 one-byte files made every Train page run take 13 s with 3,001 alerts. Now the
+    first MAX_SKIPPED_SHOWN get a warning each, the rest one warning and one confirmed "Delete them"; a listing
+    opens at most MAX_LISTED_FILES files named as runs (the newest ids), so the good, newest run is listed."""
+    from convviz import runs as runs_module
+    from convviz.ui.runs import MAX_SKIPPED_SHOWN
+
+    monkeypatch.setattr(runs_module, "MAX_LISTED_FILES", 120)  # the same rule as 1,000, with a smaller folder
+    runs.root.mkdir(parents=True, exist_ok=True)
+    for i in range(100):
+        (runs.root / f"x{i:05d}.npz").write_bytes(b"x")  # not named as runs: never opened
+    for i in range(130):
+        (runs.root / f"20250101-000000-fast-{i:06x}.npz").write_bytes(b"x")  # named as runs, older than the good one
+    good = _saved_run(runs)
+    at = _page()
+    assert not at.exception
+    assert list(_table(at)["Run id"]) == [good]
+    warnings = [w.value for w in at.warning if "in the runs folder" in w.value]
+    assert len(warnings) == MAX_SKIPPED_SHOWN + 1, warnings
+    assert f"{230 - MAX_SKIPPED_SHOWN:,} more files in the runs folder were skipped" in warnings[-1]
+    assert any("not opened: the folder holds 131 files named as runs and at most" in w and "=120" in w
+               for w in warnings[:MAX_SKIPPED_SHOWN]), warnings
+    at.button(key="runs_discard_all").click().run()
+    assert at.button(key="runs_discard_all_yes").label == f"Yes, delete these {230 - MAX_SKIPPED_SHOWN:,} files"
+    at.button(key="runs_discard_all_yes").click().run()
+    assert not at.exception
+    assert any(f"Deleted {230 - MAX_SKIPPED_SHOWN:,} skipped files." in s.value for s in at.success)
+    left = sorted(p.name for p in runs.root.glob("*.npz"))
+    assert len(left) == MAX_SKIPPED_SHOWN + 1 and f"{good}.npz" in left  # the five shown one by one, and the run
+    rerun(at)
+    assert len([w for w in at.warning if "in the runs folder" in w.value]) == MAX_SKIPPED_SHOWN and not at.exception

@@ -223,9 +223,12 @@ def choose_model() -> Choice | None:
     except OSError as exc:
         st.warning(f"Your runs folder {md(repr(str(store.root)))} cannot be read ({md(exc)}); only the shipped model is offered.")
         records, skipped = [], []
-    for item in skipped:
+    for item in skipped[:3]:
         st.warning(f"A file in your runs folder was skipped, {md(item.name)}: {md(item.reason.rstrip('.'))}. It was left as "
                    "it is (the Train page can delete it); your other runs are offered as usual.")
+    if len(skipped) > 3:
+        st.warning(f"{len(skipped) - 3:,} more files in your runs folder were skipped: none is a readable run. They "
+                   "were left as they are (the Train page can delete them); your other runs are offered as usual.")
     by_id = {r.run_id: r for r in records}
     options = [SHIPPED, *by_id]
     if st.session_state.get(MODEL_KEY) not in options:

@@ -30,6 +30,8 @@ _PENDING_DELETE = "_runs_delete_pending"
 """``st.session_state`` key: the run id whose deletion awaits confirmation."""
 _PENDING_DISCARD = "_runs_discard_pending"
 """``st.session_state`` key: the name of the skipped file whose deletion awaits confirmation."""
+_PENDING_DISCARD_ALL = "_runs_pending_discard_all"
+"""``st.session_state`` key: how many skipped files a "Delete them" awaits confirmation for."""
 
 _DATASETS = {tr.SAMPLE_LABEL: "bundled sample", tr.FULL_LABEL: "full MNIST"}
 
@@ -152,6 +154,58 @@ def skipped_file(item) -> None:
         no.button("Cancel", key="runs_discard_no", on_click=st.session_state.pop, args=(_PENDING_DISCARD, None))
 
 
+MAX_SKIPPED_SHOWN = 5
+"""Skipped files of the runs folder that get a warning and a Delete button each; the others share one warning
+and one button (3,000 warnings made every run of the Train page take 13 s)."""
+
+
+def _discard_many(names: list[str]) -> None:
+    """Delete the skipped files ``names`` (files only: :meth:`convviz.runs.RunStore.discard` refuses the rest)."""
+    st.session_state.pop(_PENDING_DISCARD_ALL, None)
+    store, failed = tr.get_store(), []
+    for name in names:
+        try:
+            store.discard(name)
+        except FileNotFoundError:
+            continue  # already gone
+        except (ValueError, OSError) as exc:
+            failed.append(f"{md(name)} ({md(exc)})")
+    if failed:
+        st.session_state["_runs_message"] = ("error", f"Deleted {len(names) - len(failed):,} of the {len(names):,} "
+                                                      f"files; these could not be deleted: {'; '.join(failed[:5])}")
+    else:
+        st.session_state["_runs_message"] = ("success", f"Deleted {len(names):,} skipped files.")
+
+
+def skipped_files(items: list) -> None:
+    """The runs folder's skipped files: the first :data:`MAX_SKIPPED_SHOWN` each with its warning
+    (:func:`skipped_file`), the others in one warning with one button that deletes them all (after a confirmation).
+
+    Args:
+        items: :class:`convviz.runs.SkippedFile` items, as :meth:`convviz.runs.RunStore.list_runs` gives them.
+    """
+    for item in items[:MAX_SKIPPED_SHOWN]:
+        skipped_file(item)
+    rest = items[MAX_SKIPPED_SHOWN:]
+    if not rest:
+        return
+    names = [item.name for item in rest if item.deletable]
+    examples = ", ".join(md(item.name) for item in rest[:3])
+    text, button = st.columns([6, 1], vertical_alignment="center")
+    text.warning(f"{len(rest):,} more files in the runs folder were skipped (for example {examples}): none is a "
+                 "readable run. They were left as they are; your other runs are listed as usual.")
+    pending = st.session_state.get(_PENDING_DISCARD_ALL) == len(names)
+    button.button("Delete them…", key="runs_discard_all", disabled=pending or not names,
+                  on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD_ALL, len(names)),
+                  help=f"Delete these {len(names):,} files (asks for confirmation first; folders are left).")
+    if pending:
+        yes, no, _ = st.columns([3, 1, 2])
+        yes.button(f"Yes, delete these {len(names):,} files", key="runs_discard_all_yes", type="primary",
+                   on_click=_discard_many, args=(names,))
+        no.button("Cancel", key="runs_discard_all_no", on_click=st.session_state.pop,
+                  args=(_PENDING_DISCARD_ALL, None))
+
+
 def _actions(record, busy: bool) -> None:
     live = tr.is_active(record.run_id)
     planned = _planned(record) or record.epochs_done + 1
@@ -206,8 +260,7 @@ def past_runs(busy: bool) -> None:
     except OSError as exc:
         st.error(f"The runs folder {md(repr(str(store.root)))} cannot be read ({md(exc)}); check its permissions.")
         return
-    for item in skipped:
-        skipped_file(item)
+    skipped_files(skipped)
     if not records:
         st.info("No saved runs yet: the runs you start above appear here.")
         return

@@ -137,11 +137,17 @@ def on_panel(trace: go.Heatmap, refs: tuple[str, str]) -> go.Heatmap:
 
 def panel_rect(refs: tuple[str, str], r0: float, c0: float, r1: float, c1: float, color: str = TAP_COLOR,
                width: float = 3, dash: str | None = None, fill: str | None = None, visible: bool = True) -> dict:
-    """A rectangle around cells (r0, c0) to (r1, c1) of a panel (layer above the heatmap, its numbers too)."""
-    line = {"color": color, "width": width, "dash": dash or "solid"}
-    return {"type": "rect", "xref": refs[0], "yref": refs[1], "x0": c0 - 0.5, "x1": c1 + 0.5, "y0": r0 - 0.5,
-            "y1": r1 + 0.5, "line": line, "fillcolor": fill or "rgba(0,0,0,0)", "layer": "above",
-            "visible": visible}
+    """A rectangle around cells (r0, c0) to (r1, c1) of a panel (layer above the heatmap, its numbers too).
+
+    ``visible=False`` gives the rectangle no area (``x1 = x0``, ``y1 = y0``, at the corner of (r0, c0)) and keeps it
+    ``"visible": True``: a frame that hides a shape with ``visible: false`` (applied without a redraw, as the
+    step-through controls apply frames) leaves plotly.js drawing it where it last was, seen in Chromium as a grey
+    cover over output cells already computed.
+    """
+    line = {"color": color, "width": width if visible else 0, "dash": dash or "solid"}
+    x1, y1 = (c1 + 0.5, r1 + 0.5) if visible else (c0 - 0.5, r0 - 0.5)
+    return {"type": "rect", "xref": refs[0], "yref": refs[1], "x0": c0 - 0.5, "x1": x1, "y0": r0 - 0.5,
+            "y1": y1, "line": line, "fillcolor": fill or "rgba(0,0,0,0)", "layer": "above", "visible": True}
 
 
 def squares_path(cells) -> str:

@@ -184,7 +184,7 @@ def scatter_figure(back: ConvBackward, show_numbers: bool = True, steps_per_seco
         i, j = win.out_index
         dropped = squares_path(zip(*np.nonzero(win.on_padding)))
         cover = {"type": "path", "xref": ref_c[0], "yref": ref_c[1], "path": dropped or "M0,0", "layer": "above",
-                 "line": {"width": 0}, "fillcolor": DROPPED_FILL, "visible": bool(dropped)}
+                 "line": {"width": 0}, "fillcolor": DROPPED_FILL, "visible": True}  # "M0,0": nothing (see panel_rect)
         return [panel_rect(ref_g, i, j, i, j, width=4),
                 panel_rect(ref_x, win.rows[0], win.cols[0], win.rows[-1], win.cols[-1], width=1.5, dash="dash"),
                 taps_path(ref_x, win.rows, win.cols), cover]

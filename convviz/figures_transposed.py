@@ -160,7 +160,7 @@ def _step_shapes(step, refs: tuple[tuple[str, str], ...], below: int, canvas_sha
             panel_rect(ref_c, min(below, ch - 1), 0, ch - 1, cw - 1, visible=below < ch,
                        **{"fill": PENDING_COLOR, "color": PENDING_COLOR, "width": 0}),
             {"type": "path", "xref": ref_p[0], "yref": ref_p[1], "path": dropped or "M0,0", "layer": "above",
-             "line": {"width": 0}, "fillcolor": DROPPED_FILL, "visible": bool(dropped)}]
+             "line": {"width": 0}, "fillcolor": DROPPED_FILL, "visible": True}]  # "M0,0": nothing (see panel_rect)
 
 
 def _crop_shapes(tc, ref_c: tuple[str, str]) -> list[dict]:

@@ -89,7 +89,9 @@ def test_the_output_fills_in_and_the_current_cell_is_outlined():
     assert (rest_of_row.x0, rest_of_row.x1, rest_of_row.y0, rest_of_row.y1) == (0.5, 2.5, 0.5, 1.5)
     assert rest_of_row.visible and rows_below.visible and (rows_below.y0, rows_below.y1) == (1.5, 2.5)
     last = fig.frames[-1].layout.shapes
-    assert last[3].visible is False and last[4].visible is False  # the map is complete
+    # the map is complete: both covers have no area (a frame never hides a shape with visible=False: plotly.js
+    # applies frames without a redraw and kept drawing such a shape where it last was)
+    assert all(c.visible is not False and (c.x0 == c.x1 or c.y0 == c.y1) for c in last[3:5])
     assert fig.layout.shapes[3].fillcolor == "#eeeeee"  # styles are sent once, in the layout
 
 

@@ -29,6 +29,8 @@ MIN_CELL = 1e-300
 """Smallest magnitude accepted in a matrix cell other than 0. Closer to 0, a number is stored inexactly or not at
 all (``1e-400`` would silently become 0), so such a cell is refused with a message instead."""
 
+CELL_WIDTH_PX = 52
+"""Width of one column of a matrix editor, pixels."""
 _MAX_CELL_TEXT = 64  # characters: longer text in a cell is refused (a run of digits as too large, else too long)
 _DIGITS = re.compile(r"[-+]?[0-9]+")
 
@@ -328,8 +330,10 @@ def matrix_editor(prefix: str, default: np.ndarray, limit: int, presets: list[st
     base = ss[f"{prefix}_base"]
     names = [str(j + 1) for j in range(base.shape[1])]
     frame = pd.DataFrame([[cell_text(v) for v in row] for row in base], columns=names)
+    # 52 px a column (Streamlit's "small" is 75): the Backpropagation page's 3x3 kernel fits its column at 1280x800
+    # (with "small" its third column was hidden), and a cell still shows numbers such as -0.25 or 1e-3 whole.
     st.data_editor(frame, key=editor_key(prefix), num_rows="fixed", hide_index=True, width="stretch",
-                   column_config={c: st.column_config.TextColumn(c, width="small") for c in names})
+                   column_config={c: st.column_config.TextColumn(c, width=CELL_WIDTH_PX) for c in names})
     st.caption(f"The page uses this {matrix.shape[0]}×{matrix.shape[1]} {label.lower()}. Type numbers such as "
                f"2, -0.5 or 1e-3: 0, or from {MIN_CELL:g} to {MAX_CELL:g} in size (either sign).")
     for note in notes:

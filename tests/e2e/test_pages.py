@@ -541,3 +541,26 @@ def test_draw_digits_are_classified_and_clear_empties_the_canvas(page: Page):
         predicted[digit] = int(re.match(r"Prediction: (\d)", said).group(1))
         clear_canvas(page)
     assert predicted == {d: d for d in DRAWN_DIGITS}, f"drawn -> predicted: {predicted}"
+
+
+def _grey_covers(page: Page, key: str) -> list[list[float]]:
+    """Width and height (px) of each drawn shape of figure ``key`` filled with the "not computed yet" grey."""
+    return page.locator(f".st-key-{key} .shapelayer path").evaluate_all(
+        "ps => ps.filter(p => getComputedStyle(p).fill === 'rgb(238, 238, 238)')"
+        ".map(p => { const b = p.getBBox(); return [b.width, b.height]; })")
+
+
+def test_the_output_cells_already_computed_are_never_left_grey(page: Page):
+    """At an output row's last cell, the cover over the rest of that row has nothing left to cover. A frame that hid
+    it with ``visible: false`` left plotly.js drawing it where it was: the current cell (and after a jump, cells
+    computed long before) stayed grey. Each position shows exactly the covers it needs, whatever the way there."""
+    open_page(page, "/Convolution", "Convolution")
+    stepper = stepper_text(page)
+    # (position, its output cell, grey covers with an area): the rest of the row and the rows below
+    for k, (row, col), covers in [(2, (1, 2), 2), (3, (1, 3), 1), (6, (2, 3), 1), (4, (2, 1), 2), (9, (3, 3), 0),
+                                  (1, (1, 1), 2), (6, (2, 3), 1)]:
+        click_slider(page, k)
+        expect(stepper).to_contain_text(f"Output cell (row {row}, column {col}) =")
+        page.wait_for_timeout(300)
+        drawn = [wh for wh in _grey_covers(page, "conv_fig_steps") if wh[0] > 0.5 and wh[1] > 0.5]
+        assert len(drawn) == covers, (k, drawn)

@@ -184,7 +184,7 @@ def forward_cost(spec) -> ForwardCost:
     ``numbers * 4`` bytes tracks the memory measured per image in inference: 6.3 MB computed against 6.5 MB
     measured for ``seed`` 128/128 kernel 9, and 21.7 MB against about 21 MB for a 1x1 to 1024 channels then 2x2
     'same' model (``ru_maxrss`` over batches of 25-300 digits). A training step holds about 3-4 times that
-    (measured 1.8-3.9x, ``/tmp/lead7/k3/step_mem.py``): activations kept for the gradient, and the gradients.
+    (measured 2.1-4.0x, ``benchmarks/train_step_memory.py``): activations kept for the gradient, and the gradients.
 
     Raises:
         ValueError: as :func:`validate_spec`.

@@ -154,7 +154,7 @@ def skipped_file(item) -> None:
         no.button("Cancel", key="runs_discard_no", on_click=st.session_state.pop, args=(_PENDING_DISCARD, None))
 
 
-MAX_SKIPPED_SHOWN = 5
+MAX_SKIPPED_SHOWN = 10
 """Skipped files of the runs folder that get a warning and a Delete button each; the others share one warning
 and one button (3,000 warnings made every run of the Train page take 13 s)."""
 

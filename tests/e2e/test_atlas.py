@@ -49,6 +49,11 @@ def test_atlas_is_computed_once_then_drawn_hovered_and_switched(page: Page):
 
     page.get_by_text("conv2 (64 filters)").click()
     wait_for_run(page)
+    # wait only: until that run has ended, Streamlit keeps conv1's chart (stale) beside conv2's; with the training
+    # cluster's workers importing TensorFlow on the same 2 cores (started by whatever page comes first), that run
+    # took more than the 30 s of the check below
+    expect(patches.locator(".gtitle").filter(has_text="conv2: the 9 strongest")).to_have_count(1, timeout=COMPUTE_TIMEOUT)
+    expect(patches.locator(".gtitle")).to_have_count(1, timeout=COMPUTE_TIMEOUT)
     expect(patches.locator(".gtitle")).to_contain_text("conv2: the 9 strongest patches of each filter (8×8 pixels)")
     expect(page.locator(".st-key-atlas_fig_filter .gtitle")).to_contain_text("conv2 filter 0")
     expect(page.locator(".st-key-atlas_fig_classes .annotation-text")).to_have_count(10)

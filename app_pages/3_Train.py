@@ -50,11 +50,13 @@ with st.expander("Settings" + (" (locked while training)" if busy else ""), expa
                                      disabled=busy, help="Adam's step size.")
     seed = number_input(c4, "Seed", 0, 2**31 - 1, remembered("train_seed", 0), key="train_seed", disabled=busy,
                         help="Same seed and settings → the same starting weights, shuffling and dropout.")
-    dataset = ui.dataset_picker()
+    dataset = ui.dataset_picker(remembered("train_dataset", ui.FULL_LABEL))
 
 for key in ("train_preset", "train_filters1", "train_filters2", "train_kernel", "train_epochs", "train_batch",
             "train_lr", "train_seed"):
     saved[key] = st.session_state[key]
+if "train_dataset" in st.session_state:  # drawn only when the full MNIST is there
+    saved["train_dataset"] = st.session_state["train_dataset"]
 
 _, cap_warning = ui.max_jobs()
 if cap_warning:

@@ -99,7 +99,9 @@ MAX_PATCH_NUMBERS = 16_777_216
 """Most numbers in one convolution's patch matrix for one image, ``h_out * w_out * kernel_height * kernel_width *
 in_channels`` (the im2col matrix its forward pass gathers: 64 MiB of float32). A 20 KB file within every other limit
 (1x1 conv to 1024 channels, then a 28x28 'same' conv) needed 629 M numbers, 2.34 GiB, to predict one digit. The
-shipped model needs 34,848; the largest preset a run's settings allow (``seed``, 256 filters, kernel 7) 3.2 M."""
+shipped model needs 34,848; the largest preset a run's settings allow (``seed``, 256 filters, kernel 7) 3.2 M. A max
+pooling whose strides differ from its pool size stacks its windows, ``h_out * w_out * pool_height * pool_width *
+channels`` numbers, held to the same limit (a 1x1 conv to 1024 channels, then a 14x14 pool at stride 1: 45 M)."""
 MAX_PARAMS = 5_000_000
 """Most weights and biases in a model (20 MB of float32; the largest Train page model has about 0.9 M)."""
 MAX_MULTIPLY_ADDS = 1_000_000_000
@@ -175,7 +177,8 @@ class ForwardCost(NamedTuple):
     """Multiply-adds of the convolutions and dense layers (one image)."""
     numbers: int
     """float32 numbers a forward pass holds per image: the input, every layer's output and the largest
-    convolution patch matrix (``h_out * w_out * kernel_height * kernel_width * in_channels``)."""
+    convolution patch matrix (``h_out * w_out * kernel_height * kernel_width * in_channels``) or stack of
+    overlapping pooling windows."""
 
 
 def forward_cost(spec) -> ForwardCost:
@@ -297,6 +300,16 @@ def _checked(spec) -> tuple[list[tuple[int, ...]], ForwardCost]:
                                  f"MAX_PATCH_NUMBERS={MAX_PATCH_NUMBERS:,}")
             multiply_adds += patches * shape[-1]
             largest_patches = max(largest_patches, patches)
+        elif kind == "maxpool2d":
+            ph, pw = pair(layer.get("pool_size", 2), "pool_size")
+            strides = layer.get("strides")
+            if strides is not None and pair(strides, "strides") != (ph, pw):  # overlapping or gapped windows are
+                windows = shape[0] * shape[1] * ph * pw * in_shape[-1]  # stacked (tensor_ops.max_pool2d)
+                if windows > MAX_PATCH_NUMBERS:
+                    raise ValueError(f"layer {name!r} (maxpool2d) stacks {shape[0]}x{shape[1]} windows of {ph}x{pw}x"
+                                     f"{in_shape[-1]} = {windows:,} numbers per image, over the limit of "
+                                     f"MAX_PATCH_NUMBERS={MAX_PATCH_NUMBERS:,}")
+                largest_patches = max(largest_patches, windows)
         elif kind == "dense":
             params += in_shape[0] * shape[0] + shape[0]
             multiply_adds += in_shape[0] * shape[0]

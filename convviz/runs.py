@@ -513,7 +513,8 @@ class RunStore:
             if path in unread:
                 skipped.append(SkippedFile(path.name, f"not opened: the folder holds {len(named):,} files named as "
                                            f"runs and at most MAX_LISTED_FILES={MAX_LISTED_FILES:,} (the newest) are "
-                                           "read; delete the runs and files you no longer need",
+                                           "read, so this one is not listed even if it is a run; delete the runs and "
+                                           "files you no longer need",
                                            deletable=not os.path.isdir(path)))
                 continue
             try:

@@ -334,3 +334,24 @@ def test_a_training_batch_over_the_step_limit_is_refused_with_the_largest_that_f
     tiny = ((np.zeros((4, 28, 28), np.uint8), np.arange(4) % 10), (np.zeros((2, 28, 28), np.uint8), np.arange(2)))
     with pytest.raises(ValueError, match="use a batch of at most 154"):  # before any step runs
         train(ScratchCNN(spec, seed=0), tiny, TrainConfig(epochs=1, batch_size=512))
+
+
+def test_a_pooling_whose_windows_overlap_counts_its_stack_of_windows():
+    """The final breaker's N1: a max pooling with strides below its pool size stacks its windows (tensor_ops), which
+    the cost did not count: conv 1024 k1 -> maxpool 14 stride 1 needed ~18 GB for a pass the limit allowed."""
+    from convviz.model import MAX_PATCH_NUMBERS, forward_cost
+    spec = [{"type": "conv2d", "name": "c", "filters": 1024, "kernel_size": 1},
+            {"type": "maxpool2d", "name": "p", "pool_size": 14, "strides": 1},
+            {"type": "flatten", "name": "f"}, {"type": "dense", "name": "o", "units": 10}]
+    with pytest.raises(ValueError) as info:
+        ScratchCNN(spec)
+    assert (f"layer 'p' (maxpool2d) stacks 15x15 windows of 14x14x1024 = {15 * 15 * 196 * 1024:,} numbers per image, "
+            f"over the limit of MAX_PATCH_NUMBERS={MAX_PATCH_NUMBERS:,}") == str(info.value)
+    small = [{"type": "conv2d", "name": "c", "filters": 8, "kernel_size": 3},
+             {"type": "maxpool2d", "name": "p", "pool_size": 3, "strides": 1},
+             {"type": "flatten", "name": "f"}, {"type": "dense", "name": "o", "units": 10}]
+    cost = forward_cost(small)
+    outputs = 784 + 26 * 26 * 8 + 24 * 24 * 8 + 24 * 24 * 8 + 10
+    assert cost.numbers == outputs + 24 * 24 * 9 * 8  # the stack (41,472) is larger than the conv's patches (6,084)
+    tiled = [dict(small[0]), {"type": "maxpool2d", "name": "p", "pool_size": 2}, *small[2:]]
+    assert forward_cost(tiled).numbers == 784 + 26 * 26 * 8 + 13 * 13 * 8 * 2 + 10 + 26 * 26 * 9

@@ -136,3 +136,23 @@ def test_the_pages_show_no_path_of_the_runs_folder_or_mnist_file(runs_root, monk
 ])
 def test_without_server_paths(text, shown):
     assert without_server_paths(text) == shown
+
+
+def _shipped_model_downloads():
+    from convviz.ui.export import shipped_model_downloads
+
+    shipped_model_downloads()
+
+
+def test_a_damaged_shipped_model_is_named_without_its_folder(runs_root, monkeypatch):
+    """The final breaker's N3: the Train page's downloads said "model file '/…/model_junk.npz' is not a .npz
+    archive" (the Draw and Atlas pages already showed the name only)."""
+    import convviz.model
+
+    junk = runs_root.parent / "modeljunk.npz"
+    junk.write_bytes(b"not a zip at all")
+    monkeypatch.setattr(convviz.model, "DEFAULT_MODEL_PATH", junk)
+    at = AppTest.from_function(_shipped_model_downloads, default_timeout=60)
+    at.run()
+    assert not at.exception and any("cannot be downloaded" in e.value for e in at.error)
+    _assert_no_path(at, runs_root, ["modeljunk.npz"])

@@ -193,3 +193,54 @@ def test_a_batch_too_large_for_the_architecture_is_refused_before_the_cluster_is
     rerun(at)
     at.button(key="train_start").click().run()
     assert not any("a training batch" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_dataset_choice_is_kept_after_another_page(monkeypatch, tmp_path):
+    """The final breaker's N6: "bundled sample" went back to "full MNIST" after a visit to Draw (the other settings
+    were kept), which with the largest settings meant a 140-minute run instead of a quick one."""
+    from streamlit.testing.v1 import AppTest
+
+    from apptest_helpers import APP
+
+    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+    if not mnist.exists():
+        pytest.skip("needs the full MNIST file, so that the page offers the choice")
+    monkeypatch.setenv("CONVVIZ_MNIST", str(mnist))
+    monkeypatch.setenv(jobs.SCHEDULER_ENV, "not-a-scheduler")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("app_pages/3_Train.py")
+    rerun(at)
+    at.radio(key="train_dataset").set_value(ui.SAMPLE_LABEL)
+    rerun(at)
+    at.switch_page("app_pages/4_Draw.py")
+    rerun(at)
+    at.switch_page("app_pages/3_Train.py")
+    rerun(at)
+    assert at.radio(key="train_dataset").value == ui.SAMPLE_LABEL
+
+
+def _current_run_with_an_unreadable_folder():
+    import streamlit as st
+
+    from convviz.ui import training as ui
+
+    class Manager:  # the cluster's manager, as far as the lookup goes: it reads the learner's folder first
+        def active_run(self, files):
+            files.store.root.stat()
+
+    ui.get_manager = lambda: (Manager(), None)
+    st.write(f"current run: {ui.current_run()}")
+
+
+def test_a_runs_folder_that_cannot_be_read_does_not_break_the_page(monkeypatch, tmp_path):
+    """The final breaker's N4: with a cluster, a runs folder with too long a name raised OSError (ENAMETOOLONG) from
+    the lookup of the learner's active run (``current_run``), an error box on the Train page. It now counts as "no
+    run going" (the saved-runs section reads the folder itself)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / ("r" * 300)))
+    at = AppTest.from_function(_current_run_with_an_unreadable_folder, default_timeout=60)
+    at.query_params["learner"] = LEARNER
+    at.run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.markdown] == ["current run: None"]

@@ -82,7 +82,7 @@ def downloads(slot: str, path: Path, stem: str, title: str, source: str) -> bool
         info = path.stat()
         npz, script, problem = _files(str(path), (info.st_mtime_ns, info.st_size), stem, title, source)
     except (ValueError, OSError) as exc:  # FileNotFoundError is an OSError
-        st.error(f"{md(title)} cannot be downloaded: {exc}. The file was left as it is; the other models on this page "
+        st.error(f"{md(title)} cannot be downloaded: {md(exc)}. The file was left as it is; the other models on this page "
                  "can still be downloaded.")
         return False
     weights, code, keras = st.columns(3)

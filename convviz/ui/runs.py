@@ -192,8 +192,9 @@ def skipped_files(items: list) -> None:
     names = [item.name for item in rest if item.deletable]
     examples = ", ".join(md(item.name) for item in rest[:3])
     text, button = st.columns([6, 1], vertical_alignment="center")
-    text.warning(f"{len(rest):,} more files in the runs folder were skipped (for example {examples}): none is a "
-                 "readable run. They were left as they are; your other runs are listed as usual.")
+    text.warning(f"{len(rest):,} more files in the runs folder were skipped (for example {examples}): each was "
+                 "unreadable, or not opened because the folder holds too many files. They were left as they are; the "
+                 "runs that could be read are listed below.")
     pending = st.session_state.get(_PENDING_DISCARD_ALL) == len(names)
     button.button("Delete them…", key="runs_discard_all", disabled=pending or not names,
                   on_click=st.session_state.__setitem__, args=(_PENDING_DISCARD_ALL, len(names)),

@@ -126,7 +126,7 @@ def get_sample():
     return _get_sample()
 
 
-def dataset_picker() -> str:
+def dataset_picker(default: str = FULL_LABEL) -> str:
     """The dataset choice: the full MNIST when it loads, else the bundled sample with a notice.
 
     The web server loads the full MNIST only to tell whether it is there and for the results' test
@@ -143,7 +143,8 @@ def dataset_picker() -> str:
         with st.popover("Why, and how to get the full set"):
             st.text(why)
         return SAMPLE_LABEL
-    choice = st.radio("Dataset", [FULL_LABEL, SAMPLE_LABEL], key="train_dataset",
+    options = [FULL_LABEL, SAMPLE_LABEL]
+    choice = st.radio("Dataset", options, key="train_dataset", index=options.index(default) if default in options else 0,
                       help="The bundled sample trains about 12x faster: handy for a quick look.")
     return choice
 
@@ -218,10 +219,16 @@ def live_status(run_id: str, saved_status: str) -> str:
 def current_run() -> jobs.RunState | None:
     """The run this session shows: the one it started or resumed, else the learner's run still going, or None."""
     run_id = st.session_state.get(RUN_KEY)
-    if run_id is None:
-        manager, _ = get_manager()
-        run_id = manager.active_run(get_files()) if manager is not None else None
-    state = run_state(run_id) if run_id else None
+    try:  # the runs folder unreadable (too long a name, a file in its place...): the saved-runs section says so
+        if run_id is None:
+            manager, _ = get_manager()
+            run_id = manager.active_run(get_files()) if manager is not None else None
+        state = run_state(run_id) if run_id else None
+    except OSError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("no current run: the runs folder cannot be read (%s)", exc)
+        return None
     if state is None:
         st.session_state.pop(RUN_KEY, None)
         return None

@@ -239,6 +239,7 @@ def test_a_runs_folder_that_cannot_be_read_does_not_break_the_page(monkeypatch, 
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("CONVVIZ_RUNS_DIR", str(tmp_path / ("r" * 300)))
+    monkeypatch.setattr(ui, "get_manager", ui.get_manager)  # the script replaces it in this process: put it back after
     at = AppTest.from_function(_current_run_with_an_unreadable_folder, default_timeout=60)
     at.query_params["learner"] = LEARNER
     at.run()

@@ -93,6 +93,8 @@ def canvas_image(stroke_width: int) -> np.ndarray | None:
                            height=CANVAS_SIZE, width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
                            initial_drawing=initial, key=key)
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:  # {"backgroundFit": 5}, ...
+        if key not in st.session_state:  # no state its client sent: not a crafted state (a fresh canvas would
+            raise  # raise again: never rerun in a loop)
         _remount_after_crafted_state(exc)  # reruns the page
     try:
         data = result.image_bytes  # the PNG its client sent: untrusted, decoded with our checks

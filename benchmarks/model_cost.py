@@ -7,7 +7,7 @@ before run evaluates 300 digits in one pass (pass ``--digits``).
 
 For each checkout, in a fresh process each:
 
-* ``largest``: the Train page's largest architecture (``seed``, 128/128 filters, kernel 9): ``evaluate`` on N random
+* ``largest``: one of the Train page's largest architectures (``seed``, 128/128 filters, kernel 9, the breaker's case; kernel 7 holds a little more): ``evaluate`` on N random
   digits with ``batch_size=N`` (as the page asks for 1,000), seconds and peak resident memory (``ru_maxrss``);
 * ``crafted``: the breaker's legal 20 MB spec (1x1 conv to 1024, 2x2 'same' conv to 1024, 1x1 conv to 740): whether
   ``ScratchCNN`` builds it (it is not evaluated: 21 MB per digit), and the message if refused.

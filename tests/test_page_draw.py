@@ -170,17 +170,23 @@ def _away_and_back(at):
     return rerun(at)
 
 
-def test_a_drawing_and_its_prediction_survive_leaving_the_page_until_clear(monkeypatch):
-    """Kind 5 of #15: the learner's drawing is not lost by visiting another page; the canvas comes back with its
-    strokes, the prediction with it; Clear still clears, also across pages."""
-    at = _app_at_draw(monkeypatch)
-    assert _canvas_data(at)["initialDrawing"] == {"objects": [], "background": "#000000"}
+def _draw_a_seven(at):
+    """A drawn 7 (with its strokes' JSON) sent as the canvas's state; the state and the one prediction shown."""
     state = canvas_state(strokes.render(strokes.canvas_paths(7)))
     state["drawing"]["raw"] = {"version": "6.0", "objects": [{"type": "Path", "path": [["M", 40, 40], ["L", 90, 200]]}]}
     at.session_state["draw_canvas_0"] = state
     rerun(at)
     before = _predictions(at)
     assert len(before) == 1
+    return state, before
+
+
+def test_a_drawing_and_its_prediction_survive_leaving_the_page_until_clear(monkeypatch):
+    """Kind 5 of #15: the learner's drawing is not lost by visiting another page; the canvas comes back with its
+    strokes, the prediction with it; Clear still clears, also across pages."""
+    at = _app_at_draw(monkeypatch)
+    assert _canvas_data(at)["initialDrawing"] == {"objects": [], "background": "#000000"}
+    state, before = _draw_a_seven(at)
     assert _canvas_data(at)["initialDrawing"]["objects"] == []  # fixed while mounted: the client is never redrawn
 
     at = _away_and_back(at)
@@ -235,12 +241,7 @@ def test_a_crafted_canvas_state_resets_the_canvas_to_the_kept_drawing(monkeypatc
     (AttributeError, KeyError, TypeError) in the page run. Now: a toast, a fresh canvas that starts from the
     learner's last drawing, and the same prediction."""
     at = _app_at_draw(monkeypatch)
-    state = canvas_state(strokes.render(strokes.canvas_paths(7)))
-    state["drawing"]["raw"] = {"version": "6.0", "objects": [{"type": "Path", "path": [["M", 40, 40], ["L", 90, 200]]}]}
-    at.session_state["draw_canvas_0"] = state
-    rerun(at)
-    before = _predictions(at)
-    assert len(before) == 1
+    state, before = _draw_a_seven(at)
     at.session_state["draw_canvas_0"] = crafted
     rerun(at)
     assert any("reset to your last drawing" in t.value for t in at.toast), [t.value for t in at.toast]
